@@ -1,0 +1,258 @@
+package sdk
+
+import (
+	"context"
+	"fmt"
+
+	goplugin "github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc"
+
+	pb "github.com/ebbscale/ebb/sdk/proto"
+)
+
+// Handshake is shared by the runner and every plugin: go-plugin refuses to
+// start a binary that does not present this cookie, so running a plugin by
+// hand prints a helpful message instead of hanging.
+var Handshake = goplugin.HandshakeConfig{
+	ProtocolVersion:  ProtocolVersion,
+	MagicCookieKey:   "EBB_PLUGIN_MAGIC_COOKIE",
+	MagicCookieValue: "ebb-autoscaler-plugin-v1",
+}
+
+// pluginSet lists what a plugin process may serve, keyed by kind name.
+func pluginSet(impl Plugin) goplugin.PluginSet {
+	return goplugin.PluginSet{
+		KindCollector.String(): &grpcPlugin{kind: KindCollector, impl: impl},
+		KindEvaluator.String(): &grpcPlugin{kind: KindEvaluator, impl: impl},
+		KindRealizer.String():  &grpcPlugin{kind: KindRealizer, impl: impl},
+	}
+}
+
+// grpcPlugin adapts a Plugin to go-plugin's GRPCPlugin on both sides.
+type grpcPlugin struct {
+	goplugin.NetRPCUnsupportedPlugin
+	kind Kind
+	impl Plugin // nil on the client side
+}
+
+func (p *grpcPlugin) GRPCServer(_ *goplugin.GRPCBroker, s *grpc.Server) error {
+	pb.RegisterPluginServer(s, &pluginServer{impl: p.impl})
+	switch impl := p.impl.(type) {
+	case Collector:
+		pb.RegisterCollectorServer(s, &collectorServer{impl: impl})
+	case Evaluator:
+		pb.RegisterEvaluatorServer(s, &evaluatorServer{impl: impl})
+	case Realizer:
+		pb.RegisterRealizerServer(s, &realizerServer{impl: impl})
+	default:
+		return fmt.Errorf("plugin %T implements none of Collector, Evaluator, Realizer", p.impl)
+	}
+	return nil
+}
+
+func (p *grpcPlugin) GRPCClient(_ context.Context, _ *goplugin.GRPCBroker, c *grpc.ClientConn) (any, error) {
+	base := pluginClient{c: pb.NewPluginClient(c)}
+	switch p.kind {
+	case KindCollector:
+		return &collectorClient{pluginClient: base, c: pb.NewCollectorClient(c)}, nil
+	case KindEvaluator:
+		return &evaluatorClient{pluginClient: base, c: pb.NewEvaluatorClient(c)}, nil
+	case KindRealizer:
+		return &realizerClient{pluginClient: base, c: pb.NewRealizerClient(c)}, nil
+	}
+	return nil, fmt.Errorf("unknown plugin kind %v", p.kind)
+}
+
+// ---- server side: a plugin process answering the runner ----
+
+type pluginServer struct {
+	pb.UnimplementedPluginServer
+	impl Plugin
+}
+
+func (s *pluginServer) Info(ctx context.Context, _ *pb.InfoRequest) (*pb.PluginInfo, error) {
+	info, err := s.impl.Info(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if info.ProtocolVersion == 0 {
+		info.ProtocolVersion = ProtocolVersion
+	}
+	if info.Kind == KindUnknown {
+		info.Kind = KindOf(s.impl)
+	}
+	return infoToPB(info)
+}
+
+func (s *pluginServer) Configure(ctx context.Context, r *pb.ConfigureRequest) (*pb.ConfigureResponse, error) {
+	return &pb.ConfigureResponse{}, s.impl.Configure(ctx, r.ConfigJson)
+}
+
+type collectorServer struct {
+	pb.UnimplementedCollectorServer
+	impl Collector
+}
+
+func (s *collectorServer) Collect(ctx context.Context, r *pb.CollectRequest) (*pb.CollectResponse, error) {
+	snap, err := s.impl.Collect(ctx, targetFromPB(r.Target))
+	if err != nil {
+		return nil, err
+	}
+	return &pb.CollectResponse{Snapshot: snapshotToPB(snap)}, nil
+}
+
+type evaluatorServer struct {
+	pb.UnimplementedEvaluatorServer
+	impl Evaluator
+}
+
+func (s *evaluatorServer) Evaluate(ctx context.Context, r *pb.EvaluateRequest) (*pb.EvaluateResponse, error) {
+	resp, err := s.impl.Evaluate(ctx, EvaluateRequest{
+		Target:           targetFromPB(r.Target),
+		Policy:           r.PolicyJson,
+		Snapshot:         snapshotFromPB(r.Snapshot),
+		Inventory:        unitsFromPB(r.Inventory),
+		State:            r.State,
+		Now:              tsFromPB(r.Now),
+		Previous:         decisionFromPB(r.Previous),
+		SnapshotDegraded: r.SnapshotDegraded,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &pb.EvaluateResponse{Decision: decisionToPB(&resp.Decision), State: resp.State}, nil
+}
+
+type realizerServer struct {
+	pb.UnimplementedRealizerServer
+	impl Realizer
+}
+
+func (s *realizerServer) Inventory(ctx context.Context, r *pb.InventoryRequest) (*pb.InventoryResponse, error) {
+	units, err := s.impl.Inventory(ctx, targetFromPB(r.Target))
+	if err != nil {
+		return nil, err
+	}
+	return &pb.InventoryResponse{Units: unitsToPB(units)}, nil
+}
+
+func (s *realizerServer) Realize(ctx context.Context, r *pb.RealizeRequest) (*pb.RealizeResponse, error) {
+	var d Decision
+	if r.Decision != nil {
+		d = *decisionFromPB(r.Decision)
+	}
+	summary, err := s.impl.Realize(ctx, RealizeRequest{Target: targetFromPB(r.Target), Decision: d, RequestID: r.RequestId})
+	if err != nil {
+		return nil, err
+	}
+	return &pb.RealizeResponse{Summary: summary}, nil
+}
+
+func (s *realizerServer) RealizeParallelismOverrides(ctx context.Context, r *pb.ParallelismOverridesRequest) (*pb.RealizeResponse, error) {
+	summary, err := s.impl.RealizeParallelismOverrides(ctx, OverridesRequest[int64]{Target: targetFromPB(r.Target), Overrides: r.Overrides, RequestID: r.RequestId})
+	if err != nil {
+		return nil, err
+	}
+	return &pb.RealizeResponse{Summary: summary}, nil
+}
+
+func (s *realizerServer) RealizeConfigOverrides(ctx context.Context, r *pb.ConfigOverridesRequest) (*pb.RealizeResponse, error) {
+	summary, err := s.impl.RealizeConfigOverrides(ctx, OverridesRequest[string]{Target: targetFromPB(r.Target), Overrides: r.Overrides, RequestID: r.RequestId})
+	if err != nil {
+		return nil, err
+	}
+	return &pb.RealizeResponse{Summary: summary}, nil
+}
+
+// ---- client side: the runner calling a plugin process ----
+
+type pluginClient struct{ c pb.PluginClient }
+
+func (c pluginClient) Info(ctx context.Context) (Info, error) {
+	r, err := c.c.Info(ctx, &pb.InfoRequest{})
+	if err != nil {
+		return Info{}, err
+	}
+	return infoFromPB(r)
+}
+
+func (c pluginClient) Configure(ctx context.Context, config []byte) error {
+	_, err := c.c.Configure(ctx, &pb.ConfigureRequest{ConfigJson: config})
+	return err
+}
+
+type collectorClient struct {
+	pluginClient
+	c pb.CollectorClient
+}
+
+func (c *collectorClient) Collect(ctx context.Context, t Target) (Snapshot, error) {
+	r, err := c.c.Collect(ctx, &pb.CollectRequest{Target: targetToPB(t)})
+	if err != nil {
+		return Snapshot{}, err
+	}
+	return snapshotFromPB(r.Snapshot), nil
+}
+
+type evaluatorClient struct {
+	pluginClient
+	c pb.EvaluatorClient
+}
+
+func (c *evaluatorClient) Evaluate(ctx context.Context, req EvaluateRequest) (EvaluateResponse, error) {
+	r, err := c.c.Evaluate(ctx, &pb.EvaluateRequest{
+		Target:           targetToPB(req.Target),
+		PolicyJson:       req.Policy,
+		Snapshot:         snapshotToPB(req.Snapshot),
+		Inventory:        unitsToPB(req.Inventory),
+		State:            req.State,
+		Now:              tsToPB(req.Now),
+		Previous:         decisionToPB(req.Previous),
+		SnapshotDegraded: req.SnapshotDegraded,
+	})
+	if err != nil {
+		return EvaluateResponse{}, err
+	}
+	var d Decision
+	if r.Decision != nil {
+		d = *decisionFromPB(r.Decision)
+	}
+	return EvaluateResponse{Decision: d, State: r.State}, nil
+}
+
+type realizerClient struct {
+	pluginClient
+	c pb.RealizerClient
+}
+
+func (c *realizerClient) Inventory(ctx context.Context, t Target) ([]Unit, error) {
+	r, err := c.c.Inventory(ctx, &pb.InventoryRequest{Target: targetToPB(t)})
+	if err != nil {
+		return nil, err
+	}
+	return unitsFromPB(r.Units), nil
+}
+
+func (c *realizerClient) Realize(ctx context.Context, req RealizeRequest) (string, error) {
+	r, err := c.c.Realize(ctx, &pb.RealizeRequest{Target: targetToPB(req.Target), Decision: decisionToPB(&req.Decision), RequestId: req.RequestID})
+	if err != nil {
+		return "", err
+	}
+	return r.Summary, nil
+}
+
+func (c *realizerClient) RealizeParallelismOverrides(ctx context.Context, req OverridesRequest[int64]) (string, error) {
+	r, err := c.c.RealizeParallelismOverrides(ctx, &pb.ParallelismOverridesRequest{Target: targetToPB(req.Target), Overrides: req.Overrides, RequestId: req.RequestID})
+	if err != nil {
+		return "", err
+	}
+	return r.Summary, nil
+}
+
+func (c *realizerClient) RealizeConfigOverrides(ctx context.Context, req OverridesRequest[string]) (string, error) {
+	r, err := c.c.RealizeConfigOverrides(ctx, &pb.ConfigOverridesRequest{Target: targetToPB(req.Target), Overrides: req.Overrides, RequestId: req.RequestID})
+	if err != nil {
+		return "", err
+	}
+	return r.Summary, nil
+}

@@ -1,0 +1,54 @@
+package sdk
+
+import (
+	"context"
+	"encoding/json"
+)
+
+// Plugin is what every plugin implements, whatever its kind.
+type Plugin interface {
+	// Info names the plugin and publishes its schemas. It must not depend on
+	// the configuration: the runner asks before configuring.
+	Info(ctx context.Context) (Info, error)
+	// Configure receives the plugin block's decoded `config { }` as a JSON
+	// object with defaults filled in. It is called after every (re)start.
+	Configure(ctx context.Context, config json.RawMessage) error
+}
+
+// Collector observes demand and workers for a target.
+type Collector interface {
+	Plugin
+	Collect(ctx context.Context, target Target) (Snapshot, error)
+}
+
+// Evaluator decides. It must be a pure function of its request: it keeps no
+// memory between calls other than the State it returns, which the runner stores.
+type Evaluator interface {
+	Plugin
+	Evaluate(ctx context.Context, req EvaluateRequest) (EvaluateResponse, error)
+}
+
+// Realizer acts on a platform. Every method is idempotent.
+type Realizer interface {
+	Plugin
+	// Inventory lists the units of a target straight from the platform.
+	Inventory(ctx context.Context, target Target) ([]Unit, error)
+	// Realize carries out a decision's unit actions. It returns a summary
+	// of what it did.
+	Realize(ctx context.Context, req RealizeRequest) (string, error)
+	RealizeParallelismOverrides(ctx context.Context, req OverridesRequest[int64]) (string, error)
+	RealizeConfigOverrides(ctx context.Context, req OverridesRequest[string]) (string, error)
+}
+
+// KindOf tells which kind a plugin value implements.
+func KindOf(p Plugin) Kind {
+	switch p.(type) {
+	case Collector:
+		return KindCollector
+	case Evaluator:
+		return KindEvaluator
+	case Realizer:
+		return KindRealizer
+	}
+	return KindUnknown
+}

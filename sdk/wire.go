@@ -1,0 +1,268 @@
+package sdk
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	pb "github.com/ebbscale/ebb/sdk/proto"
+)
+
+// This file converts between the Go values plugin authors see and the
+// generated protocol messages. Nothing else in the SDK touches pb types.
+
+func tsToPB(t time.Time) *pb.Timestamp {
+	if t.IsZero() {
+		return nil
+	}
+	return &pb.Timestamp{UnixNano: t.UnixNano()}
+}
+
+func tsFromPB(t *pb.Timestamp) time.Time {
+	if t == nil || t.UnixNano == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, t.UnixNano).UTC()
+}
+
+func targetToPB(t Target) *pb.Target { return &pb.Target{Chain: t.Chain, Name: t.Name} }
+
+func targetFromPB(t *pb.Target) Target {
+	if t == nil {
+		return Target{}
+	}
+	return Target{Chain: t.Chain, Name: t.Name}
+}
+
+func schemaToPB(s Schema) (*pb.Schema, error) {
+	out := &pb.Schema{}
+	for _, a := range s.Attributes {
+		pa := &pb.Attribute{
+			Name:        a.Name,
+			Type:        pb.Type(a.Type),
+			Required:    a.Required,
+			Description: a.Description,
+			Sensitive:   a.Sensitive,
+		}
+		if a.Default != nil {
+			b, err := json.Marshal(a.Default)
+			if err != nil {
+				return nil, fmt.Errorf("attribute %q: encoding default: %w", a.Name, err)
+			}
+			pa.DefaultJson = string(b)
+		}
+		out.Attributes = append(out.Attributes, pa)
+	}
+	for _, b := range s.Blocks {
+		inner, err := schemaToPB(b.Schema)
+		if err != nil {
+			return nil, fmt.Errorf("block %q: %w", b.Name, err)
+		}
+		out.Blocks = append(out.Blocks, &pb.Block{Name: b.Name, Description: b.Description, Schema: inner})
+	}
+	return out, nil
+}
+
+func schemaFromPB(s *pb.Schema) (Schema, error) {
+	var out Schema
+	if s == nil {
+		return out, nil
+	}
+	for _, a := range s.Attributes {
+		ga := Attribute{
+			Name:        a.Name,
+			Type:        Type(a.Type),
+			Required:    a.Required,
+			Description: a.Description,
+			Sensitive:   a.Sensitive,
+		}
+		if a.DefaultJson != "" {
+			if err := json.Unmarshal([]byte(a.DefaultJson), &ga.Default); err != nil {
+				return out, fmt.Errorf("attribute %q: bad default %q: %w", a.Name, a.DefaultJson, err)
+			}
+		}
+		out.Attributes = append(out.Attributes, ga)
+	}
+	for _, b := range s.Blocks {
+		inner, err := schemaFromPB(b.Schema)
+		if err != nil {
+			return out, fmt.Errorf("block %q: %w", b.Name, err)
+		}
+		out.Blocks = append(out.Blocks, Block{Name: b.Name, Description: b.Description, Schema: inner})
+	}
+	return out, nil
+}
+
+func infoToPB(i Info) (*pb.PluginInfo, error) {
+	cs, err := schemaToPB(i.ConfigSchema)
+	if err != nil {
+		return nil, fmt.Errorf("config schema: %w", err)
+	}
+	ps, err := schemaToPB(i.PolicySchema)
+	if err != nil {
+		return nil, fmt.Errorf("policy schema: %w", err)
+	}
+	return &pb.PluginInfo{
+		Name:            i.Name,
+		Kind:            pb.Kind(i.Kind),
+		Version:         i.Version,
+		ProtocolVersion: i.ProtocolVersion,
+		ConfigSchema:    cs,
+		PolicySchema:    ps,
+	}, nil
+}
+
+func infoFromPB(p *pb.PluginInfo) (Info, error) {
+	cs, err := schemaFromPB(p.GetConfigSchema())
+	if err != nil {
+		return Info{}, fmt.Errorf("config schema: %w", err)
+	}
+	ps, err := schemaFromPB(p.GetPolicySchema())
+	if err != nil {
+		return Info{}, fmt.Errorf("policy schema: %w", err)
+	}
+	return Info{
+		Name:            p.GetName(),
+		Kind:            Kind(p.GetKind()),
+		Version:         p.GetVersion(),
+		ProtocolVersion: p.GetProtocolVersion(),
+		ConfigSchema:    cs,
+		PolicySchema:    ps,
+	}, nil
+}
+
+func snapshotToPB(s Snapshot) *pb.Snapshot {
+	out := &pb.Snapshot{
+		ObservedAt:        tsToPB(s.ObservedAt),
+		Complete:          s.Complete,
+		IncompleteReasons: s.IncompleteReasons,
+		Demand: &pb.Demand{
+			PlannedTasks:   s.Demand.PlannedTasks,
+			ScheduledTasks: s.Demand.ScheduledTasks,
+			RunningTasks:   s.Demand.RunningTasks,
+			PendingTables:  s.Demand.PendingTables,
+			PlanningTables: s.Demand.PlanningTables,
+		},
+		Metrics: s.Metrics,
+	}
+	for _, w := range s.Workers {
+		out.Workers = append(out.Workers, &pb.Worker{
+			Id:           w.ID,
+			UnitId:       w.UnitID,
+			Threads:      w.Threads,
+			BusyThreads:  w.BusyThreads,
+			BusyKnown:    w.BusyKnown,
+			LastBusyAt:   tsToPB(w.LastBusyAt),
+			State:        pb.WorkerState(w.State),
+			RegisteredAt: tsToPB(w.RegisteredAt),
+		})
+	}
+	return out
+}
+
+func snapshotFromPB(s *pb.Snapshot) Snapshot {
+	if s == nil {
+		return Snapshot{}
+	}
+	d := s.GetDemand()
+	out := Snapshot{
+		ObservedAt:        tsFromPB(s.ObservedAt),
+		Complete:          s.Complete,
+		IncompleteReasons: s.IncompleteReasons,
+		Demand: Demand{
+			PlannedTasks:   d.GetPlannedTasks(),
+			ScheduledTasks: d.GetScheduledTasks(),
+			RunningTasks:   d.GetRunningTasks(),
+			PendingTables:  d.GetPendingTables(),
+			PlanningTables: d.GetPlanningTables(),
+		},
+		Metrics: s.Metrics,
+	}
+	for _, w := range s.Workers {
+		out.Workers = append(out.Workers, Worker{
+			ID:           w.Id,
+			UnitID:       w.UnitId,
+			Threads:      w.Threads,
+			BusyThreads:  w.BusyThreads,
+			BusyKnown:    w.BusyKnown,
+			LastBusyAt:   tsFromPB(w.LastBusyAt),
+			State:        WorkerState(w.State),
+			RegisteredAt: tsFromPB(w.RegisteredAt),
+		})
+	}
+	return out
+}
+
+func unitsToPB(us []Unit) []*pb.Unit {
+	out := make([]*pb.Unit, 0, len(us))
+	for _, u := range us {
+		out = append(out, &pb.Unit{
+			Id:             u.ID,
+			Size:           u.Size,
+			Phase:          pb.Phase(u.Phase),
+			CreatedAt:      tsToPB(u.CreatedAt),
+			DrainStartedAt: tsToPB(u.DrainStartedAt),
+			Labels:         u.Labels,
+		})
+	}
+	return out
+}
+
+func unitsFromPB(us []*pb.Unit) []Unit {
+	out := make([]Unit, 0, len(us))
+	for _, u := range us {
+		out = append(out, Unit{
+			ID:             u.Id,
+			Size:           u.Size,
+			Phase:          Phase(u.Phase),
+			CreatedAt:      tsFromPB(u.CreatedAt),
+			DrainStartedAt: tsFromPB(u.DrainStartedAt),
+			Labels:         u.Labels,
+		})
+	}
+	return out
+}
+
+func decisionToPB(d *Decision) *pb.Decision {
+	if d == nil {
+		return nil
+	}
+	out := &pb.Decision{
+		DesiredCapacity:      d.DesiredCapacity,
+		Drain:                d.Drain,
+		Restart:              d.Restart,
+		ParallelismOverrides: d.ParallelismOverrides,
+		ConfigOverrides:      d.ConfigOverrides,
+		Reason:               d.Reason,
+		Vetoed:               d.Vetoed,
+	}
+	for _, a := range d.Add {
+		out.Add = append(out.Add, &pb.UnitAdd{UnitId: a.UnitID, Size: a.Size})
+	}
+	for _, r := range d.Remove {
+		out.Remove = append(out.Remove, &pb.UnitRemove{UnitId: r.UnitID, Force: r.Force})
+	}
+	return out
+}
+
+func decisionFromPB(d *pb.Decision) *Decision {
+	if d == nil {
+		return nil
+	}
+	out := &Decision{
+		DesiredCapacity:      d.DesiredCapacity,
+		Drain:                d.Drain,
+		Restart:              d.Restart,
+		ParallelismOverrides: d.ParallelismOverrides,
+		ConfigOverrides:      d.ConfigOverrides,
+		Reason:               d.Reason,
+		Vetoed:               d.Vetoed,
+	}
+	for _, a := range d.Add {
+		out.Add = append(out.Add, UnitAdd{UnitID: a.UnitId, Size: a.Size})
+	}
+	for _, r := range d.Remove {
+		out.Remove = append(out.Remove, UnitRemove{UnitID: r.UnitId, Force: r.Force})
+	}
+	return out
+}
