@@ -2,6 +2,7 @@ package sdk
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 
 	goplugin "github.com/hashicorp/go-plugin"
@@ -123,6 +124,18 @@ func (s *evaluatorServer) Evaluate(ctx context.Context, r *pb.EvaluateRequest) (
 	return &pb.EvaluateResponse{Decision: decisionToPB(&resp.Decision), State: resp.State}, nil
 }
 
+func (s *evaluatorServer) ValidatePolicy(ctx context.Context, r *pb.ValidatePolicyRequest) (*pb.ValidatePolicyResponse, error) {
+	problems, err := s.impl.ValidatePolicy(ctx, r.PolicyJson)
+	if err != nil {
+		return nil, err
+	}
+	out := &pb.ValidatePolicyResponse{}
+	for _, p := range problems {
+		out.Problems = append(out.Problems, &pb.PolicyProblem{Attribute: p.Attribute, Message: p.Message})
+	}
+	return out, nil
+}
+
 type realizerServer struct {
 	pb.UnimplementedRealizerServer
 	impl Realizer
@@ -218,6 +231,18 @@ func (c *evaluatorClient) Evaluate(ctx context.Context, req EvaluateRequest) (Ev
 		d = *decisionFromPB(r.Decision)
 	}
 	return EvaluateResponse{Decision: d, State: r.State}, nil
+}
+
+func (c *evaluatorClient) ValidatePolicy(ctx context.Context, policy json.RawMessage) ([]PolicyProblem, error) {
+	r, err := c.c.ValidatePolicy(ctx, &pb.ValidatePolicyRequest{PolicyJson: policy})
+	if err != nil {
+		return nil, err
+	}
+	var out []PolicyProblem
+	for _, p := range r.Problems {
+		out = append(out, PolicyProblem{Attribute: p.Attribute, Message: p.Message})
+	}
+	return out, nil
 }
 
 type realizerClient struct {

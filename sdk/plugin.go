@@ -26,6 +26,16 @@ type Collector interface {
 type Evaluator interface {
 	Plugin
 	Evaluate(ctx context.Context, req EvaluateRequest) (EvaluateResponse, error)
+	// ValidatePolicy reports what the policy schema cannot express, such as
+	// min > max. The runner calls it when it loads the configuration.
+	ValidatePolicy(ctx context.Context, policy json.RawMessage) ([]PolicyProblem, error)
+}
+
+// PolicyProblem is one thing wrong with a policy. Attribute is the dotted path
+// of the attribute at fault ("auto-restart.max-retries"), or empty.
+type PolicyProblem struct {
+	Attribute string
+	Message   string
 }
 
 // Realizer acts on a platform. Every method is idempotent.

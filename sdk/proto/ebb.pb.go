@@ -1648,6 +1648,148 @@ func (x *EvaluateRequest) GetSnapshotDegraded() bool {
 	return false
 }
 
+type ValidatePolicyRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	PolicyJson    []byte                 `protobuf:"bytes,1,opt,name=policy_json,json=policyJson,proto3" json:"policy_json,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ValidatePolicyRequest) Reset() {
+	*x = ValidatePolicyRequest{}
+	mi := &file_ebb_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ValidatePolicyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ValidatePolicyRequest) ProtoMessage() {}
+
+func (x *ValidatePolicyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ebb_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ValidatePolicyRequest.ProtoReflect.Descriptor instead.
+func (*ValidatePolicyRequest) Descriptor() ([]byte, []int) {
+	return file_ebb_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *ValidatePolicyRequest) GetPolicyJson() []byte {
+	if x != nil {
+		return x.PolicyJson
+	}
+	return nil
+}
+
+type PolicyProblem struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Dotted path of the attribute at fault, e.g. "min-parallelism" or
+	// "auto-restart.max-retries"; empty when no single attribute is to blame.
+	Attribute     string `protobuf:"bytes,1,opt,name=attribute,proto3" json:"attribute,omitempty"`
+	Message       string `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PolicyProblem) Reset() {
+	*x = PolicyProblem{}
+	mi := &file_ebb_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PolicyProblem) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PolicyProblem) ProtoMessage() {}
+
+func (x *PolicyProblem) ProtoReflect() protoreflect.Message {
+	mi := &file_ebb_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PolicyProblem.ProtoReflect.Descriptor instead.
+func (*PolicyProblem) Descriptor() ([]byte, []int) {
+	return file_ebb_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *PolicyProblem) GetAttribute() string {
+	if x != nil {
+		return x.Attribute
+	}
+	return ""
+}
+
+func (x *PolicyProblem) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+type ValidatePolicyResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Problems      []*PolicyProblem       `protobuf:"bytes,1,rep,name=problems,proto3" json:"problems,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ValidatePolicyResponse) Reset() {
+	*x = ValidatePolicyResponse{}
+	mi := &file_ebb_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ValidatePolicyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ValidatePolicyResponse) ProtoMessage() {}
+
+func (x *ValidatePolicyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ebb_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ValidatePolicyResponse.ProtoReflect.Descriptor instead.
+func (*ValidatePolicyResponse) Descriptor() ([]byte, []int) {
+	return file_ebb_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *ValidatePolicyResponse) GetProblems() []*PolicyProblem {
+	if x != nil {
+		return x.Problems
+	}
+	return nil
+}
+
 type EvaluateResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Decision      *Decision              `protobuf:"bytes,1,opt,name=decision,proto3" json:"decision,omitempty"`
@@ -1658,7 +1800,7 @@ type EvaluateResponse struct {
 
 func (x *EvaluateResponse) Reset() {
 	*x = EvaluateResponse{}
-	mi := &file_ebb_proto_msgTypes[21]
+	mi := &file_ebb_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1670,7 +1812,7 @@ func (x *EvaluateResponse) String() string {
 func (*EvaluateResponse) ProtoMessage() {}
 
 func (x *EvaluateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ebb_proto_msgTypes[21]
+	mi := &file_ebb_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1683,7 +1825,7 @@ func (x *EvaluateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EvaluateResponse.ProtoReflect.Descriptor instead.
 func (*EvaluateResponse) Descriptor() ([]byte, []int) {
-	return file_ebb_proto_rawDescGZIP(), []int{21}
+	return file_ebb_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *EvaluateResponse) GetDecision() *Decision {
@@ -1712,7 +1854,7 @@ type RealizeRequest struct {
 
 func (x *RealizeRequest) Reset() {
 	*x = RealizeRequest{}
-	mi := &file_ebb_proto_msgTypes[22]
+	mi := &file_ebb_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1724,7 +1866,7 @@ func (x *RealizeRequest) String() string {
 func (*RealizeRequest) ProtoMessage() {}
 
 func (x *RealizeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ebb_proto_msgTypes[22]
+	mi := &file_ebb_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1737,7 +1879,7 @@ func (x *RealizeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RealizeRequest.ProtoReflect.Descriptor instead.
 func (*RealizeRequest) Descriptor() ([]byte, []int) {
-	return file_ebb_proto_rawDescGZIP(), []int{22}
+	return file_ebb_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *RealizeRequest) GetTarget() *Target {
@@ -1771,7 +1913,7 @@ type RealizeResponse struct {
 
 func (x *RealizeResponse) Reset() {
 	*x = RealizeResponse{}
-	mi := &file_ebb_proto_msgTypes[23]
+	mi := &file_ebb_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1783,7 +1925,7 @@ func (x *RealizeResponse) String() string {
 func (*RealizeResponse) ProtoMessage() {}
 
 func (x *RealizeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ebb_proto_msgTypes[23]
+	mi := &file_ebb_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1796,7 +1938,7 @@ func (x *RealizeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RealizeResponse.ProtoReflect.Descriptor instead.
 func (*RealizeResponse) Descriptor() ([]byte, []int) {
-	return file_ebb_proto_rawDescGZIP(), []int{23}
+	return file_ebb_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *RealizeResponse) GetSummary() string {
@@ -1817,7 +1959,7 @@ type ParallelismOverridesRequest struct {
 
 func (x *ParallelismOverridesRequest) Reset() {
 	*x = ParallelismOverridesRequest{}
-	mi := &file_ebb_proto_msgTypes[24]
+	mi := &file_ebb_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1829,7 +1971,7 @@ func (x *ParallelismOverridesRequest) String() string {
 func (*ParallelismOverridesRequest) ProtoMessage() {}
 
 func (x *ParallelismOverridesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ebb_proto_msgTypes[24]
+	mi := &file_ebb_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1842,7 +1984,7 @@ func (x *ParallelismOverridesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ParallelismOverridesRequest.ProtoReflect.Descriptor instead.
 func (*ParallelismOverridesRequest) Descriptor() ([]byte, []int) {
-	return file_ebb_proto_rawDescGZIP(), []int{24}
+	return file_ebb_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ParallelismOverridesRequest) GetTarget() *Target {
@@ -1877,7 +2019,7 @@ type ConfigOverridesRequest struct {
 
 func (x *ConfigOverridesRequest) Reset() {
 	*x = ConfigOverridesRequest{}
-	mi := &file_ebb_proto_msgTypes[25]
+	mi := &file_ebb_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1889,7 +2031,7 @@ func (x *ConfigOverridesRequest) String() string {
 func (*ConfigOverridesRequest) ProtoMessage() {}
 
 func (x *ConfigOverridesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ebb_proto_msgTypes[25]
+	mi := &file_ebb_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1902,7 +2044,7 @@ func (x *ConfigOverridesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigOverridesRequest.ProtoReflect.Descriptor instead.
 func (*ConfigOverridesRequest) Descriptor() ([]byte, []int) {
-	return file_ebb_proto_rawDescGZIP(), []int{25}
+	return file_ebb_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ConfigOverridesRequest) GetTarget() *Target {
@@ -2044,7 +2186,15 @@ const file_ebb_proto_rawDesc = "" +
 	"\x05state\x18\x05 \x01(\fR\x05state\x12*\n" +
 	"\x03now\x18\x06 \x01(\v2\x18.ebb.plugin.v1.TimestampR\x03now\x123\n" +
 	"\bprevious\x18\a \x01(\v2\x17.ebb.plugin.v1.DecisionR\bprevious\x12+\n" +
-	"\x11snapshot_degraded\x18\b \x01(\bR\x10snapshotDegraded\"]\n" +
+	"\x11snapshot_degraded\x18\b \x01(\bR\x10snapshotDegraded\"8\n" +
+	"\x15ValidatePolicyRequest\x12\x1f\n" +
+	"\vpolicy_json\x18\x01 \x01(\fR\n" +
+	"policyJson\"G\n" +
+	"\rPolicyProblem\x12\x1c\n" +
+	"\tattribute\x18\x01 \x01(\tR\tattribute\x12\x18\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\"R\n" +
+	"\x16ValidatePolicyResponse\x128\n" +
+	"\bproblems\x18\x01 \x03(\v2\x1c.ebb.plugin.v1.PolicyProblemR\bproblems\"]\n" +
 	"\x10EvaluateResponse\x123\n" +
 	"\bdecision\x18\x01 \x01(\v2\x17.ebb.plugin.v1.DecisionR\bdecision\x12\x14\n" +
 	"\x05state\x18\x02 \x01(\fR\x05state\"\x93\x01\n" +
@@ -2104,9 +2254,10 @@ const file_ebb_proto_rawDesc = "" +
 	"\x04Info\x12\x1a.ebb.plugin.v1.InfoRequest\x1a\x19.ebb.plugin.v1.PluginInfo\x12N\n" +
 	"\tConfigure\x12\x1f.ebb.plugin.v1.ConfigureRequest\x1a .ebb.plugin.v1.ConfigureResponse2U\n" +
 	"\tCollector\x12H\n" +
-	"\aCollect\x12\x1d.ebb.plugin.v1.CollectRequest\x1a\x1e.ebb.plugin.v1.CollectResponse2X\n" +
+	"\aCollect\x12\x1d.ebb.plugin.v1.CollectRequest\x1a\x1e.ebb.plugin.v1.CollectResponse2\xb7\x01\n" +
 	"\tEvaluator\x12K\n" +
-	"\bEvaluate\x12\x1e.ebb.plugin.v1.EvaluateRequest\x1a\x1f.ebb.plugin.v1.EvaluateResponse2\xf0\x02\n" +
+	"\bEvaluate\x12\x1e.ebb.plugin.v1.EvaluateRequest\x1a\x1f.ebb.plugin.v1.EvaluateResponse\x12]\n" +
+	"\x0eValidatePolicy\x12$.ebb.plugin.v1.ValidatePolicyRequest\x1a%.ebb.plugin.v1.ValidatePolicyResponse2\xf0\x02\n" +
 	"\bRealizer\x12N\n" +
 	"\tInventory\x12\x1f.ebb.plugin.v1.InventoryRequest\x1a .ebb.plugin.v1.InventoryResponse\x12H\n" +
 	"\aRealize\x12\x1d.ebb.plugin.v1.RealizeRequest\x1a\x1e.ebb.plugin.v1.RealizeResponse\x12i\n" +
@@ -2126,7 +2277,7 @@ func file_ebb_proto_rawDescGZIP() []byte {
 }
 
 var file_ebb_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_ebb_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
+var file_ebb_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
 var file_ebb_proto_goTypes = []any{
 	(Kind)(0),                           // 0: ebb.plugin.v1.Kind
 	(Type)(0),                           // 1: ebb.plugin.v1.Type
@@ -2154,17 +2305,20 @@ var file_ebb_proto_goTypes = []any{
 	(*UnitRemove)(nil),                  // 23: ebb.plugin.v1.UnitRemove
 	(*Decision)(nil),                    // 24: ebb.plugin.v1.Decision
 	(*EvaluateRequest)(nil),             // 25: ebb.plugin.v1.EvaluateRequest
-	(*EvaluateResponse)(nil),            // 26: ebb.plugin.v1.EvaluateResponse
-	(*RealizeRequest)(nil),              // 27: ebb.plugin.v1.RealizeRequest
-	(*RealizeResponse)(nil),             // 28: ebb.plugin.v1.RealizeResponse
-	(*ParallelismOverridesRequest)(nil), // 29: ebb.plugin.v1.ParallelismOverridesRequest
-	(*ConfigOverridesRequest)(nil),      // 30: ebb.plugin.v1.ConfigOverridesRequest
-	nil,                                 // 31: ebb.plugin.v1.Snapshot.MetricsEntry
-	nil,                                 // 32: ebb.plugin.v1.Unit.LabelsEntry
-	nil,                                 // 33: ebb.plugin.v1.Decision.ParallelismOverridesEntry
-	nil,                                 // 34: ebb.plugin.v1.Decision.ConfigOverridesEntry
-	nil,                                 // 35: ebb.plugin.v1.ParallelismOverridesRequest.OverridesEntry
-	nil,                                 // 36: ebb.plugin.v1.ConfigOverridesRequest.OverridesEntry
+	(*ValidatePolicyRequest)(nil),       // 26: ebb.plugin.v1.ValidatePolicyRequest
+	(*PolicyProblem)(nil),               // 27: ebb.plugin.v1.PolicyProblem
+	(*ValidatePolicyResponse)(nil),      // 28: ebb.plugin.v1.ValidatePolicyResponse
+	(*EvaluateResponse)(nil),            // 29: ebb.plugin.v1.EvaluateResponse
+	(*RealizeRequest)(nil),              // 30: ebb.plugin.v1.RealizeRequest
+	(*RealizeResponse)(nil),             // 31: ebb.plugin.v1.RealizeResponse
+	(*ParallelismOverridesRequest)(nil), // 32: ebb.plugin.v1.ParallelismOverridesRequest
+	(*ConfigOverridesRequest)(nil),      // 33: ebb.plugin.v1.ConfigOverridesRequest
+	nil,                                 // 34: ebb.plugin.v1.Snapshot.MetricsEntry
+	nil,                                 // 35: ebb.plugin.v1.Unit.LabelsEntry
+	nil,                                 // 36: ebb.plugin.v1.Decision.ParallelismOverridesEntry
+	nil,                                 // 37: ebb.plugin.v1.Decision.ConfigOverridesEntry
+	nil,                                 // 38: ebb.plugin.v1.ParallelismOverridesRequest.OverridesEntry
+	nil,                                 // 39: ebb.plugin.v1.ConfigOverridesRequest.OverridesEntry
 }
 var file_ebb_proto_depIdxs = []int32{
 	0,  // 0: ebb.plugin.v1.PluginInfo.kind:type_name -> ebb.plugin.v1.Kind
@@ -2179,53 +2333,56 @@ var file_ebb_proto_depIdxs = []int32{
 	13, // 9: ebb.plugin.v1.Snapshot.observed_at:type_name -> ebb.plugin.v1.Timestamp
 	17, // 10: ebb.plugin.v1.Snapshot.demand:type_name -> ebb.plugin.v1.Demand
 	18, // 11: ebb.plugin.v1.Snapshot.workers:type_name -> ebb.plugin.v1.Worker
-	31, // 12: ebb.plugin.v1.Snapshot.metrics:type_name -> ebb.plugin.v1.Snapshot.MetricsEntry
+	34, // 12: ebb.plugin.v1.Snapshot.metrics:type_name -> ebb.plugin.v1.Snapshot.MetricsEntry
 	13, // 13: ebb.plugin.v1.Worker.last_busy_at:type_name -> ebb.plugin.v1.Timestamp
 	2,  // 14: ebb.plugin.v1.Worker.state:type_name -> ebb.plugin.v1.WorkerState
 	13, // 15: ebb.plugin.v1.Worker.registered_at:type_name -> ebb.plugin.v1.Timestamp
 	3,  // 16: ebb.plugin.v1.Unit.phase:type_name -> ebb.plugin.v1.Phase
 	13, // 17: ebb.plugin.v1.Unit.created_at:type_name -> ebb.plugin.v1.Timestamp
 	13, // 18: ebb.plugin.v1.Unit.drain_started_at:type_name -> ebb.plugin.v1.Timestamp
-	32, // 19: ebb.plugin.v1.Unit.labels:type_name -> ebb.plugin.v1.Unit.LabelsEntry
+	35, // 19: ebb.plugin.v1.Unit.labels:type_name -> ebb.plugin.v1.Unit.LabelsEntry
 	12, // 20: ebb.plugin.v1.InventoryRequest.target:type_name -> ebb.plugin.v1.Target
 	19, // 21: ebb.plugin.v1.InventoryResponse.units:type_name -> ebb.plugin.v1.Unit
 	22, // 22: ebb.plugin.v1.Decision.add:type_name -> ebb.plugin.v1.UnitAdd
 	23, // 23: ebb.plugin.v1.Decision.remove:type_name -> ebb.plugin.v1.UnitRemove
-	33, // 24: ebb.plugin.v1.Decision.parallelism_overrides:type_name -> ebb.plugin.v1.Decision.ParallelismOverridesEntry
-	34, // 25: ebb.plugin.v1.Decision.config_overrides:type_name -> ebb.plugin.v1.Decision.ConfigOverridesEntry
+	36, // 24: ebb.plugin.v1.Decision.parallelism_overrides:type_name -> ebb.plugin.v1.Decision.ParallelismOverridesEntry
+	37, // 25: ebb.plugin.v1.Decision.config_overrides:type_name -> ebb.plugin.v1.Decision.ConfigOverridesEntry
 	12, // 26: ebb.plugin.v1.EvaluateRequest.target:type_name -> ebb.plugin.v1.Target
 	16, // 27: ebb.plugin.v1.EvaluateRequest.snapshot:type_name -> ebb.plugin.v1.Snapshot
 	19, // 28: ebb.plugin.v1.EvaluateRequest.inventory:type_name -> ebb.plugin.v1.Unit
 	13, // 29: ebb.plugin.v1.EvaluateRequest.now:type_name -> ebb.plugin.v1.Timestamp
 	24, // 30: ebb.plugin.v1.EvaluateRequest.previous:type_name -> ebb.plugin.v1.Decision
-	24, // 31: ebb.plugin.v1.EvaluateResponse.decision:type_name -> ebb.plugin.v1.Decision
-	12, // 32: ebb.plugin.v1.RealizeRequest.target:type_name -> ebb.plugin.v1.Target
-	24, // 33: ebb.plugin.v1.RealizeRequest.decision:type_name -> ebb.plugin.v1.Decision
-	12, // 34: ebb.plugin.v1.ParallelismOverridesRequest.target:type_name -> ebb.plugin.v1.Target
-	35, // 35: ebb.plugin.v1.ParallelismOverridesRequest.overrides:type_name -> ebb.plugin.v1.ParallelismOverridesRequest.OverridesEntry
-	12, // 36: ebb.plugin.v1.ConfigOverridesRequest.target:type_name -> ebb.plugin.v1.Target
-	36, // 37: ebb.plugin.v1.ConfigOverridesRequest.overrides:type_name -> ebb.plugin.v1.ConfigOverridesRequest.OverridesEntry
-	5,  // 38: ebb.plugin.v1.Plugin.Info:input_type -> ebb.plugin.v1.InfoRequest
-	10, // 39: ebb.plugin.v1.Plugin.Configure:input_type -> ebb.plugin.v1.ConfigureRequest
-	14, // 40: ebb.plugin.v1.Collector.Collect:input_type -> ebb.plugin.v1.CollectRequest
-	25, // 41: ebb.plugin.v1.Evaluator.Evaluate:input_type -> ebb.plugin.v1.EvaluateRequest
-	20, // 42: ebb.plugin.v1.Realizer.Inventory:input_type -> ebb.plugin.v1.InventoryRequest
-	27, // 43: ebb.plugin.v1.Realizer.Realize:input_type -> ebb.plugin.v1.RealizeRequest
-	29, // 44: ebb.plugin.v1.Realizer.RealizeParallelismOverrides:input_type -> ebb.plugin.v1.ParallelismOverridesRequest
-	30, // 45: ebb.plugin.v1.Realizer.RealizeConfigOverrides:input_type -> ebb.plugin.v1.ConfigOverridesRequest
-	6,  // 46: ebb.plugin.v1.Plugin.Info:output_type -> ebb.plugin.v1.PluginInfo
-	11, // 47: ebb.plugin.v1.Plugin.Configure:output_type -> ebb.plugin.v1.ConfigureResponse
-	15, // 48: ebb.plugin.v1.Collector.Collect:output_type -> ebb.plugin.v1.CollectResponse
-	26, // 49: ebb.plugin.v1.Evaluator.Evaluate:output_type -> ebb.plugin.v1.EvaluateResponse
-	21, // 50: ebb.plugin.v1.Realizer.Inventory:output_type -> ebb.plugin.v1.InventoryResponse
-	28, // 51: ebb.plugin.v1.Realizer.Realize:output_type -> ebb.plugin.v1.RealizeResponse
-	28, // 52: ebb.plugin.v1.Realizer.RealizeParallelismOverrides:output_type -> ebb.plugin.v1.RealizeResponse
-	28, // 53: ebb.plugin.v1.Realizer.RealizeConfigOverrides:output_type -> ebb.plugin.v1.RealizeResponse
-	46, // [46:54] is the sub-list for method output_type
-	38, // [38:46] is the sub-list for method input_type
-	38, // [38:38] is the sub-list for extension type_name
-	38, // [38:38] is the sub-list for extension extendee
-	0,  // [0:38] is the sub-list for field type_name
+	27, // 31: ebb.plugin.v1.ValidatePolicyResponse.problems:type_name -> ebb.plugin.v1.PolicyProblem
+	24, // 32: ebb.plugin.v1.EvaluateResponse.decision:type_name -> ebb.plugin.v1.Decision
+	12, // 33: ebb.plugin.v1.RealizeRequest.target:type_name -> ebb.plugin.v1.Target
+	24, // 34: ebb.plugin.v1.RealizeRequest.decision:type_name -> ebb.plugin.v1.Decision
+	12, // 35: ebb.plugin.v1.ParallelismOverridesRequest.target:type_name -> ebb.plugin.v1.Target
+	38, // 36: ebb.plugin.v1.ParallelismOverridesRequest.overrides:type_name -> ebb.plugin.v1.ParallelismOverridesRequest.OverridesEntry
+	12, // 37: ebb.plugin.v1.ConfigOverridesRequest.target:type_name -> ebb.plugin.v1.Target
+	39, // 38: ebb.plugin.v1.ConfigOverridesRequest.overrides:type_name -> ebb.plugin.v1.ConfigOverridesRequest.OverridesEntry
+	5,  // 39: ebb.plugin.v1.Plugin.Info:input_type -> ebb.plugin.v1.InfoRequest
+	10, // 40: ebb.plugin.v1.Plugin.Configure:input_type -> ebb.plugin.v1.ConfigureRequest
+	14, // 41: ebb.plugin.v1.Collector.Collect:input_type -> ebb.plugin.v1.CollectRequest
+	25, // 42: ebb.plugin.v1.Evaluator.Evaluate:input_type -> ebb.plugin.v1.EvaluateRequest
+	26, // 43: ebb.plugin.v1.Evaluator.ValidatePolicy:input_type -> ebb.plugin.v1.ValidatePolicyRequest
+	20, // 44: ebb.plugin.v1.Realizer.Inventory:input_type -> ebb.plugin.v1.InventoryRequest
+	30, // 45: ebb.plugin.v1.Realizer.Realize:input_type -> ebb.plugin.v1.RealizeRequest
+	32, // 46: ebb.plugin.v1.Realizer.RealizeParallelismOverrides:input_type -> ebb.plugin.v1.ParallelismOverridesRequest
+	33, // 47: ebb.plugin.v1.Realizer.RealizeConfigOverrides:input_type -> ebb.plugin.v1.ConfigOverridesRequest
+	6,  // 48: ebb.plugin.v1.Plugin.Info:output_type -> ebb.plugin.v1.PluginInfo
+	11, // 49: ebb.plugin.v1.Plugin.Configure:output_type -> ebb.plugin.v1.ConfigureResponse
+	15, // 50: ebb.plugin.v1.Collector.Collect:output_type -> ebb.plugin.v1.CollectResponse
+	29, // 51: ebb.plugin.v1.Evaluator.Evaluate:output_type -> ebb.plugin.v1.EvaluateResponse
+	28, // 52: ebb.plugin.v1.Evaluator.ValidatePolicy:output_type -> ebb.plugin.v1.ValidatePolicyResponse
+	21, // 53: ebb.plugin.v1.Realizer.Inventory:output_type -> ebb.plugin.v1.InventoryResponse
+	31, // 54: ebb.plugin.v1.Realizer.Realize:output_type -> ebb.plugin.v1.RealizeResponse
+	31, // 55: ebb.plugin.v1.Realizer.RealizeParallelismOverrides:output_type -> ebb.plugin.v1.RealizeResponse
+	31, // 56: ebb.plugin.v1.Realizer.RealizeConfigOverrides:output_type -> ebb.plugin.v1.RealizeResponse
+	48, // [48:57] is the sub-list for method output_type
+	39, // [39:48] is the sub-list for method input_type
+	39, // [39:39] is the sub-list for extension type_name
+	39, // [39:39] is the sub-list for extension extendee
+	0,  // [0:39] is the sub-list for field type_name
 }
 
 func init() { file_ebb_proto_init() }
@@ -2239,7 +2396,7 @@ func file_ebb_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ebb_proto_rawDesc), len(file_ebb_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   32,
+			NumMessages:   35,
 			NumExtensions: 0,
 			NumServices:   4,
 		},

@@ -277,7 +277,8 @@ var Collector_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
-	Evaluator_Evaluate_FullMethodName = "/ebb.plugin.v1.Evaluator/Evaluate"
+	Evaluator_Evaluate_FullMethodName       = "/ebb.plugin.v1.Evaluator/Evaluate"
+	Evaluator_ValidatePolicy_FullMethodName = "/ebb.plugin.v1.Evaluator/ValidatePolicy"
 )
 
 // EvaluatorClient is the client API for Evaluator service.
@@ -285,6 +286,9 @@ const (
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 type EvaluatorClient interface {
 	Evaluate(ctx context.Context, in *EvaluateRequest, opts ...grpc.CallOption) (*EvaluateResponse, error)
+	// ValidatePolicy checks what a schema cannot (min <= max, ...), so that
+	// `ebb validate` reports it at the attribute's file:line:col.
+	ValidatePolicy(ctx context.Context, in *ValidatePolicyRequest, opts ...grpc.CallOption) (*ValidatePolicyResponse, error)
 }
 
 type evaluatorClient struct {
@@ -305,11 +309,24 @@ func (c *evaluatorClient) Evaluate(ctx context.Context, in *EvaluateRequest, opt
 	return out, nil
 }
 
+func (c *evaluatorClient) ValidatePolicy(ctx context.Context, in *ValidatePolicyRequest, opts ...grpc.CallOption) (*ValidatePolicyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ValidatePolicyResponse)
+	err := c.cc.Invoke(ctx, Evaluator_ValidatePolicy_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // EvaluatorServer is the server API for Evaluator service.
 // All implementations must embed UnimplementedEvaluatorServer
 // for forward compatibility.
 type EvaluatorServer interface {
 	Evaluate(context.Context, *EvaluateRequest) (*EvaluateResponse, error)
+	// ValidatePolicy checks what a schema cannot (min <= max, ...), so that
+	// `ebb validate` reports it at the attribute's file:line:col.
+	ValidatePolicy(context.Context, *ValidatePolicyRequest) (*ValidatePolicyResponse, error)
 	mustEmbedUnimplementedEvaluatorServer()
 }
 
@@ -322,6 +339,9 @@ type UnimplementedEvaluatorServer struct{}
 
 func (UnimplementedEvaluatorServer) Evaluate(context.Context, *EvaluateRequest) (*EvaluateResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Evaluate not implemented")
+}
+func (UnimplementedEvaluatorServer) ValidatePolicy(context.Context, *ValidatePolicyRequest) (*ValidatePolicyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ValidatePolicy not implemented")
 }
 func (UnimplementedEvaluatorServer) mustEmbedUnimplementedEvaluatorServer() {}
 func (UnimplementedEvaluatorServer) testEmbeddedByValue()                   {}
@@ -362,6 +382,24 @@ func _Evaluator_Evaluate_Handler(srv interface{}, ctx context.Context, dec func(
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Evaluator_ValidatePolicy_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ValidatePolicyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(EvaluatorServer).ValidatePolicy(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Evaluator_ValidatePolicy_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(EvaluatorServer).ValidatePolicy(ctx, req.(*ValidatePolicyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Evaluator_ServiceDesc is the grpc.ServiceDesc for Evaluator service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -372,6 +410,10 @@ var Evaluator_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Evaluate",
 			Handler:    _Evaluator_Evaluate_Handler,
+		},
+		{
+			MethodName: "ValidatePolicy",
+			Handler:    _Evaluator_ValidatePolicy_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
