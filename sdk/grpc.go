@@ -20,13 +20,17 @@ var Handshake = goplugin.HandshakeConfig{
 	MagicCookieValue: "ebb-autoscaler-plugin-v1",
 }
 
-// pluginSet lists what a plugin process may serve, keyed by kind name.
+// pluginSet is what a process serves (impl set: its one kind, since every
+// entry registers the common Plugin service) or what the runner can dispense
+// (impl nil: every kind).
 func pluginSet(impl Plugin) goplugin.PluginSet {
-	return goplugin.PluginSet{
-		KindCollector.String(): &grpcPlugin{kind: KindCollector, impl: impl},
-		KindEvaluator.String(): &grpcPlugin{kind: KindEvaluator, impl: impl},
-		KindRealizer.String():  &grpcPlugin{kind: KindRealizer, impl: impl},
+	set := goplugin.PluginSet{}
+	for _, k := range []Kind{KindCollector, KindEvaluator, KindRealizer} {
+		if impl == nil || KindOf(impl) == k {
+			set[k.String()] = &grpcPlugin{kind: k, impl: impl}
+		}
 	}
+	return set
 }
 
 // grpcPlugin adapts a Plugin to go-plugin's GRPCPlugin on both sides.
@@ -189,7 +193,7 @@ func (c pluginClient) Info(ctx context.Context) (Info, error) {
 	return infoFromPB(r)
 }
 
-func (c pluginClient) Configure(ctx context.Context, config []byte) error {
+func (c pluginClient) Configure(ctx context.Context, config json.RawMessage) error {
 	_, err := c.c.Configure(ctx, &pb.ConfigureRequest{ConfigJson: config})
 	return err
 }

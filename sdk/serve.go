@@ -93,7 +93,12 @@ func Launch(cmd *exec.Cmd, opts LaunchOptions) (*Process, error) {
 		client.Kill()
 		return nil, fmt.Errorf("plugin %s: %w", cmd.Path, err)
 	}
-	return &Process{client: client, Plugin: raw.(Plugin)}, nil
+	p, ok := raw.(Plugin)
+	if !ok {
+		client.Kill()
+		return nil, fmt.Errorf("plugin %s: dispensed %T, not a plugin", cmd.Path, raw)
+	}
+	return &Process{client: client, Plugin: p}, nil
 }
 
 // Exited is true once the process has stopped, for whatever reason.
@@ -116,3 +121,8 @@ func (w logWriter) Write(b []byte) (int, error) {
 	w.l.Debug("plugin output", "text", string(b))
 	return len(b), nil
 }
+
+// PluginSet is the go-plugin set a plugin process serves. It is exported for
+// hosts that embed plugins in unusual ways (sdktest's in-process connection);
+// plugin authors call Serve instead.
+func PluginSet(impl Plugin) goplugin.PluginSet { return pluginSet(impl) }

@@ -1,0 +1,297 @@
+// Package host starts plugin processes and keeps them alive: it finds a
+// plugin's binary (the ebb binary itself for builtins, plugin_dir for the
+// rest), verifies pinned checksums, launches it over gRPC with mutual TLS,
+// configures it, and restarts it with backoff when it dies.
+package host
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/ebbscale/ebb/core/metrics"
+	"github.com/ebbscale/ebb/sdk"
+)
+
+// ServeCommand is the hidden subcommand with which the ebb binary serves one
+// of its builtin plugins: `ebb plugin-serve NAME`.
+const ServeCommand = "plugin-serve"
+
+// Options configure a Host.
+type Options struct {
+	// PluginDir holds external plugin binaries.
+	PluginDir string
+	// Self is the ebb binary that serves builtins; empty means no builtins.
+	Self string
+	// Builtins are the plugin names Self can serve.
+	Builtins []string
+	Logger   hclog.Logger
+	Metrics  *metrics.Metrics
+	// StartTimeout bounds a plugin's start; default 20s.
+	StartTimeout time.Duration
+	// Backoff is the first restart delay, doubled per quick death up to
+	// MaxBackoff; defaults 500ms and 30s.
+	Backoff, MaxBackoff time.Duration
+}
+
+// Host owns plugin processes.
+type Host struct {
+	opts Options
+
+	mu        sync.Mutex
+	infos     map[string]sdk.Info // by binary identity, see infoKey
+	instances []*Instance
+}
+
+// New returns a Host.
+func New(opts Options) *Host {
+	if opts.Logger == nil {
+		opts.Logger = hclog.NewNullLogger()
+	}
+	if opts.Metrics == nil {
+		opts.Metrics = metrics.New()
+	}
+	if opts.StartTimeout == 0 {
+		opts.StartTimeout = 20 * time.Second
+	}
+	if opts.Backoff == 0 {
+		opts.Backoff = 500 * time.Millisecond
+	}
+	if opts.MaxBackoff == 0 {
+		opts.MaxBackoff = 30 * time.Second
+	}
+	return &Host{opts: opts, infos: map[string]sdk.Info{}}
+}
+
+// SetPluginDir points the host at the configuration's plugin_dir; the config
+// loader calls it before it asks for any plugin's info.
+func (h *Host) SetPluginDir(dir string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.opts.PluginDir = dir
+}
+
+func (h *Host) pluginDir() string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.opts.PluginDir
+}
+
+// Found is a plugin the host can start.
+type Found struct {
+	Name    string
+	Builtin bool
+	Path    string
+}
+
+// Find locates a plugin by name: a builtin, or an executable file of that
+// name in the plugin directory. A builtin name wins, so a stray binary in
+// plugin_dir cannot shadow ebb's own plugins.
+func (h *Host) Find(name string) (Found, error) {
+	if name == "" {
+		return Found{}, errors.New("empty plugin name")
+	}
+	for _, b := range h.opts.Builtins {
+		if b == name && h.opts.Self != "" {
+			return Found{Name: name, Builtin: true, Path: h.opts.Self}, nil
+		}
+	}
+	if strings.ContainsAny(name, `/\`) || name == "." || name == ".." {
+		return Found{}, fmt.Errorf("plugin name %q must be a plain file name in plugin_dir", name)
+	}
+	dir := h.pluginDir()
+	if dir == "" {
+		return Found{}, fmt.Errorf("unknown plugin %q: not builtin (%s) and no plugin_dir is set", name, h.builtinList())
+	}
+	path := filepath.Join(dir, name)
+	st, err := os.Stat(path)
+	if err != nil || st.IsDir() || st.Mode()&0o111 == 0 {
+		return Found{}, fmt.Errorf("unknown plugin %q: not builtin (%s) and no executable %s", name, h.builtinList(), path)
+	}
+	return Found{Name: name, Path: path}, nil
+}
+
+func (h *Host) builtinList() string {
+	if len(h.opts.Builtins) == 0 || h.opts.Self == "" {
+		return "there are no builtins"
+	}
+	return "builtins: " + strings.Join(h.opts.Builtins, ", ")
+}
+
+// List returns every plugin found: builtins, then executables in plugin_dir.
+func (h *Host) List() ([]Found, error) {
+	var out []Found
+	if h.opts.Self != "" {
+		for _, b := range h.opts.Builtins {
+			out = append(out, Found{Name: b, Builtin: true, Path: h.opts.Self})
+		}
+	}
+	dir := h.pluginDir()
+	if dir == "" {
+		return out, nil
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return out, nil
+		}
+		return out, fmt.Errorf("reading plugin_dir: %w", err)
+	}
+	names := make([]string, 0, len(entries))
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		if f, err := h.Find(n); err == nil && !f.Builtin {
+			out = append(out, f)
+		}
+	}
+	return out, nil
+}
+
+func (h *Host) command(f Found) *exec.Cmd {
+	if f.Builtin {
+		return exec.Command(f.Path, ServeCommand, f.Name)
+	}
+	return exec.Command(f.Path)
+}
+
+// checksum verifies an external plugin against its pin before anything runs
+// it. go-plugin checks again at launch; checking here gives a clear message.
+func checksum(f Found, pin string) ([]byte, error) {
+	if pin == "" {
+		return nil, nil
+	}
+	if f.Builtin {
+		return nil, fmt.Errorf("plugin %q is builtin: a sha256 pin applies only to binaries in plugin_dir", f.Name)
+	}
+	want, err := hex.DecodeString(pin)
+	if err != nil || len(want) != sha256.Size {
+		return nil, fmt.Errorf("sha256 %q is not 64 hex digits", pin)
+	}
+	file, err := os.Open(f.Path)
+	if err != nil {
+		return nil, fmt.Errorf("reading plugin %q: %w", f.Name, err)
+	}
+	defer file.Close()
+	hash := sha256.New()
+	if _, err := io.Copy(hash, file); err != nil {
+		return nil, fmt.Errorf("reading plugin %q: %w", f.Name, err)
+	}
+	if got := hash.Sum(nil); hex.EncodeToString(got) != hex.EncodeToString(want) {
+		return nil, fmt.Errorf("checksum mismatch for plugin %q: %s has sha256 %x, the config pins %s", f.Name, f.Path, got, pin)
+	}
+	return want, nil
+}
+
+func (h *Host) launch(f Found, kind sdk.Kind, sum []byte, logger hclog.Logger) (*sdk.Process, error) {
+	return sdk.Launch(h.command(f), sdk.LaunchOptions{
+		Kind:         kind,
+		SHA256:       sum,
+		Logger:       logger,
+		StartTimeout: h.opts.StartTimeout,
+	})
+}
+
+// infoKey names a binary as it is now, so a replaced binary is asked again.
+func infoKey(f Found, pin string) string {
+	key := f.Name + "\x00" + f.Path + "\x00" + pin
+	if st, err := os.Stat(f.Path); err == nil {
+		key += fmt.Sprintf("\x00%d\x00%d", st.Size(), st.ModTime().UnixNano())
+	}
+	return key
+}
+
+// Info returns a plugin's info, starting it briefly the first time. It checks
+// that the plugin is of the kind the configuration uses it as.
+func (h *Host) Info(kind sdk.Kind, plugin, pin string) (sdk.Info, error) {
+	f, err := h.Find(plugin)
+	if err != nil {
+		return sdk.Info{}, err
+	}
+	sum, err := checksum(f, pin)
+	if err != nil {
+		return sdk.Info{}, err
+	}
+	key := infoKey(f, pin)
+	h.mu.Lock()
+	info, ok := h.infos[key]
+	h.mu.Unlock()
+	if !ok {
+		info, err = h.readInfo(f, sum)
+		if err != nil {
+			return sdk.Info{}, err
+		}
+		h.mu.Lock()
+		h.infos[key] = info
+		h.mu.Unlock()
+	}
+	if kind != sdk.KindUnknown && info.Kind != kind {
+		return info, fmt.Errorf("plugin %q is a %v, not a %v", plugin, info.Kind, kind)
+	}
+	return info, nil
+}
+
+func (h *Host) readInfo(f Found, sum []byte) (sdk.Info, error) {
+	p, err := h.launch(f, sdk.KindUnknown, sum, h.opts.Logger.Named(f.Name))
+	if err != nil {
+		return sdk.Info{}, err
+	}
+	defer p.Kill()
+	ctx, cancel := context.WithTimeout(context.Background(), h.opts.StartTimeout)
+	defer cancel()
+	info, err := p.Plugin.Info(ctx)
+	if err != nil {
+		return sdk.Info{}, fmt.Errorf("plugin %q: Info: %w", f.Name, err)
+	}
+	if info.ProtocolVersion != sdk.ProtocolVersion {
+		return sdk.Info{}, fmt.Errorf("plugin %q speaks protocol %d, this ebb speaks %d", f.Name, info.ProtocolVersion, sdk.ProtocolVersion)
+	}
+	return info, nil
+}
+
+// ValidatePolicy asks an evaluator plugin to check a policy; it starts the
+// plugin briefly.
+func (h *Host) ValidatePolicy(plugin string, policy json.RawMessage) ([]sdk.PolicyProblem, error) {
+	f, err := h.Find(plugin)
+	if err != nil {
+		return nil, err
+	}
+	p, err := h.launch(f, sdk.KindEvaluator, nil, h.opts.Logger.Named(plugin))
+	if err != nil {
+		return nil, err
+	}
+	defer p.Kill()
+	ctx, cancel := context.WithTimeout(context.Background(), h.opts.StartTimeout)
+	defer cancel()
+	ev, ok := p.Plugin.(sdk.Evaluator)
+	if !ok {
+		return nil, fmt.Errorf("plugin %q is not an evaluator", plugin)
+	}
+	return ev.ValidatePolicy(ctx, policy)
+}
+
+// Close stops every instance's process.
+func (h *Host) Close() {
+	h.mu.Lock()
+	instances := h.instances
+	h.instances = nil
+	h.mu.Unlock()
+	for _, i := range instances {
+		i.Stop()
+	}
+}

@@ -1,0 +1,69 @@
+// Package metrics defines the runner's Prometheus metrics in a registry of
+// its own, so tests and several runners in one process do not collide.
+package metrics
+
+import (
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Metrics are the runner's instruments.
+type Metrics struct {
+	Registry        *prometheus.Registry
+	Evaluations     *prometheus.CounterVec
+	Decisions       *prometheus.CounterVec
+	PluginCalls     *prometheus.HistogramVec
+	PluginRestarts  *prometheus.CounterVec
+	DesiredCapacity *prometheus.GaugeVec
+	CurrentCapacity *prometheus.GaugeVec
+	DemandTasks     *prometheus.GaugeVec
+}
+
+// New creates the instruments and registers them, with the Go and process
+// collectors, in a new registry.
+func New() *Metrics {
+	m := &Metrics{
+		Registry: prometheus.NewRegistry(),
+		Evaluations: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ebb_evaluations_total",
+			Help: "Evaluations of a chain, by result (ok, degraded, error, skipped).",
+		}, []string{"chain", "result"}),
+		Decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ebb_decisions_total",
+			Help: "Decisions with actions, by direction (up, down, mixed, none) and outcome (realized, failed, planned).",
+		}, []string{"chain", "direction", "outcome"}),
+		PluginCalls: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "ebb_plugin_call_duration_seconds",
+			Help:    "Latency of calls to plugins, by plugin block, method and result.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 4, 9),
+		}, []string{"plugin", "method", "result"}),
+		PluginRestarts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ebb_plugin_restarts_total",
+			Help: "Plugin processes restarted after they died.",
+		}, []string{"plugin"}),
+		DesiredCapacity: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "ebb_chain_desired_capacity",
+			Help: "Threads the chain's last decision wants.",
+		}, []string{"chain"}),
+		CurrentCapacity: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "ebb_chain_current_capacity",
+			Help: "Threads of the units the realizer reported, draining ones excluded.",
+		}, []string{"chain"}),
+		DemandTasks: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "ebb_chain_demand_tasks",
+			Help: "Tasks planned, scheduled or running in the last snapshot.",
+		}, []string{"chain"}),
+	}
+	m.Registry.MustRegister(m.Evaluations, m.Decisions, m.PluginCalls, m.PluginRestarts,
+		m.DesiredCapacity, m.CurrentCapacity, m.DemandTasks,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// Handler serves the registry in the Prometheus exposition format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{})
+}

@@ -1,0 +1,307 @@
+package runner
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/ebbscale/ebb/core/config"
+	"github.com/ebbscale/ebb/core/host"
+	"github.com/ebbscale/ebb/core/state"
+	"github.com/ebbscale/ebb/sdk"
+)
+
+// Evaluation is the outcome of one evaluation of one chain.
+type Evaluation struct {
+	Chain     string       `json:"chain"`
+	Target    string       `json:"target"`
+	At        time.Time    `json:"at"`
+	Snapshot  sdk.Snapshot `json:"snapshot"`
+	Inventory []sdk.Unit   `json:"inventory"`
+	Decision  sdk.Decision `json:"decision"`
+	// Degraded lists why the snapshot could not justify a scale-down.
+	Degraded []string `json:"degraded,omitempty"`
+	// Suppressed is what the staleness rule took out of the decision.
+	Suppressed string `json:"suppressed,omitempty"`
+	// Realized is the realizer's summary; empty when nothing was realized.
+	Realized string       `json:"realized,omitempty"`
+	Record   state.Record `json:"record"`
+}
+
+// chainPlugins are the supervised instances a chain calls.
+type chainPlugins struct {
+	collectors []*host.Instance
+	evaluators []*host.Instance
+	realizer   *host.Instance
+}
+
+// ErrInFlight is returned when another evaluation of the same target is
+// still running: at most one is in flight per target.
+var ErrInFlight = errors.New("an evaluation of this target is already in flight")
+
+// evaluate runs one evaluation of a chain: collect, inventory, evaluate and,
+// when realize is set, persist and realize. With realize unset (ebb plan)
+// nothing is written and nothing is changed on the platform.
+func (r *Runner) evaluate(ctx context.Context, ch *config.Chain, p chainPlugins, realize bool) (*Evaluation, error) {
+	unlock, ok := r.lockTarget(ch)
+	if !ok {
+		return nil, ErrInFlight
+	}
+	defer unlock()
+
+	now := r.opts.Clock()
+	target := sdk.Target{Chain: ch.Name, Name: ch.Target}
+	ev := &Evaluation{Chain: ch.Name, Target: ch.Target, At: now}
+
+	ev.Snapshot = r.collect(ctx, ch, p.collectors, target)
+	ev.Degraded = degradedReasons(ev.Snapshot, now, ch.MaxSnapshotAge)
+
+	inv, err := withTimeout(ctx, r.timeout(ch, sdk.KindRealizer, ch.Realizer), func(ctx context.Context) ([]sdk.Unit, error) {
+		return p.realizer.Inventory(ctx, target)
+	})
+	if err != nil {
+		// Without the inventory any decision would be a guess about what
+		// exists; skip the round rather than risk a duplicate.
+		return ev, fmt.Errorf("chain %q: inventory: %w", ch.Name, err)
+	}
+	ev.Inventory = inv
+
+	var states state.ChainState
+	if r.opts.Store != nil {
+		if states, err = r.opts.Store.LoadState(ch.Name); err != nil {
+			return ev, err
+		}
+	} else {
+		states = state.ChainState{}
+	}
+	newStates := state.ChainState{}
+	var prev *sdk.Decision
+	for i, inst := range p.evaluators {
+		name := ch.Evaluators[i]
+		req := sdk.EvaluateRequest{
+			Target:           target,
+			Policy:           ch.Policy[name],
+			Snapshot:         ev.Snapshot,
+			Inventory:        inv,
+			State:            states[name],
+			Now:              now,
+			Previous:         prev,
+			SnapshotDegraded: len(ev.Degraded) > 0,
+		}
+		resp, err := withTimeout(ctx, r.timeout(ch, sdk.KindEvaluator, name), func(ctx context.Context) (sdk.EvaluateResponse, error) {
+			return inst.Evaluate(ctx, req)
+		})
+		if err != nil {
+			return ev, fmt.Errorf("chain %q: %w", ch.Name, err)
+		}
+		newStates[name] = resp.State
+		d := resp.Decision
+		prev = &d
+	}
+	ev.Decision = *prev
+	if len(ev.Degraded) > 0 {
+		ev.Suppressed = suppressScaleDown(&ev.Decision, ev.Degraded)
+	}
+	ev.Record = r.record(ev)
+	if !realize {
+		ev.Record.Status = "planned"
+		return ev, nil
+	}
+	return ev, r.commit(ctx, ch, p, ev, newStates)
+}
+
+// commit persists the new state and the decision, then realizes it. State is
+// saved before realizing: evaluators derive in-flight work from the inventory,
+// so a crash between the two steps is recovered from the platform itself.
+func (r *Runner) commit(ctx context.Context, ch *config.Chain, p chainPlugins, ev *Evaluation, states state.ChainState) error {
+	store := r.opts.Store
+	ev.Record.Status = "realized"
+	if !ev.Decision.HasActions() {
+		ev.Record.Status = "skipped"
+	}
+	if store != nil {
+		if err := store.SaveState(ch.Name, states); err != nil {
+			return err
+		}
+		if err := store.Append(ch.Name, &ev.Record); err != nil {
+			return err
+		}
+	}
+	ev.Record.RequestID = fmt.Sprintf("%s-%d", ch.Name, ev.Record.Seq)
+	if ev.Decision.HasActions() {
+		summary, err := r.realize(ctx, ch, p, ev)
+		ev.Realized = summary
+		if err != nil {
+			ev.Record.Status = "failed"
+			ev.Record.Error = err.Error()
+		}
+	}
+	if store != nil {
+		if err := store.Update(ch.Name, ev.Record); err != nil {
+			return err
+		}
+	}
+	if ev.Record.Error != "" {
+		return fmt.Errorf("chain %q: %s", ch.Name, ev.Record.Error)
+	}
+	return nil
+}
+
+func (r *Runner) realize(ctx context.Context, ch *config.Chain, p chainPlugins, ev *Evaluation) (string, error) {
+	target := sdk.Target{Chain: ch.Name, Name: ch.Target}
+	d := ev.Decision
+	timeout := r.timeout(ch, sdk.KindRealizer, ch.Realizer)
+	var summaries []string
+	if len(d.Add)+len(d.Drain)+len(d.Remove)+len(d.Restart) > 0 {
+		s, err := withTimeout(ctx, timeout, func(ctx context.Context) (string, error) {
+			return p.realizer.Realize(ctx, sdk.RealizeRequest{Target: target, Decision: d, RequestID: ev.Record.RequestID})
+		})
+		if err != nil {
+			return strings.Join(summaries, "; "), err
+		}
+		summaries = append(summaries, s)
+	}
+	if len(d.ParallelismOverrides) > 0 {
+		s, err := withTimeout(ctx, timeout, func(ctx context.Context) (string, error) {
+			return p.realizer.RealizeParallelismOverrides(ctx, sdk.OverridesRequest[int64]{Target: target, Overrides: d.ParallelismOverrides, RequestID: ev.Record.RequestID})
+		})
+		if err != nil {
+			return strings.Join(summaries, "; "), err
+		}
+		summaries = append(summaries, s)
+	}
+	if len(d.ConfigOverrides) > 0 {
+		s, err := withTimeout(ctx, timeout, func(ctx context.Context) (string, error) {
+			return p.realizer.RealizeConfigOverrides(ctx, sdk.OverridesRequest[string]{Target: target, Overrides: d.ConfigOverrides, RequestID: ev.Record.RequestID})
+		})
+		if err != nil {
+			return strings.Join(summaries, "; "), err
+		}
+		summaries = append(summaries, s)
+	}
+	return strings.Join(summaries, "; "), nil
+}
+
+// collect asks every collector and merges their snapshots. A collector that
+// fails makes the merged snapshot incomplete instead of failing the round:
+// the rest may still justify a scale-up.
+func (r *Runner) collect(ctx context.Context, ch *config.Chain, collectors []*host.Instance, target sdk.Target) sdk.Snapshot {
+	merged := sdk.Snapshot{Complete: true, Metrics: map[string]float64{}}
+	parts := 0
+	for i, inst := range collectors {
+		name := ch.Collectors[i]
+		snap, err := withTimeout(ctx, r.timeout(ch, sdk.KindCollector, name), func(ctx context.Context) (sdk.Snapshot, error) {
+			return inst.Collect(ctx, target)
+		})
+		if err != nil {
+			merged.Complete = false
+			merged.IncompleteReasons = append(merged.IncompleteReasons, err.Error())
+			continue
+		}
+		mergeSnapshot(&merged, name, snap, parts == 0)
+		parts++
+	}
+	return merged
+}
+
+func mergeSnapshot(into *sdk.Snapshot, name string, s sdk.Snapshot, first bool) {
+	// The merged snapshot is as old as its oldest part, and undated if any
+	// part is.
+	if first || s.ObservedAt.IsZero() || (!into.ObservedAt.IsZero() && s.ObservedAt.Before(into.ObservedAt)) {
+		into.ObservedAt = s.ObservedAt
+	}
+	if !s.Complete {
+		into.Complete = false
+		for _, why := range s.IncompleteReasons {
+			into.IncompleteReasons = append(into.IncompleteReasons, fmt.Sprintf("collector %q: %s", name, why))
+		}
+		if len(s.IncompleteReasons) == 0 {
+			into.IncompleteReasons = append(into.IncompleteReasons, fmt.Sprintf("collector %q: incomplete (no reason given)", name))
+		}
+	}
+	into.Demand.PlannedTasks += s.Demand.PlannedTasks
+	into.Demand.ScheduledTasks += s.Demand.ScheduledTasks
+	into.Demand.RunningTasks += s.Demand.RunningTasks
+	into.Demand.PendingTables += s.Demand.PendingTables
+	into.Demand.PlanningTables += s.Demand.PlanningTables
+	into.Workers = append(into.Workers, s.Workers...)
+	for k, v := range s.Metrics {
+		if _, taken := into.Metrics[k]; taken {
+			k = name + "." + k
+		}
+		into.Metrics[k] = v
+	}
+}
+
+// degradedReasons applies the staleness rule's test: a snapshot that is
+// incomplete, undated or older than maxAge cannot justify a scale-down.
+func degradedReasons(s sdk.Snapshot, now time.Time, maxAge time.Duration) []string {
+	var out []string
+	if !s.Complete {
+		out = append(out, "snapshot incomplete: "+strings.Join(s.IncompleteReasons, "; "))
+	}
+	switch {
+	case s.ObservedAt.IsZero():
+		out = append(out, "snapshot has no observation time")
+	case maxAge > 0 && now.Sub(s.ObservedAt) > maxAge:
+		out = append(out, fmt.Sprintf("snapshot stale: observed %s ago, max %s", now.Sub(s.ObservedAt).Round(time.Second), maxAge))
+	}
+	return out
+}
+
+// suppressScaleDown enforces the staleness rule whatever the evaluators did:
+// drains and removals are taken out and the reason says so.
+func suppressScaleDown(d *sdk.Decision, why []string) string {
+	if len(d.Drain) == 0 && len(d.Remove) == 0 {
+		return ""
+	}
+	cut := sdk.Decision{Drain: d.Drain, Remove: d.Remove}
+	d.Drain, d.Remove = nil, nil
+	summary := cut.Summary()
+	d.Reason = strings.TrimSpace(fmt.Sprintf("%s [scale-down suppressed (%s): %s]", d.Reason, summary, strings.Join(why, "; ")))
+	return summary
+}
+
+func (r *Runner) record(ev *Evaluation) state.Record {
+	var capNow int64
+	for _, u := range ev.Inventory {
+		if u.Phase != sdk.PhaseDraining {
+			capNow += u.Size
+		}
+	}
+	raw, _ := json.Marshal(ev.Decision)
+	return state.Record{
+		At:              ev.At,
+		Target:          ev.Target,
+		Direction:       ev.Decision.Direction().String(),
+		Summary:         ev.Decision.Summary(),
+		Reason:          ev.Decision.Reason,
+		DemandTasks:     ev.Snapshot.Demand.Tasks(),
+		PendingTables:   ev.Snapshot.Demand.PendingTables,
+		CurrentCapacity: capNow,
+		DesiredCapacity: ev.Decision.DesiredCapacity,
+		Degraded:        len(ev.Degraded) > 0,
+		Decision:        raw,
+	}
+}
+
+// timeout is the deadline of one call to a plugin block: the block's own
+// timeout, else the chain's.
+func (r *Runner) timeout(ch *config.Chain, kind sdk.Kind, block string) time.Duration {
+	if b := r.cfg().Block(kind, block); b != nil && b.Timeout > 0 {
+		return b.Timeout
+	}
+	if ch.Timeout > 0 {
+		return ch.Timeout
+	}
+	return 10 * time.Second
+}
+
+func withTimeout[T any](ctx context.Context, d time.Duration, f func(context.Context) (T, error)) (T, error) {
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	return f(ctx)
+}

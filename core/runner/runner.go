@@ -1,0 +1,423 @@
+// Package runner schedules chains: every chain ticks at its interval with
+// jitter, one evaluation in flight per target, and each tick collects,
+// evaluates and realizes through supervised plugin processes.
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/ebbscale/ebb/core/config"
+	"github.com/ebbscale/ebb/core/host"
+	"github.com/ebbscale/ebb/core/metrics"
+	"github.com/ebbscale/ebb/core/state"
+	"github.com/ebbscale/ebb/sdk"
+)
+
+// Options configure a Runner.
+type Options struct {
+	Host    *host.Host
+	Store   *state.Store // nil: nothing persists (ebb plan)
+	Metrics *metrics.Metrics
+	Logger  hclog.Logger
+	Clock   func() time.Time
+	// OnEvaluation, when set, sees every evaluation (ebb dev prints them).
+	OnEvaluation func(*Evaluation, error)
+}
+
+// Runner runs the chains of a configuration.
+type Runner struct {
+	opts Options
+
+	mu        sync.Mutex
+	config    *config.Config
+	instances map[string]*host.Instance // by instanceKey
+	chains    map[string]*chainLoop
+	targets   map[string]bool // targets with an evaluation in flight
+	ctx       context.Context
+}
+
+// chainLoop is a running chain.
+type chainLoop struct {
+	cfg     *config.Chain
+	plugins chainPlugins
+	cancel  context.CancelFunc
+	done    chan struct{}
+
+	mu      sync.Mutex
+	last    *Evaluation
+	lastErr error
+	lastAt  time.Time
+	ticks   int
+}
+
+// New returns a runner for cfg. Nothing starts until Run.
+func New(cfg *config.Config, opts Options) *Runner {
+	if opts.Logger == nil {
+		opts.Logger = hclog.NewNullLogger()
+	}
+	if opts.Metrics == nil {
+		opts.Metrics = metrics.New()
+	}
+	if opts.Clock == nil {
+		opts.Clock = time.Now
+	}
+	r := &Runner{
+		opts:      opts,
+		instances: map[string]*host.Instance{},
+		chains:    map[string]*chainLoop{},
+		targets:   map[string]bool{},
+	}
+	r.config = cfg
+	return r
+}
+
+func (r *Runner) cfg() *config.Config {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.config
+}
+
+// Run starts every enabled chain and blocks until ctx is done; then it stops
+// the chains and their plugin processes.
+func (r *Runner) Run(ctx context.Context) error {
+	r.mu.Lock()
+	r.ctx = ctx
+	cfg := r.config
+	r.mu.Unlock()
+	r.apply(cfg)
+	<-ctx.Done()
+	r.mu.Lock()
+	loops := r.chains
+	r.chains = map[string]*chainLoop{}
+	r.mu.Unlock()
+	for _, l := range loops {
+		l.cancel()
+		<-l.done
+	}
+	r.opts.Host.Close()
+	return nil
+}
+
+// Reload switches to a new configuration. Chains whose definition did not
+// change keep running undisturbed, with their state; changed chains restart;
+// removed chains stop. Evaluator state is kept by chain name either way.
+func (r *Runner) Reload(cfg *config.Config) {
+	r.mu.Lock()
+	r.config = cfg
+	r.mu.Unlock()
+	r.apply(cfg)
+}
+
+func (r *Runner) apply(cfg *config.Config) {
+	wanted := map[string]*config.Chain{}
+	for _, ch := range cfg.Chains {
+		if ch.Enabled {
+			wanted[ch.Name] = ch
+		}
+	}
+	// Stop changed and removed chains outside the lock: a tick in flight
+	// needs the lock to finish.
+	var stopping []*chainLoop
+	r.mu.Lock()
+	for name, l := range r.chains {
+		if ch, ok := wanted[name]; ok && ch.Fingerprint == l.cfg.Fingerprint {
+			l.cfg = ch
+			continue
+		}
+		stopping = append(stopping, l)
+		delete(r.chains, name)
+	}
+	r.mu.Unlock()
+	for _, l := range stopping {
+		l.cancel()
+		<-l.done
+		r.opts.Logger.Info("chain stopped", "chain", l.cfg.Name)
+	}
+
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	used := map[string]bool{}
+	for _, ch := range cfg.Chains {
+		if !ch.Enabled {
+			continue
+		}
+		markUsed(used, cfg, ch)
+		if _, ok := r.chains[ch.Name]; ok {
+			continue
+		}
+		ctx, cancel := context.WithCancel(r.ctx)
+		l := &chainLoop{cfg: ch, plugins: r.pluginsLocked(cfg, ch), cancel: cancel, done: make(chan struct{})}
+		r.chains[ch.Name] = l
+		go r.loop(ctx, l)
+		r.opts.Logger.Info("chain started", "chain", ch.Name, "target", ch.Target, "interval", ch.Interval)
+	}
+	for key, inst := range r.instances {
+		if !used[key] {
+			inst.Stop()
+			delete(r.instances, key)
+		}
+	}
+}
+
+func markUsed(used map[string]bool, cfg *config.Config, ch *config.Chain) {
+	for _, ref := range refs(ch) {
+		if b := cfg.Block(ref.kind, ref.name); b != nil {
+			used[instanceKey(b)] = true
+		}
+	}
+}
+
+type blockRef struct {
+	kind sdk.Kind
+	name string
+}
+
+func refs(ch *config.Chain) []blockRef {
+	var out []blockRef
+	for _, c := range ch.Collectors {
+		out = append(out, blockRef{sdk.KindCollector, c})
+	}
+	for _, e := range ch.Evaluators {
+		out = append(out, blockRef{sdk.KindEvaluator, e})
+	}
+	return append(out, blockRef{sdk.KindRealizer, ch.Realizer})
+}
+
+// instanceKey identifies a plugin block by everything that defines its
+// process, so a block whose config changed on reload gets a new process.
+func instanceKey(b *config.PluginBlock) string {
+	return fmt.Sprintf("%v\x00%s\x00%s\x00%s\x00%s", b.Kind, b.Name, b.Plugin, b.SHA256, b.Config)
+}
+
+// pluginsLocked returns the instances a chain calls, sharing one process per
+// plugin block among chains. r.mu must be held.
+func (r *Runner) pluginsLocked(cfg *config.Config, ch *config.Chain) chainPlugins {
+	get := func(kind sdk.Kind, name string) *host.Instance {
+		b := cfg.Block(kind, name)
+		key := instanceKey(b)
+		if inst, ok := r.instances[key]; ok {
+			return inst
+		}
+		inst := r.opts.Host.Instance(host.Spec{Block: name, Kind: kind, Plugin: b.Plugin, SHA256: b.SHA256, Config: b.Config})
+		r.instances[key] = inst
+		return inst
+	}
+	var p chainPlugins
+	for _, c := range ch.Collectors {
+		p.collectors = append(p.collectors, get(sdk.KindCollector, c))
+	}
+	for _, e := range ch.Evaluators {
+		p.evaluators = append(p.evaluators, get(sdk.KindEvaluator, e))
+	}
+	p.realizer = get(sdk.KindRealizer, ch.Realizer)
+	return p
+}
+
+func (r *Runner) loop(ctx context.Context, l *chainLoop) {
+	defer close(l.done)
+	// The first tick comes after a short jittered delay so that many chains
+	// started together do not hit their sources at once.
+	delay := jitter(l.cfg.Jitter)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(delay):
+		}
+		r.tick(ctx, l)
+		delay = l.cfg.Interval + jitter(l.cfg.Jitter)
+	}
+}
+
+func jitter(max time.Duration) time.Duration {
+	if max <= 0 {
+		return 0
+	}
+	return rand.N(max)
+}
+
+func (r *Runner) tick(ctx context.Context, l *chainLoop) {
+	ch := l.cfg
+	ev, err := r.evaluate(ctx, ch, l.plugins, true)
+	if ctx.Err() != nil {
+		return // stopping; the half-done round is not an error
+	}
+	m := r.opts.Metrics
+	result := "ok"
+	switch {
+	case errors.Is(err, ErrInFlight):
+		result = "skipped"
+	case err != nil:
+		result = "error"
+	case len(ev.Degraded) > 0:
+		result = "degraded"
+	}
+	m.Evaluations.WithLabelValues(ch.Name, result).Inc()
+	if ev != nil && ev.Record.Status != "" {
+		m.DesiredCapacity.WithLabelValues(ch.Name).Set(float64(ev.Decision.DesiredCapacity))
+		m.CurrentCapacity.WithLabelValues(ch.Name).Set(float64(ev.Record.CurrentCapacity))
+		m.DemandTasks.WithLabelValues(ch.Name).Set(float64(ev.Record.DemandTasks))
+		if ev.Decision.HasActions() {
+			m.Decisions.WithLabelValues(ch.Name, ev.Record.Direction, ev.Record.Status).Inc()
+		}
+	}
+	l.mu.Lock()
+	l.ticks++
+	l.lastAt = r.opts.Clock()
+	l.lastErr = err
+	if ev != nil && ev.Record.Status != "" {
+		l.last = ev
+	}
+	l.mu.Unlock()
+	r.log(ev, err)
+	if r.opts.OnEvaluation != nil {
+		r.opts.OnEvaluation(ev, err)
+	}
+}
+
+func (r *Runner) log(ev *Evaluation, err error) {
+	if err != nil {
+		r.opts.Logger.Error("evaluation failed", "error", err)
+		return
+	}
+	level := hclog.Debug
+	if ev.Decision.HasActions() {
+		level = hclog.Info
+	}
+	r.opts.Logger.Log(level, "decision", "chain", ev.Chain, "target", ev.Target,
+		"demand_tasks", ev.Record.DemandTasks, "pending_tables", ev.Record.PendingTables,
+		"capacity", ev.Record.CurrentCapacity, "desired", ev.Record.DesiredCapacity,
+		"action", ev.Record.Summary, "status", ev.Record.Status, "reason", ev.Record.Reason)
+}
+
+// lockTarget takes a chain's target for one evaluation; false when another
+// evaluation of the same target is in flight.
+func (r *Runner) lockTarget(ch *config.Chain) (func(), bool) {
+	key := ch.Realizer + "\x00" + ch.Target
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.targets[key] {
+		return nil, false
+	}
+	r.targets[key] = true
+	return func() {
+		r.mu.Lock()
+		delete(r.targets, key)
+		r.mu.Unlock()
+	}, true
+}
+
+// Plan evaluates chains once without persisting or realizing anything. An
+// empty name plans every enabled chain.
+func (r *Runner) Plan(ctx context.Context, name string) ([]*Evaluation, error) {
+	cfg := r.cfg()
+	var out []*Evaluation
+	var errs []error
+	found := false
+	for _, ch := range cfg.Chains {
+		if name != "" && ch.Name != name {
+			continue
+		}
+		if name == "" && !ch.Enabled {
+			continue
+		}
+		found = true
+		r.mu.Lock()
+		p := r.pluginsLocked(cfg, ch)
+		r.mu.Unlock()
+		ev, err := r.evaluate(ctx, ch, p, false)
+		if ev != nil {
+			out = append(out, ev)
+		}
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if !found {
+		return nil, fmt.Errorf("no chain %q in %s", name, cfg.Path)
+	}
+	return out, errors.Join(errs...)
+}
+
+// ChainStatus is what the HTTP API shows of a chain.
+type ChainStatus struct {
+	Name       string      `json:"name"`
+	Target     string      `json:"target"`
+	Collectors []string    `json:"collectors"`
+	Evaluators []string    `json:"evaluators"`
+	Realizer   string      `json:"realizer"`
+	Interval   string      `json:"interval"`
+	Running    bool        `json:"running"`
+	Ticks      int         `json:"ticks"`
+	LastAt     *time.Time  `json:"last_at,omitempty"`
+	LastError  string      `json:"last_error,omitempty"`
+	Last       *Evaluation `json:"last,omitempty"`
+}
+
+// Chains reports every configured chain, sorted by name.
+func (r *Runner) Chains() []ChainStatus {
+	cfg := r.cfg()
+	r.mu.Lock()
+	loops := make(map[string]*chainLoop, len(r.chains))
+	for k, v := range r.chains {
+		loops[k] = v
+	}
+	r.mu.Unlock()
+	var out []ChainStatus
+	for _, ch := range cfg.Chains {
+		s := ChainStatus{
+			Name: ch.Name, Target: ch.Target, Collectors: ch.Collectors, Evaluators: ch.Evaluators,
+			Realizer: ch.Realizer, Interval: ch.Interval.String(),
+		}
+		if l, ok := loops[ch.Name]; ok {
+			l.mu.Lock()
+			s.Running, s.Ticks, s.Last = true, l.ticks, l.last
+			if !l.lastAt.IsZero() {
+				at := l.lastAt
+				s.LastAt = &at
+			}
+			if l.lastErr != nil {
+				s.LastError = l.lastErr.Error()
+			}
+			l.mu.Unlock()
+		}
+		out = append(out, s)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// Ready is true once every running chain has finished a first evaluation,
+// successful or not.
+func (r *Runner) Ready() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.ctx == nil {
+		return false
+	}
+	for _, l := range r.chains {
+		l.mu.Lock()
+		ticks := l.ticks
+		l.mu.Unlock()
+		if ticks == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// Decisions returns a chain's most recent decision records, newest first.
+func (r *Runner) Decisions(chain string, n int) ([]state.Record, error) {
+	if r.opts.Store == nil {
+		return nil, nil
+	}
+	return r.opts.Store.Decisions(chain, n)
+}

@@ -1,0 +1,199 @@
+// Package state persists what the runner must not forget across restarts:
+// each chain's evaluator state and its decision log, in one bbolt file.
+package state
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Record is one entry of a chain's decision log.
+type Record struct {
+	Seq       uint64    `json:"seq"`
+	At        time.Time `json:"at"`
+	RequestID string    `json:"request_id"`
+	Target    string    `json:"target"`
+	// Direction is up, down, mixed or none.
+	Direction string `json:"direction"`
+	Summary   string `json:"summary"`
+	Reason    string `json:"reason"`
+	// Demand and capacity as seen when deciding, for charts and audits.
+	DemandTasks     int64 `json:"demand_tasks"`
+	PendingTables   int64 `json:"pending_tables"`
+	CurrentCapacity int64 `json:"current_capacity"`
+	DesiredCapacity int64 `json:"desired_capacity"`
+	Degraded        bool  `json:"degraded,omitempty"`
+	// Status is "planned", "realized", "failed" or "skipped".
+	Status string `json:"status"`
+	Error  string `json:"error,omitempty"`
+	// Decision is the full decision as JSON.
+	Decision json.RawMessage `json:"decision,omitempty"`
+}
+
+// Store is a bbolt file. It is safe for concurrent use.
+type Store struct {
+	db *bolt.DB
+	// keep bounds each chain's decision log.
+	keep int
+}
+
+var (
+	bucketState     = []byte("state")
+	bucketDecisions = []byte("decisions")
+)
+
+// DefaultKeep is how many decisions per chain the log keeps.
+const DefaultKeep = 1000
+
+// Open opens or creates the store at path. It fails fast (after a second)
+// when another runner holds the file, instead of waiting forever.
+func Open(path string) (*Store, error) {
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+	if err != nil {
+		if errors.Is(err, bolt.ErrTimeout) {
+			return nil, fmt.Errorf("opening state %s: another ebb process holds it", path)
+		}
+		return nil, fmt.Errorf("opening state %s: %w", path, err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketState, bucketDecisions} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("initializing state %s: %w", path, err)
+	}
+	return &Store{db: db, keep: DefaultKeep}, nil
+}
+
+// Close closes the file.
+func (s *Store) Close() error { return s.db.Close() }
+
+// ChainState is the state blob of each evaluator of a chain, by evaluator
+// block name.
+type ChainState map[string][]byte
+
+// LoadState returns a chain's saved evaluator states, empty if none.
+func (s *Store) LoadState(chain string) (ChainState, error) {
+	out := ChainState{}
+	err := s.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketState).Get([]byte(chain))
+		if v == nil {
+			return nil
+		}
+		return json.Unmarshal(v, &out)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("loading state of chain %q: %w", chain, err)
+	}
+	return out, nil
+}
+
+// SaveState replaces a chain's evaluator states.
+func (s *Store) SaveState(chain string, st ChainState) error {
+	b, err := json.Marshal(st)
+	if err != nil {
+		return fmt.Errorf("encoding state of chain %q: %w", chain, err)
+	}
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketState).Put([]byte(chain), b)
+	})
+	if err != nil {
+		return fmt.Errorf("saving state of chain %q: %w", chain, err)
+	}
+	return nil
+}
+
+// Append adds a record to a chain's decision log, assigns its sequence
+// number and drops the oldest records beyond the bound.
+func (s *Store) Append(chain string, r *Record) error {
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b, err := tx.Bucket(bucketDecisions).CreateBucketIfNotExists([]byte(chain))
+		if err != nil {
+			return err
+		}
+		seq, err := b.NextSequence()
+		if err != nil {
+			return err
+		}
+		r.Seq = seq
+		v, err := json.Marshal(r)
+		if err != nil {
+			return err
+		}
+		if err := b.Put(seqKey(seq), v); err != nil {
+			return err
+		}
+		if seq > uint64(s.keep) {
+			c := b.Cursor()
+			for k, _ := c.First(); k != nil && binary.BigEndian.Uint64(k) <= seq-uint64(s.keep); k, _ = c.Next() {
+				if err := c.Delete(); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("appending to the decision log of chain %q: %w", chain, err)
+	}
+	return nil
+}
+
+// Update rewrites a record already in the log (to set its outcome).
+func (s *Store) Update(chain string, r Record) error {
+	v, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketDecisions).Bucket([]byte(chain))
+		if b == nil || b.Get(seqKey(r.Seq)) == nil {
+			return fmt.Errorf("no record %d", r.Seq)
+		}
+		return b.Put(seqKey(r.Seq), v)
+	})
+	if err != nil {
+		return fmt.Errorf("updating the decision log of chain %q: %w", chain, err)
+	}
+	return nil
+}
+
+// Decisions returns up to n of a chain's most recent records, newest first.
+func (s *Store) Decisions(chain string, n int) ([]Record, error) {
+	var out []Record
+	err := s.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketDecisions).Bucket([]byte(chain))
+		if b == nil {
+			return nil
+		}
+		c := b.Cursor()
+		for k, v := c.Last(); k != nil && len(out) < n; k, v = c.Prev() {
+			var r Record
+			if err := json.Unmarshal(v, &r); err != nil {
+				return fmt.Errorf("record %d: %w", binary.BigEndian.Uint64(k), err)
+			}
+			out = append(out, r)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading the decision log of chain %q: %w", chain, err)
+	}
+	return out, nil
+}
+
+func seqKey(seq uint64) []byte {
+	k := make([]byte, 8)
+	binary.BigEndian.PutUint64(k, seq)
+	return k
+}
