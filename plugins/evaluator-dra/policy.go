@@ -1,0 +1,374 @@
+package dra
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ebbscale/ebb/sdk"
+)
+
+// Policy is the chain `policy { }` block this evaluator reads. Parallelism is
+// counted in threads (Amoro's unit); a unit (one optimizer process) runs
+// ExecutorParallelism threads.
+type Policy struct {
+	// MinParallelism is the floor in threads.
+	MinParallelism int64 `json:"min-parallelism"`
+	// MaxParallelism is the ceiling in threads; 0 means unbounded (Amoro's
+	// Integer.MAX_VALUE default).
+	MaxParallelism int64 `json:"max-parallelism"`
+	// ExecutorParallelism is the threads per unit (Spark's executor cores).
+	ExecutorParallelism     int64        `json:"executor-parallelism"`
+	ExecutorIdleTimeout     sdk.Duration `json:"executor-idle-timeout"`
+	SchedulerBacklogTimeout sdk.Duration `json:"scheduler-backlog-timeout"`
+	SustainedBacklogTimeout sdk.Duration `json:"sustained-backlog-timeout"`
+	ScaleUpCooldown         sdk.Duration `json:"scale-up-cooldown"`
+	ScaleDownCooldown       sdk.Duration `json:"scale-down-cooldown"`
+	DrainTimeout            sdk.Duration `json:"drain-timeout"`
+	// BootTimeout bounds how long a requested unit may take to register
+	// before it stops counting as booting capacity and becomes an orphan.
+	BootTimeout sdk.Duration `json:"boot-timeout"`
+	AutoRestart AutoRestart  `json:"auto-restart"`
+}
+
+// AutoRestart is seed 001's policy for units whose worker is gone.
+type AutoRestart struct {
+	Enabled     bool         `json:"enabled"`
+	MaxRetries  int64        `json:"max-retries"`
+	GracePeriod sdk.Duration `json:"grace-period"`
+}
+
+// DefaultPolicy is the policy an empty `policy { }` block means.
+func DefaultPolicy() Policy {
+	return Policy{
+		MinParallelism:          0,
+		MaxParallelism:          0,
+		ExecutorParallelism:     1,
+		ExecutorIdleTimeout:     sdk.Duration(5 * time.Minute),
+		SchedulerBacklogTimeout: sdk.Duration(time.Minute),
+		SustainedBacklogTimeout: sdk.Duration(30 * time.Second),
+		ScaleUpCooldown:         sdk.Duration(30 * time.Second),
+		ScaleDownCooldown:       sdk.Duration(time.Minute),
+		DrainTimeout:            sdk.Duration(15 * time.Minute),
+		BootTimeout:             sdk.Duration(3 * time.Minute),
+		AutoRestart: AutoRestart{
+			Enabled:     false,
+			MaxRetries:  5,
+			GracePeriod: sdk.Duration(5 * time.Minute),
+		},
+	}
+}
+
+// maxCount bounds every count the evaluator accepts, so sums of threads can
+// never overflow int64 whatever a policy or a collector sends.
+const maxCount = 1 << 40
+
+// ceiling returns the thread ceiling, with "unbounded" as a number that
+// arithmetic on counts below maxCount cannot overflow.
+func (p Policy) ceiling() int64 {
+	if p.MaxParallelism == 0 {
+		return 4 * maxCount
+	}
+	return p.MaxParallelism
+}
+
+func (p Policy) ceilingString() string {
+	if p.MaxParallelism == 0 {
+		return "unbounded"
+	}
+	return strconv.FormatInt(p.MaxParallelism, 10)
+}
+
+// PolicySchema is what Info publishes, so the runner type-checks the policy
+// block at load time; defaults mirror DefaultPolicy.
+func PolicySchema() sdk.Schema {
+	d := DefaultPolicy()
+	dur := func(v sdk.Duration) string { return fmtDur(v.D()) }
+	return sdk.Schema{
+		Attributes: []sdk.Attribute{
+			{Name: "min-parallelism", Type: sdk.TypeNumber, Default: d.MinParallelism,
+				Description: "Floor in threads: below it units are added at once, and scale-down never goes under it."},
+			{Name: "max-parallelism", Type: sdk.TypeNumber, Default: d.MaxParallelism,
+				Description: "Ceiling in threads; 0 means unbounded. Above it (after lowering it) units are drained down to it."},
+			{Name: "executor-parallelism", Type: sdk.TypeNumber, Default: d.ExecutorParallelism,
+				Description: "Threads per unit (one optimizer process); at least 1."},
+			{Name: "executor-idle-timeout", Type: sdk.TypeDuration, Default: dur(d.ExecutorIdleTimeout),
+				Description: "Drain a unit once it has been idle this long (and there is no demand)."},
+			{Name: "scheduler-backlog-timeout", Type: sdk.TypeDuration, Default: dur(d.SchedulerBacklogTimeout),
+				Description: "How long a backlog must last before the first scale-up."},
+			{Name: "sustained-backlog-timeout", Type: sdk.TypeDuration, Default: dur(d.SustainedBacklogTimeout),
+				Description: "Interval between later scale-up rounds while the backlog lasts."},
+			{Name: "scale-up-cooldown", Type: sdk.TypeDuration, Default: dur(d.ScaleUpCooldown),
+				Description: "Minimum time between two demand-driven scale-ups."},
+			{Name: "scale-down-cooldown", Type: sdk.TypeDuration, Default: dur(d.ScaleDownCooldown),
+				Description: "Minimum time between two idle scale-downs."},
+			{Name: "drain-timeout", Type: sdk.TypeDuration, Default: dur(d.DrainTimeout),
+				Description: "A draining unit is force-removed after this long even if work is still in flight."},
+			{Name: "boot-timeout", Type: sdk.TypeDuration, Default: dur(d.BootTimeout),
+				Description: "A requested unit that has not registered by then no longer counts as booting capacity."},
+		},
+		Blocks: []sdk.Block{{
+			Name:        "auto-restart",
+			Description: "Restart units whose worker never registered or vanished (seed 001).",
+			Schema: sdk.Schema{Attributes: []sdk.Attribute{
+				{Name: "enabled", Type: sdk.TypeBool, Default: d.AutoRestart.Enabled,
+					Description: "Restart orphaned units with the same id; when false they are released after the grace period."},
+				{Name: "max-retries", Type: sdk.TypeNumber, Default: d.AutoRestart.MaxRetries,
+					Description: "Restarts per orphan before it is released."},
+				{Name: "grace-period", Type: sdk.TypeDuration, Default: dur(d.AutoRestart.GracePeriod),
+					Description: "Wait after detecting an orphan, and between restarts, before acting."},
+			}},
+		}},
+	}
+}
+
+// ParsePolicy decodes and checks a policy object; the error lists every
+// problem found.
+func ParsePolicy(raw json.RawMessage) (Policy, error) {
+	p, problems := CheckPolicy(raw)
+	if len(problems) > 0 {
+		return p, problemsError(problems)
+	}
+	return p, nil
+}
+
+// ValidatePolicy reports whether a policy object is usable, for the runner
+// and `ebb validate`.
+func ValidatePolicy(raw json.RawMessage) error {
+	_, err := ParsePolicy(raw)
+	return err
+}
+
+func problemsError(problems []sdk.PolicyProblem) error {
+	msgs := make([]string, len(problems))
+	for i, p := range problems {
+		if p.Attribute == "" {
+			msgs[i] = p.Message
+		} else {
+			msgs[i] = p.Attribute + ": " + p.Message
+		}
+	}
+	return errors.New("policy: " + strings.Join(msgs, "; "))
+}
+
+// CheckPolicy decodes a policy object over the defaults and returns every
+// problem, each naming the attribute at fault, so the runner can point at
+// its file:line:col.
+func CheckPolicy(raw json.RawMessage) (Policy, []sdk.PolicyProblem) {
+	p := DefaultPolicy()
+	var problems []sdk.PolicyProblem
+	add := func(attr, format string, args ...any) {
+		problems = append(problems, sdk.PolicyProblem{Attribute: attr, Message: fmt.Sprintf(format, args...)})
+	}
+	obj, err := decodeObject(raw)
+	if err != nil {
+		add("", "%v", err)
+		return p, problems
+	}
+	for _, key := range sortedKeys(obj) {
+		v := obj[key]
+		switch key {
+		case "min-parallelism":
+			decodeInt(v, &p.MinParallelism, key, add)
+		case "max-parallelism":
+			decodeInt(v, &p.MaxParallelism, key, add)
+		case "executor-parallelism":
+			decodeInt(v, &p.ExecutorParallelism, key, add)
+		case "executor-idle-timeout":
+			decodeDuration(v, &p.ExecutorIdleTimeout, key, add)
+		case "scheduler-backlog-timeout":
+			decodeDuration(v, &p.SchedulerBacklogTimeout, key, add)
+		case "sustained-backlog-timeout":
+			decodeDuration(v, &p.SustainedBacklogTimeout, key, add)
+		case "scale-up-cooldown":
+			decodeDuration(v, &p.ScaleUpCooldown, key, add)
+		case "scale-down-cooldown":
+			decodeDuration(v, &p.ScaleDownCooldown, key, add)
+		case "drain-timeout":
+			decodeDuration(v, &p.DrainTimeout, key, add)
+		case "boot-timeout":
+			decodeDuration(v, &p.BootTimeout, key, add)
+		case "auto-restart":
+			decodeAutoRestart(v, &p.AutoRestart, add)
+		default:
+			add(key, "unknown policy attribute (the dra evaluator knows %s)", knownKeys())
+		}
+	}
+	if len(problems) > 0 {
+		// Consistency checks on half-decoded values would only add noise.
+		return p, problems
+	}
+	if p.MinParallelism < 0 {
+		add("min-parallelism", "must not be negative, got %d", p.MinParallelism)
+	}
+	if p.MaxParallelism < 0 {
+		add("max-parallelism", "must not be negative (0 means unbounded), got %d", p.MaxParallelism)
+	}
+	if p.ExecutorParallelism < 1 {
+		add("executor-parallelism", "must be at least 1 thread per unit, got %d", p.ExecutorParallelism)
+	}
+	for _, c := range []struct {
+		attr string
+		v    int64
+	}{{"min-parallelism", p.MinParallelism}, {"max-parallelism", p.MaxParallelism}, {"executor-parallelism", p.ExecutorParallelism}} {
+		if c.v > maxCount {
+			add(c.attr, "%d is too large (at most %d)", c.v, int64(maxCount))
+		}
+	}
+	if p.MaxParallelism > 0 && p.MinParallelism > p.MaxParallelism {
+		add("min-parallelism", "min-parallelism %d is above max-parallelism %d", p.MinParallelism, p.MaxParallelism)
+	}
+	if p.MaxParallelism > 0 && p.ExecutorParallelism > p.MaxParallelism {
+		add("executor-parallelism", "executor-parallelism %d is above max-parallelism %d: not even one full unit fits", p.ExecutorParallelism, p.MaxParallelism)
+	}
+	if p.BootTimeout <= 0 {
+		add("boot-timeout", "must be positive: with 0 every new unit would be an orphan before it could register")
+	}
+	if p.AutoRestart.MaxRetries < 0 {
+		add("auto-restart.max-retries", "must not be negative, got %d", p.AutoRestart.MaxRetries)
+	}
+	if p.AutoRestart.GracePeriod <= 0 {
+		add("auto-restart.grace-period", "must be positive: with 0 an orphan would be restarted or released the moment it is seen")
+	}
+	sort.SliceStable(problems, func(i, j int) bool { return problems[i].Attribute < problems[j].Attribute })
+	return p, problems
+}
+
+func knownKeys() string {
+	var names []string
+	for _, a := range PolicySchema().Attributes {
+		names = append(names, a.Name)
+	}
+	return strings.Join(append(names, "auto-restart { }"), ", ")
+}
+
+func decodeObject(raw json.RawMessage) (map[string]json.RawMessage, error) {
+	if len(bytes.TrimSpace(raw)) == 0 || string(bytes.TrimSpace(raw)) == "null" {
+		return map[string]json.RawMessage{}, nil
+	}
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &obj); err != nil {
+		return nil, fmt.Errorf("policy is not a JSON object: %w", err)
+	}
+	return obj, nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+type addProblem func(attr, format string, args ...any)
+
+// decodeInt accepts whole JSON numbers only: HCL numbers arrive as JSON
+// numbers, and 2.5 threads is a mistake worth reporting.
+func decodeInt(v json.RawMessage, dst *int64, attr string, add addProblem) {
+	dec := json.NewDecoder(bytes.NewReader(v))
+	dec.UseNumber()
+	var anyv any
+	if err := dec.Decode(&anyv); err != nil {
+		add(attr, "not a number: %v", err)
+		return
+	}
+	n, ok := anyv.(json.Number)
+	if !ok {
+		add(attr, "must be a whole number, got %s", strings.TrimSpace(string(v)))
+		return
+	}
+	if i, err := n.Int64(); err == nil {
+		*dst = i
+		return
+	}
+	f, err := n.Float64()
+	if err != nil || f != math.Trunc(f) || math.Abs(f) > maxCount {
+		add(attr, "must be a whole number of at most %d, got %s", int64(maxCount), n)
+		return
+	}
+	*dst = int64(f)
+}
+
+func decodeDuration(v json.RawMessage, dst *sdk.Duration, attr string, add addProblem) {
+	var d sdk.Duration
+	if err := json.Unmarshal(v, &d); err != nil {
+		add(attr, "%v", err)
+		return
+	}
+	*dst = d
+}
+
+func decodeBool(v json.RawMessage, dst *bool, attr string, add addProblem) {
+	if err := json.Unmarshal(v, dst); err != nil {
+		add(attr, "must be true or false, got %s", strings.TrimSpace(string(v)))
+	}
+}
+
+func decodeAutoRestart(v json.RawMessage, dst *AutoRestart, add addProblem) {
+	// HCL blocks may reach us as an object or as a list holding one object,
+	// depending on how the runner encodes a block that appears at most once.
+	var list []json.RawMessage
+	if err := json.Unmarshal(v, &list); err == nil {
+		switch len(list) {
+		case 0:
+			return
+		case 1:
+			v = list[0]
+		default:
+			add("auto-restart", "the block may appear at most once, got %d", len(list))
+			return
+		}
+	}
+	obj, err := decodeObject(v)
+	if err != nil {
+		add("auto-restart", "must be a block: %v", err)
+		return
+	}
+	for _, key := range sortedKeys(obj) {
+		attr := "auto-restart." + key
+		switch key {
+		case "enabled":
+			decodeBool(obj[key], &dst.Enabled, attr, add)
+		case "max-retries":
+			decodeInt(obj[key], &dst.MaxRetries, attr, add)
+		case "grace-period":
+			decodeDuration(obj[key], &dst.GracePeriod, attr, add)
+		default:
+			add(attr, "unknown attribute (auto-restart knows enabled, max-retries, grace-period)")
+		}
+	}
+}
+
+// fmtDur prints durations the way people write them in the policy: "30s",
+// "5m", "65s", "1h".
+func fmtDur(d time.Duration) string {
+	neg := d < 0
+	if neg {
+		d = -d
+	}
+	var s string
+	switch {
+	case d == 0:
+		s = "0s"
+	case d%time.Hour == 0:
+		s = fmt.Sprintf("%dh", d/time.Hour)
+	case d%time.Minute == 0:
+		s = fmt.Sprintf("%dm", d/time.Minute)
+	case d%time.Second == 0:
+		s = fmt.Sprintf("%ds", d/time.Second)
+	default:
+		s = d.Round(time.Millisecond).String()
+	}
+	if neg {
+		return "-" + s
+	}
+	return s
+}
