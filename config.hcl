@@ -1,0 +1,169 @@
+# ebb configuration: an example that scales one Amoro optimizer group.
+#
+# Check it without running anything:   ebb validate -config config.hcl
+# Point it at another cluster:          ebb run -config config.hcl -var cluster=dev -var realizer=process
+#
+# Every error is reported as FILE:LINE:COL. The `config { }` of each plugin
+# block and the `policy { }` of each chain are checked against the schemas the
+# plugins publish, so a misspelled key, a wrong type or a bad duration is
+# caught when the file is loaded, not at 3 a.m. when the chain first scales.
+#
+# Expressions:
+#   var.NAME              a variable declared below; -var NAME=VALUE overrides
+#                         its default (converted to the default's type).
+#   env("X")              the environment variable X ("" when unset);
+#   env("X", "fallback")  ... or the fallback when X is unset or empty.
+#   file("path")          a text file's contents, relative to this file.
+#   lower, upper, trimspace, join, split, concat, coalesce: as in Terraform.
+# Durations are strings with a unit: "500ms", "30s", "5m", "1h30m".
+
+# Directory of third-party plugin binaries, relative to this file. Builtin
+# plugins (collector-ams, evaluator-dra, realizer-k8s, ...) need no directory.
+plugin_dir = "./plugins"
+
+# Evaluator state (idle timers, restart counts, cooldowns) lives here, so a
+# restart of ebb or of a plugin loses nothing. Relative to this file;
+# defaults to "ebb.db".
+state {
+  path = "ebb.db"
+}
+
+# HTTP API and Prometheus /metrics. Default "127.0.0.1:9464".
+http {
+  address = "127.0.0.1:9464"
+}
+
+# level: trace, debug, info, warn or error. json = true for JSON lines.
+log {
+  level = "info"
+  json  = false
+}
+
+# ---------------------------------------------------------------------------
+# Variables: what differs between clusters. A variable without a default must
+# be given with -var; an -var for a variable not declared here is an error.
+
+variable "cluster" {
+  description = "Cluster this runner manages; names the Kubernetes namespace."
+  default     = "prod"
+}
+
+variable "realizer" {
+  description = "Which realizer block carries out decisions: \"k8s\" or \"process\"."
+  default     = "k8s"
+}
+
+variable "ams_url" {
+  description = "Base URL of the Amoro Management Service REST API."
+  default     = env("AMS_URL", "http://amoro-ams.amoro.svc:19090")
+}
+
+variable "max_optimizers" {
+  description = "Upper bound on optimizer threads for the group (a number: -var max_optimizers=64 works)."
+  default     = 32
+}
+
+# ---------------------------------------------------------------------------
+# Plugin blocks. `collector "NAME"`, `evaluator "NAME"` and `realizer "NAME"`
+# each run one plugin process:
+#   plugin  = the plugin's name (builtin, or a binary in plugin_dir)
+#   sha256  = optional pin of the plugin binary (hex); a mismatch is an error
+#   timeout = optional deadline for each call to the plugin
+#   config { ... } = the plugin's own settings, checked against its schema
+# Chains refer to them as collector.NAME, evaluator.NAME and realizer.NAME.
+
+collector "ams" {
+  plugin  = "collector-ams"
+  timeout = "10s"
+
+  config {
+    url = var.ams_url
+    # Secrets come from the environment, never from this file. They are
+    # marked sensitive by the plugin, so logs show "(sensitive)".
+    api-key = env("AMS_API_KEY")
+    secret  = env("AMS_SECRET")
+    # Optional: AMS's Prometheus endpoint, for per-optimizer thread metrics.
+    metrics-url = "${var.ams_url}/metrics"
+  }
+}
+
+evaluator "dra" {
+  plugin = "evaluator-dra"
+  # sha256 = "4f2a..."   # uncomment to pin the plugin binary
+}
+
+# Two ways to realize decisions; var.realizer picks one per cluster (see the
+# chain below). Both are validated whichever is picked, so switching is safe.
+realizer "k8s" {
+  plugin  = "realizer-k8s"
+  timeout = "30s"
+
+  config {
+    namespace = "amoro-${var.cluster}"
+    # "unit": one Deployment per optimizer, Amoro-compatible labels.
+    # "workload": the scale subresource of an existing workload.
+    mode  = "unit"
+    image = "apache/amoro:0.8.1"
+  }
+}
+
+realizer "process" {
+  plugin = "realizer-process"
+
+  config {
+    # Local optimizer processes, for a laptop or a single VM.
+    command = ["./bin/optimizer.sh", "start"]
+  }
+}
+
+# ---------------------------------------------------------------------------
+# A chain: collectors observe, evaluators decide in order (a later one sees
+# the earlier decision and may adjust or veto it), one realizer acts on the
+# target. Two chains may not realize the same target with the same realizer.
+
+chain "amoro-optimizers" {
+  collectors = [collector.ams]
+  evaluators = [evaluator.dra]
+
+  # The realizer is chosen without editing the chain:
+  #   -var realizer=process   picks realizer.process on a dev box.
+  # A conditional works too:
+  #   realizer = var.cluster == "prod" ? realizer.k8s : realizer.process
+  realizer = realizer[var.realizer]
+
+  # What to scale: the Amoro optimizer group.
+  target = "group-a"
+
+  interval = "30s" # how often to evaluate (default "30s")
+  # Random delay added to each tick so chains do not fire in lockstep:
+  # a share of the interval ("10%") or a duration ("3s"); default none.
+  jitter  = "10%"
+  timeout = "20s" # deadline for one evaluation (default: the interval)
+  # A snapshot older than this counts as stale: only scale-up or no-op.
+  # Default: twice the interval.
+  max_snapshot_age = "1m"
+  enabled          = true
+
+  # The policy holds the keys of all the chain's evaluators; each evaluator
+  # receives only its own. Names follow Amoro's dynamic allocation settings.
+  policy {
+    min-parallelism      = 4                  # floor, in threads
+    max-parallelism      = var.max_optimizers # ceiling, in threads
+    executor-parallelism = 4                  # threads per optimizer unit
+
+    executor-idle-timeout     = "5m"  # remove a unit idle this long
+    scheduler-backlog-timeout = "1m"  # backlog this old triggers a scale-up
+    sustained-backlog-timeout = "30s" # then again each time it persists this long
+    scale-up-cooldown         = "30s"
+    scale-down-cooldown       = "1m"
+    drain-timeout             = "15m" # force removal after draining this long
+    boot-timeout              = "3m"  # a requested unit must register within this
+
+    # Restart units whose optimizer never registered (or stopped heartbeating).
+    auto-restart {
+      enabled      = true
+      max-retries  = 5
+      grace-period = "5m"
+    }
+  }
+}

@@ -1,0 +1,6 @@
+collector "ams" {
+  plugin = "collector-ams"
+  config {
+    url = = "http://ams"
+  }
+}
