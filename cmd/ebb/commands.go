@@ -1,0 +1,344 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/spf13/cobra"
+
+	"github.com/ebbscale/ebb/core/config"
+	"github.com/ebbscale/ebb/core/host"
+	"github.com/ebbscale/ebb/core/metrics"
+	"github.com/ebbscale/ebb/core/runner"
+	"github.com/ebbscale/ebb/core/state"
+	"github.com/ebbscale/ebb/sdk"
+)
+
+// common holds the flags every config-reading command shares.
+type common struct {
+	vars      []string
+	logLevel  string
+	logJSON   bool
+	pluginDir string
+}
+
+func (c *common) register(cmd *cobra.Command) {
+	cmd.Flags().StringArrayVar(&c.vars, "var", nil, "set a variable: -var name=value (repeatable)")
+	cmd.Flags().StringVar(&c.logLevel, "log-level", "", "trace, debug, info, warn or error (default: the config's, else info)")
+	cmd.Flags().BoolVar(&c.logJSON, "log-json", false, "log JSON lines")
+}
+
+func (c *common) varMap() (map[string]string, error) {
+	out := map[string]string{}
+	for _, v := range c.vars {
+		k, val, ok := strings.Cut(v, "=")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("-var %q: want name=value", v)
+		}
+		out[k] = val
+	}
+	return out, nil
+}
+
+// logger builds the command's logger; quiet commands (validate, plan,
+// plugins) default to warnings only, since their output is the point.
+func (c *common) logger(cfg *config.Config, out io.Writer, quiet bool) hclog.Logger {
+	level, jsonFmt := c.logLevel, c.logJSON
+	if level == "" && quiet {
+		level = "warn"
+	}
+	if cfg != nil {
+		if level == "" {
+			level = cfg.LogLevel
+		}
+		jsonFmt = jsonFmt || cfg.LogJSON
+	}
+	if level == "" {
+		level = "info"
+	}
+	return hclog.New(&hclog.LoggerOptions{Name: "ebb", Level: hclog.LevelFromString(level), JSONFormat: jsonFmt, Output: out})
+}
+
+// load reads a configuration with a host that will also run its plugins.
+func (c *common) load(path string, logger hclog.Logger, m *metrics.Metrics) (*config.Config, *host.Host, error) {
+	vars, err := c.varMap()
+	if err != nil {
+		return nil, nil, err
+	}
+	h := host.New(host.Options{Self: self(), Builtins: builtinNames(), Logger: logger, Metrics: m, PluginDir: c.pluginDir})
+	cfg, diags := config.Load(path, vars, h)
+	if diags.HasErrors() {
+		h.Close()
+		return nil, nil, diagError{config.FormatDiagnostics(diags)}
+	}
+	return cfg, h, nil
+}
+
+// diagError is a configuration that did not load; its text is the
+// diagnostics, one FILE:LINE:COL: message per line.
+type diagError struct{ text string }
+
+func (e diagError) Error() string { return strings.TrimRight(e.text, "\n") }
+
+func newValidateCmd() *cobra.Command {
+	var c common
+	cmd := &cobra.Command{
+		Use:   "validate FILE",
+		Short: "check a configuration: exit 0 when valid, 1 with every problem as FILE:LINE:COL: message",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			logger := c.logger(nil, cmd.ErrOrStderr(), true)
+			cfg, h, err := c.load(args[0], logger.Named("validate"), metrics.New())
+			if err != nil {
+				var de diagError
+				if errors.As(err, &de) {
+					fmt.Fprintln(cmd.ErrOrStderr(), de.Error())
+					return exitError{1}
+				}
+				return err
+			}
+			h.Close()
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: valid (%d chains)\n", args[0], len(cfg.Chains))
+			return nil
+		},
+	}
+	c.register(cmd)
+	return cmd
+}
+
+func newPlanCmd() *cobra.Command {
+	var c common
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "plan FILE [CHAIN]",
+		Short: "evaluate chains once (collect, inventory, evaluate) without realizing anything",
+		Args:  cobra.RangeArgs(1, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			logger := c.logger(nil, cmd.ErrOrStderr(), true)
+			m := metrics.New()
+			cfg, h, err := c.load(args[0], logger, m)
+			if err != nil {
+				var de diagError
+				if errors.As(err, &de) {
+					fmt.Fprintln(cmd.ErrOrStderr(), de.Error())
+					return exitError{1}
+				}
+				return err
+			}
+			defer h.Close()
+			name := ""
+			if len(args) == 2 {
+				name = args[1]
+			}
+			r := runner.New(cfg, runner.Options{Host: h, Metrics: m, Logger: logger})
+			evs, planErr := r.Plan(cmd.Context(), name)
+			if asJSON {
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				if err := enc.Encode(map[string]any{"evaluations": evs}); err != nil {
+					return err
+				}
+			} else {
+				for _, ev := range evs {
+					printEvaluation(cmd.OutOrStdout(), ev)
+				}
+			}
+			return planErr
+		},
+	}
+	c.register(cmd)
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func printEvaluation(w io.Writer, ev *runner.Evaluation) {
+	s := ev.Snapshot
+	fmt.Fprintf(w, "chain %s -> target %s\n", ev.Chain, ev.Target)
+	fmt.Fprintf(w, "  snapshot  observed %s, complete %v\n", s.ObservedAt.Format(time.RFC3339), s.Complete)
+	for _, why := range s.IncompleteReasons {
+		fmt.Fprintf(w, "            incomplete: %s\n", why)
+	}
+	d := s.Demand
+	fmt.Fprintf(w, "  demand    planned %d, scheduled %d, running %d, pending tables %d, planning tables %d\n",
+		d.PlannedTasks, d.ScheduledTasks, d.RunningTasks, d.PendingTables, d.PlanningTables)
+	fmt.Fprintf(w, "  workers   %d\n", len(s.Workers))
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	for _, wk := range s.Workers {
+		busy := fmt.Sprintf("%d/%d busy", wk.BusyThreads, wk.Threads)
+		if !wk.BusyKnown {
+			busy = fmt.Sprintf("?/%d busy (unknown)", wk.Threads)
+		}
+		fmt.Fprintf(tw, "    %s\tunit %s\t%s\t%s\n", wk.ID, wk.UnitID, wk.State, busy)
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "  inventory %d units\n", len(ev.Inventory))
+	for _, u := range ev.Inventory {
+		fmt.Fprintf(tw, "    %s\t%s\tsize %d\tcreated %s\n", u.ID, u.Phase, u.Size, u.CreatedAt.Format(time.RFC3339))
+	}
+	tw.Flush()
+	for _, why := range ev.Degraded {
+		fmt.Fprintf(w, "  degraded  %s\n", why)
+	}
+	fmt.Fprintf(w, "  decision  %s (desired capacity %d)\n", ev.Decision.Summary(), ev.Decision.DesiredCapacity)
+	fmt.Fprintf(w, "  reason    %s\n\n", ev.Decision.Reason)
+}
+
+func newRunCmd() *cobra.Command {
+	var c common
+	var path, httpAddr, statePath string
+	cmd := &cobra.Command{
+		Use:   "run",
+		Short: "run the chains of a configuration until interrupted; SIGHUP reloads it",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			boot := c.logger(nil, cmd.ErrOrStderr(), false)
+			m := metrics.New()
+			cfg, h, err := c.load(path, boot, m)
+			if err != nil {
+				return err
+			}
+			logger := c.logger(cfg, cmd.ErrOrStderr(), false)
+			if statePath == "" {
+				statePath = cfg.StatePath
+			}
+			if httpAddr == "" {
+				httpAddr = cfg.HTTPAddress
+			}
+			return run(cmd.Context(), runArgs{common: &c, path: path, cfg: cfg, host: h, metrics: m,
+				logger: logger, statePath: statePath, httpAddr: httpAddr})
+		},
+	}
+	c.register(cmd)
+	cmd.Flags().StringVar(&path, "config", "config.hcl", "configuration file")
+	cmd.Flags().StringVar(&httpAddr, "http", "", "HTTP listen address (default: the config's, else 127.0.0.1:9464)")
+	cmd.Flags().StringVar(&statePath, "state", "", "state file (default: the config's, else ebb.db beside it)")
+	return cmd
+}
+
+type runArgs struct {
+	*common
+	path      string
+	cfg       *config.Config
+	host      *host.Host
+	metrics   *metrics.Metrics
+	logger    hclog.Logger
+	statePath string
+	httpAddr  string
+}
+
+func run(parent context.Context, a runArgs) error {
+	store, err := state.Open(a.statePath)
+	if err != nil {
+		a.host.Close()
+		return err
+	}
+	defer store.Close()
+	r := runner.New(a.cfg, runner.Options{Host: a.host, Store: store, Metrics: a.metrics, Logger: a.logger})
+
+	ln, err := net.Listen("tcp", a.httpAddr)
+	if err != nil {
+		a.host.Close()
+		return fmt.Errorf("http: %w", err)
+	}
+	srv := &http.Server{Handler: r.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	defer srv.Close()
+	a.logger.Info("ebb running", "config", a.path, "chains", len(a.cfg.Chains), "http", "http://"+ln.Addr().String(), "state", a.statePath)
+
+	ctx, stop := signal.NotifyContext(parent, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				reload(r, a)
+			}
+		}
+	}()
+	return r.Run(ctx)
+}
+
+// reload re-reads the configuration; a bad one is rejected with its
+// diagnostics and the running one stays.
+func reload(r *runner.Runner, a runArgs) {
+	vars, err := a.varMap()
+	if err != nil {
+		a.logger.Error("reload rejected", "error", err)
+		return
+	}
+	cfg, diags := config.Load(a.path, vars, a.host)
+	if diags.HasErrors() {
+		a.logger.Error("reload rejected; the running configuration stays", "diagnostics", config.FormatDiagnostics(diags))
+		return
+	}
+	r.Reload(cfg)
+	a.logger.Info("configuration reloaded", "config", a.path, "chains", len(cfg.Chains))
+}
+
+func newPluginsCmd() *cobra.Command {
+	var c common
+	cmd := &cobra.Command{
+		Use:   "plugins",
+		Short: "list the plugins found, builtin and in --plugin-dir, with kind and version",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			logger := c.logger(nil, cmd.ErrOrStderr(), true)
+			h := host.New(host.Options{Self: self(), Builtins: builtinNames(), Logger: logger, PluginDir: c.pluginDir})
+			defer h.Close()
+			found, err := h.List()
+			if err != nil {
+				return err
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "NAME\tKIND\tVERSION\tSOURCE")
+			for _, f := range found {
+				src := f.Path
+				if f.Builtin {
+					src = "builtin"
+				}
+				info, err := h.Info(sdk.KindUnknown, f.Name, "")
+				if err != nil {
+					fmt.Fprintf(tw, "%s\t?\t?\t%s (error: %v)\n", f.Name, src, err)
+					continue
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", f.Name, info.Kind, info.Version, src)
+			}
+			return tw.Flush()
+		},
+	}
+	cmd.Flags().StringVar(&c.pluginDir, "plugin-dir", "", "directory of external plugin binaries")
+	return cmd
+}
+
+func newVersionCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "print ebb's version",
+		Args:  cobra.NoArgs,
+		Run: func(cmd *cobra.Command, _ []string) {
+			v := version
+			if bi, ok := debug.ReadBuildInfo(); ok && v == "dev" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+				v = bi.Main.Version
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "ebb %s (plugin protocol %d)\n", v, sdk.ProtocolVersion)
+		},
+	}
+}
