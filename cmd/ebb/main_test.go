@@ -133,6 +133,17 @@ func TestValidate(t *testing.T) {
 		}
 	}
 
+	// Plugins that cannot be trusted or found, reported where they are named.
+	pinned := c.write("pinned.hcl", strings.Replace(strings.Replace(c.config(""),
+		`plugin = "test-collector"`, `plugin = "test-collector"
+  sha256 = "`+strings.Repeat("ab", 32)+`"`, 1),
+		`plugin = "test-realizer"`, `plugin = "no-such-realizer"`, 1))
+	_, errOut, code = c.run("validate", pinned)
+	if code != 1 || !strings.Contains(errOut, pinned+":6:12: ") || !strings.Contains(errOut, "checksum mismatch") ||
+		!strings.Contains(errOut, pinned+":17:12: ") || !strings.Contains(errOut, `unknown plugin "no-such-realizer"`) {
+		t.Fatalf("pin and unknown plugin: exit %d\n%s", code, errOut)
+	}
+
 	_, errOut, code = c.run("validate", filepath.Join(c.dir, "missing.hcl"))
 	if code != 1 || !strings.Contains(errOut, "missing.hcl") {
 		t.Fatalf("missing file: exit %d, %s", code, errOut)

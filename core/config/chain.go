@@ -259,6 +259,10 @@ func refsAttr(a *hcl.Attribute, kind sdk.Kind, many bool, ctx *hcl.EvalContext) 
 	var names []string
 	where := map[string]hcl.Range{}
 	for _, e := range items {
+		if d := undefinedIndex(e, ctx); d != nil {
+			diags = append(diags, d)
+			continue
+		}
 		v, d := evalExpr(e, ctx)
 		diags = append(diags, d...)
 		if d.HasErrors() {
@@ -310,6 +314,34 @@ func refsAttr(a *hcl.Attribute, kind sdk.Kind, many bool, ctx *hcl.EvalContext) 
 		}
 	}
 	return names, diags
+}
+
+// undefinedIndex explains realizer[var.x] naming no realizer better than
+// HCL's "Invalid index".
+func undefinedIndex(e hcl.Expression, ctx *hcl.EvalContext) *hcl.Diagnostic {
+	ix, ok := e.(*hclsyntax.IndexExpr)
+	if !ok {
+		return nil
+	}
+	st, ok := ix.Collection.(*hclsyntax.ScopeTraversalExpr)
+	if !ok || len(st.Traversal) != 1 {
+		return nil
+	}
+	kind, err := sdk.ParseKind(st.Traversal.RootName())
+	if err != nil {
+		return nil
+	}
+	key, diags := evalExpr(ix.Key, ctx)
+	obj, ok := ctx.Variables[kind.String()]
+	if diags.HasErrors() || !ok || key.IsNull() || key.Type() != cty.String || !obj.Type().IsObjectType() || obj.Type().HasAttribute(key.AsString()) {
+		return nil
+	}
+	return &hcl.Diagnostic{
+		Severity: hcl.DiagError,
+		Summary:  "Reference to undefined " + kind.String(),
+		Detail:   fmt.Sprintf("No %s %q is defined.", kind, key.AsString()),
+		Subject:  ix.Key.Range().Ptr(),
+	}
 }
 
 // refsOf accepts one reference or a list of them.

@@ -1,7 +1,3 @@
-// Package config loads the runner's HCL configuration: plugin blocks, chains
-// and variables. Each plugin block's `config { }` and each chain's
-// `policy { }` are decoded against the schemas the plugins publish, so a typo
-// is reported as FILE:LINE:COL before anything runs.
 package config
 
 import (

@@ -234,6 +234,7 @@ func TestBad(t *testing.T) {
 			`1:1: Invalid value for variable "max": -var max="lots": want a number`,
 			`5:1: No value for variable "token"`,
 			`16:15: Reference to undeclared variable: No variable "endpoint" is declared`,
+			`43:13: Variables not allowed`,
 		}},
 		{"bad_plugins.hcl", nil, []string{
 			`2:12: Unknown plugin: collector "unknown": plugin "collector-nope"`,
@@ -262,7 +263,7 @@ func TestBad(t *testing.T) {
 			`99:16: Target realized twice: Chain "local" realizes target "group-a" with realizer "k8s", as chain "amoro" already does at testdata/good.hcl:77:22`,
 		}},
 		{"good.hcl", map[string]string{"which": "nomad"}, []string{
-			`98:24: Invalid index`,
+			`98:25: Reference to undefined realizer: No realizer "nomad" is defined`,
 		}},
 	}
 	for _, tt := range tests {

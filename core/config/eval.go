@@ -47,7 +47,9 @@ var variableSchema = &hcl.BodySchema{
 // computed from it as invalid without reporting it again.
 func (l *loader) variables(blocks hcl.Blocks, overrides map[string]string) (map[string]cty.Value, hcl.Diagnostics) {
 	var diags hcl.Diagnostics
-	ctx := l.evalContext(nil)
+	// Defaults may call functions but not refer to variables: no ordering
+	// or cycles to explain.
+	ctx := &hcl.EvalContext{Functions: l.functions()}
 	vals := map[string]cty.Value{}
 	decls := map[string]*hcl.Block{}
 	for _, blk := range blocks {

@@ -24,7 +24,6 @@ func FuzzParse(f *testing.F) {
 		f.Add(src)
 	}
 	f.Fuzz(func(t *testing.T, src []byte) {
-		_ = os.WriteFile("/tmp/fuzzlast.hcl", src, 0o600) // DEBUG
 		cfg, diags := Parse(src, "fuzz.hcl", nil, newFakeResolver())
 		for _, d := range diags {
 			if d.Subject != nil && (d.Subject.Filename != "fuzz.hcl" || d.Subject.Start.Line <= 0) {

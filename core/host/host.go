@@ -22,6 +22,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/ebbscale/ebb/core/config"
 	"github.com/ebbscale/ebb/core/metrics"
 	"github.com/ebbscale/ebb/sdk"
 )
@@ -114,12 +115,12 @@ func (h *Host) Find(name string) (Found, error) {
 	}
 	dir := h.pluginDir()
 	if dir == "" {
-		return Found{}, fmt.Errorf("unknown plugin %q: not builtin (%s) and no plugin_dir is set", name, h.builtinList())
+		return Found{}, fmt.Errorf("%w %q: not builtin (%s) and no plugin_dir is set", config.ErrUnknownPlugin, name, h.builtinList())
 	}
 	path := filepath.Join(dir, name)
 	st, err := os.Stat(path)
 	if err != nil || st.IsDir() || st.Mode()&0o111 == 0 {
-		return Found{}, fmt.Errorf("unknown plugin %q: not builtin (%s) and no executable %s", name, h.builtinList(), path)
+		return Found{}, fmt.Errorf("%w %q: not builtin (%s) and no executable %s", config.ErrUnknownPlugin, name, h.builtinList(), path)
 	}
 	return Found{Name: name, Path: path}, nil
 }
@@ -193,7 +194,7 @@ func checksum(f Found, pin string) ([]byte, error) {
 		return nil, fmt.Errorf("reading plugin %q: %w", f.Name, err)
 	}
 	if got := hash.Sum(nil); hex.EncodeToString(got) != hex.EncodeToString(want) {
-		return nil, fmt.Errorf("checksum mismatch for plugin %q: %s has sha256 %x, the config pins %s", f.Name, f.Path, got, pin)
+		return nil, fmt.Errorf("%w for plugin %q: %s has sha256 %x, the config pins %s", config.ErrChecksumMismatch, f.Name, f.Path, got, pin)
 	}
 	return want, nil
 }

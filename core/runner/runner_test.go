@@ -211,6 +211,9 @@ func TestRunScalesUpAndDownAndServesHTTP(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(b)
 	}
+	if code, page := get("/"); code != 200 || !strings.Contains(page, "<title>ebb</title>") {
+		t.Fatalf("web page: %d", code)
+	}
 	if code, _ := get("/v1/health"); code != 200 {
 		t.Fatalf("health %d", code)
 	}

@@ -38,3 +38,7 @@ chain "c" {
     max-parallelism = var.max
   }
 }
+
+variable "alias" {
+  default = var.max
+}

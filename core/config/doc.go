@@ -1,0 +1,40 @@
+// Package config loads the runner's HCL configuration: plugin blocks, chains
+// and variables. Each plugin block's `config { }` and each chain's
+// `policy { }` are decoded against the schemas the plugins publish, so a typo
+// is reported as FILE:LINE:COL before anything runs.
+//
+// The configuration language, as Load reads it:
+//
+//	plugin_dir = "./plugins"            # external plugin binaries; relative to the file
+//	state { path = "ebb.db" }           # default "ebb.db" next to the file
+//	http  { address = "127.0.0.1:9464" } # the default
+//	log   { level = "info"  json = false }
+//
+//	variable "NAME" { default = EXPR  description = "..." }  # var.NAME; -var NAME=VALUE
+//
+//	collector "NAME" {                  # likewise evaluator "NAME", realizer "NAME"
+//	  plugin  = "collector-ams"         # required
+//	  sha256  = "<64 hex digits>"       # optional pin of the plugin binary
+//	  timeout = "10s"                   # optional per-call deadline
+//	  config { ... }                    # decoded against the plugin's ConfigSchema
+//	}
+//
+//	chain "NAME" {
+//	  collectors       = [collector.a, collector.b]   # one or more
+//	  evaluators       = [evaluator.dra]              # one or more, in order
+//	  realizer         = realizer.k8s                 # exactly one; also realizer[var.x]
+//	                                                  # or var.prod ? realizer.k8s : realizer.process
+//	  target           = "group-a"                    # required
+//	  interval         = "30s"                        # default 30s, > 0
+//	  jitter           = "10%"                        # share of interval or a duration; default 0
+//	  timeout          = "20s"                        # default: the interval
+//	  max_snapshot_age = "1m"                         # default: 2 x interval
+//	  enabled          = true
+//	  policy { ... }   # decoded against the union of the evaluators' PolicySchemas
+//	}
+//
+// Functions: env(NAME[, DEFAULT]), file(PATH), lower, upper, trimspace,
+// join, split, concat, coalesce. A null attribute value means "not set".
+// One writer per target: no two chains, enabled or not, may pair the same
+// realizer block with the same target.
+package config
