@@ -1,7 +1,7 @@
 # ebb configuration: an example that scales one Amoro optimizer group.
 #
-# Check it without running anything:   ebb validate -config config.hcl
-# Point it at another cluster:          ebb run -config config.hcl -var cluster=dev -var realizer=process
+# Check it without running anything:   ebb validate config.hcl
+# Point it at another cluster:          ebb run --config config.hcl -var cluster=dev -var realizer=process
 #
 # Every error is reported as FILE:LINE:COL. The `config { }` of each plugin
 # block and the `policy { }` of each chain are checked against the schemas the
@@ -18,8 +18,9 @@
 # Durations are strings with a unit: "500ms", "30s", "5m", "1h30m".
 
 # Directory of third-party plugin binaries, relative to this file. Builtin
-# plugins (collector-ams, evaluator-dra, realizer-k8s, ...) need no directory.
-plugin_dir = "./plugins"
+# plugins (collector-ams, evaluator-dra, realizer-k8s, realizer-process) need
+# no directory, so this example sets none:
+# plugin_dir = "/usr/local/lib/ebb/plugins"
 
 # Evaluator state (idle timers, restart counts, cooldowns) lives here, so a
 # restart of ebb or of a plugin loses nothing. Relative to this file;
@@ -78,10 +79,14 @@ collector "ams" {
 
   config {
     url = var.ams_url
+    # AMS REST auth: "token" (api key + signed requests), "basic" or "none".
     # Secrets come from the environment, never from this file. They are
     # marked sensitive by the plugin, so logs show "(sensitive)".
-    api-key = env("AMS_API_KEY")
-    secret  = env("AMS_SECRET")
+    auth-type = env("AMS_API_KEY") == "" ? "none" : "token"
+    api-key   = env("AMS_API_KEY")
+    secret    = env("AMS_SECRET")
+    # An optimizer whose last heartbeat is older than this is not counted.
+    heartbeat-timeout = "1m"
     # Optional: AMS's Prometheus endpoint, for per-optimizer thread metrics.
     metrics-url = "${var.ams_url}/metrics"
   }
@@ -89,7 +94,7 @@ collector "ams" {
 
 evaluator "dra" {
   plugin = "evaluator-dra"
-  # sha256 = "4f2a..."   # uncomment to pin the plugin binary
+  # sha256 = "4f2a..."   # pins a third-party binary in plugin_dir (builtins need none)
 }
 
 # Two ways to realize decisions; var.realizer picks one per cluster (see the
@@ -102,8 +107,15 @@ realizer "k8s" {
     namespace = "amoro-${var.cluster}"
     # "unit": one Deployment per optimizer, Amoro-compatible labels.
     # "workload": the scale subresource of an existing workload.
-    mode  = "unit"
-    image = "apache/amoro:0.8.1"
+    mode           = "unit"
+    image          = "apache/amoro:0.8.1"
+    ams-thrift-uri = "thrift://amoro-ams.amoro.svc:1261"
+    # Pod resources per optimizer thread, as Amoro computes them.
+    memory-per-thread-mb = 2048
+    cpu-per-thread       = 1
+    # Pods get terminationGracePeriodSeconds = drain-timeout + 30s, so an
+    # optimizer finishes its in-flight tasks on SIGTERM.
+    drain-timeout = "15m"
   }
 }
 
@@ -111,8 +123,13 @@ realizer "process" {
   plugin = "realizer-process"
 
   config {
-    # Local optimizer processes, for a laptop or a single VM.
-    command = ["./bin/optimizer.sh", "start"]
+    # Local optimizer processes, for a single VM. The command must stay in
+    # the foreground: it is the unit. Placeholders: {unit}, {threads},
+    # {group}, {chain} and each key of vars.
+    command   = ["/opt/amoro/bin/optimizer.sh", "-a", "{ams}", "-p", "{threads}", "-g", "{group}", "-id", "{unit}"]
+    vars      = { ams = "thrift://127.0.0.1:1261" }
+    state-dir = "/var/lib/ebb/process" # pid files: a restarted ebb finds its units
+    drain-timeout = "15m"
   }
 }
 

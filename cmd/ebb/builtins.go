@@ -10,6 +10,7 @@ import (
 	"github.com/ebbscale/ebb/core/host"
 	collectorams "github.com/ebbscale/ebb/plugins/collector-ams"
 	dra "github.com/ebbscale/ebb/plugins/evaluator-dra"
+	process "github.com/ebbscale/ebb/plugins/realizer-process"
 	"github.com/ebbscale/ebb/sdk"
 )
 
@@ -18,6 +19,7 @@ import (
 var builtins = map[string]func() sdk.Plugin{
 	collectorams.Name: func() sdk.Plugin { return collectorams.New() },
 	dra.Name:          func() sdk.Plugin { return dra.New() },
+	process.Name:      func() sdk.Plugin { return process.New() },
 }
 
 func builtinNames() []string {

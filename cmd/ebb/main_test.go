@@ -407,3 +407,50 @@ func waitHTTP(t *testing.T, url string) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestDev runs `ebb dev` on a short burst: the floor is provisioned, the
+// burst scales up real optimizer processes, the page and API answer, and
+// when it stops no optimizer or plugin process is left behind.
+func TestDev(t *testing.T) {
+	c := newCLI(t)
+	trace := c.write("burst.csv", "submit,duration,table\n"+strings.Repeat("1,60,orders\n", 30))
+	addr := freeAddr(t)
+	cmd := exec.Command(c.ebb, "dev", "--trace", trace, "--http", addr, "--for", "25s")
+	var out, errOut syncBuffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitHTTP(t, "http://"+addr+"/v1/health")
+	deadline := time.Now().Add(60 * time.Second)
+	for !strings.Contains(out.String(), "dev-2") {
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatalf("no scale-up beyond the floor:\n%s\n%s", out.String(), errOut.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	resp, err := http.Get("http://" + addr + "/v1/chains/dev")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(body), `"direction": "up"`) {
+		t.Fatalf("decision log lacks the scale-up: %s", body)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("ebb dev: %v\n%s\n%s", err, out.String(), errOut.String())
+	}
+	text := out.String()
+	for _, want := range []string{"+1 units (dev-1): below the floor", "releasing every optimizer"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("output lacks %q:\n%s", want, text)
+		}
+	}
+	// Every process ebb dev started ran this test's binary; none may remain.
+	procs, _ := exec.Command("pgrep", "-f", c.ebb).Output()
+	if len(bytes.TrimSpace(procs)) > 0 {
+		t.Fatalf("processes left behind: %s", procs)
+	}
+}

@@ -1,6 +1,7 @@
 package runner
 
 import (
+	_ "embed"
 	"encoding/json"
 	"net/http"
 	"strconv"
@@ -10,6 +11,7 @@ import (
 
 // Handler serves the runner's HTTP API:
 //
+//	GET /                   a page with each chain's demand and capacity chart
 //	GET /v1/health          200 while the process is up
 //	GET /v1/ready           200 once every chain has evaluated once, else 503
 //	GET /metrics            Prometheus exposition
@@ -17,6 +19,10 @@ import (
 //	GET /v1/chains/{name}   one chain and its recent decisions (?n=50)
 func (r *Runner) Handler() http.Handler {
 	mux := http.NewServeMux()
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Write(uiPage)
+	})
 	mux.HandleFunc("GET /v1/health", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
@@ -61,6 +67,9 @@ func (r *Runner) Handler() http.Handler {
 	})
 	return mux
 }
+
+//go:embed ui.html
+var uiPage []byte
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")

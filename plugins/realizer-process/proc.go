@@ -1,0 +1,108 @@
+package process
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"strconv"
+	"syscall"
+)
+
+// procStat is what /proc/<pid>/stat says about a process that matters here.
+type procStat struct {
+	State byte
+	Pgrp  int
+	// StartTicks is when the process started, in clock ticks since boot:
+	// with the pid it identifies a process for the life of the machine.
+	StartTicks uint64
+}
+
+// readStat reads /proc/<pid>/stat; a missing process is os.ErrNotExist.
+func readStat(pid int) (procStat, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return procStat{}, err
+	}
+	return parseStat(b)
+}
+
+// parseStat parses a /proc/<pid>/stat line. The command name (field 2) is
+// in parentheses and may itself hold spaces and parentheses, so fields are
+// counted from the last ')'.
+func parseStat(b []byte) (procStat, error) {
+	end := bytes.LastIndexByte(b, ')')
+	if end < 0 {
+		return procStat{}, errors.New("malformed /proc stat: no command name")
+	}
+	f := bytes.Fields(b[end+1:])
+	// f[0] is field 3 (state), so field n is f[n-3].
+	const startField = 22
+	if len(f) < startField-2 || len(f[0]) != 1 {
+		return procStat{}, fmt.Errorf("malformed /proc stat: %d fields after the command name", len(f))
+	}
+	pgrp, err := strconv.Atoi(string(f[5-3]))
+	if err != nil {
+		return procStat{}, fmt.Errorf("malformed /proc stat pgrp: %w", err)
+	}
+	start, err := strconv.ParseUint(string(f[startField-3]), 10, 64)
+	if err != nil {
+		return procStat{}, fmt.Errorf("malformed /proc stat starttime: %w", err)
+	}
+	return procStat{State: f[0][0], Pgrp: pgrp, StartTicks: start}, nil
+}
+
+// readNulList reads a NUL-separated /proc file (cmdline, environ).
+func readNulList(pid int, name string) ([]string, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/%s", pid, name))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) == 0 {
+		return nil, nil
+	}
+	b = bytes.TrimSuffix(b, []byte{0})
+	parts := bytes.Split(b, []byte{0})
+	out := make([]string, len(parts))
+	for i, p := range parts {
+		out[i] = string(p)
+	}
+	return out, nil
+}
+
+// liveness says whether a recorded unit process is still the one that was
+// started. reason explains a dead verdict.
+func liveness(rec *record) (alive bool, reason string) {
+	st, err := readStat(rec.Pid)
+	if err != nil {
+		return false, "process is gone"
+	}
+	if st.State == 'Z' || st.State == 'X' {
+		return false, "process exited"
+	}
+	if st.StartTicks != rec.ProcStart {
+		return false, "pid now belongs to another process"
+	}
+	if argv, err := readNulList(rec.Pid, "cmdline"); err == nil && slices.Equal(argv, rec.Argv) {
+		return true, ""
+	}
+	// A wrapper script that execs its program changes the command line but
+	// keeps the environment the unit was started with.
+	if env, err := readNulList(rec.Pid, "environ"); err == nil && slices.Contains(env, tokenEnv+"="+rec.Token) {
+		return true, ""
+	}
+	return false, "pid now runs another command"
+}
+
+// signalGroup signals the unit's process group, which holds the unit and
+// any children it started. A group that is already gone is not an error.
+func signalGroup(pid int, sig syscall.Signal) error {
+	if pid <= 1 {
+		return fmt.Errorf("refusing to signal process group %d", pid)
+	}
+	if err := syscall.Kill(-pid, sig); err != nil && !errors.Is(err, syscall.ESRCH) {
+		return fmt.Errorf("signal %v to process group %d: %w", sig, pid, err)
+	}
+	return nil
+}
