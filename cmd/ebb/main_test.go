@@ -101,6 +101,7 @@ chain "optimizers" {
   realizer   = realizer.files
   target     = "group-a"
   interval   = "100ms"
+  timeout    = "10s"
   policy {
     min-parallelism      = 2
     max-parallelism      = 8
@@ -127,7 +128,7 @@ func TestValidate(t *testing.T) {
 	}
 	// Every problem, each at its place: the typo in a plugin's config, and
 	// the evaluator's own policy check (min > max).
-	for _, want := range []string{bad + ":7:5: ", `"flie"`, bad + ":29:5: ", "min-parallelism 2 is above max-parallelism 1"} {
+	for _, want := range []string{bad + ":7:5: ", `"flie"`, bad + ":30:5: ", "min-parallelism 2 is above max-parallelism 1"} {
 		if !strings.Contains(errOut, want) {
 			t.Errorf("diagnostics lack %q:\n%s", want, errOut)
 		}

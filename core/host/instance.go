@@ -87,7 +87,12 @@ func (i *Instance) get(ctx context.Context) (sdk.Plugin, error) {
 		return nil, &ErrBackingOff{Block: i.spec.Block, Until: i.notBefore, Cause: i.lastErr}
 	}
 	restart := !i.started.IsZero()
-	p, err := i.start(ctx)
+	// Starting and configuring a process is bounded by the start timeout,
+	// not by the deadline of the call that happened to need it: a chain
+	// with a short call timeout must still be able to (re)start its plugins.
+	startCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), i.h.opts.StartTimeout)
+	defer cancel()
+	p, err := i.start(startCtx)
 	if err != nil {
 		i.noteFailure(err)
 		return nil, err
