@@ -3,6 +3,7 @@ package ams
 import (
 	"context"
 	"encoding/json"
+	"github.com/ebbscale/ebb/internal/amoro"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -336,19 +337,6 @@ func TestLoadTrace(t *testing.T) {
 	}
 }
 
-// The example from Amoro's TestParamSignatureCalculator.
-func TestSignatureParams(t *testing.T) {
-	q := url.Values{"name": {""}, "value": {"111"}, "age": {"11"}, "sex": {"1"}, "high": {"180"}, "nick": {""}}
-	if got := signedParams(q); got != "age11high180sex1value111" {
-		t.Fatalf("got %q", got)
-	}
-	// No parameters: the date is signed.
-	d := Signature("k", "s", url.Values{"apiKey": {"k"}}, t0, time.UTC)
-	if d != Signature("k", "s", nil, t0.Add(time.Hour), time.UTC) || d == Signature("k", "s", nil, t0.Add(24*time.Hour), time.UTC) {
-		t.Fatal("date signature does not follow the day")
-	}
-}
-
 type envelopeT struct {
 	Code    int             `json:"code"`
 	Message string          `json:"message"`
@@ -378,7 +366,7 @@ func TestRESTAuth(t *testing.T) {
 	path := APIPrefix + "/optimize/optimizerGroups/default/optimizers"
 	signed := func(secret string) string {
 		q := url.Values{"page": {"1"}, "pageSize": {"5"}, "apiKey": {"key"}}
-		q.Set("signature", Signature("key", secret, q, t0, time.UTC))
+		q.Set("signature", amoro.Signature("key", secret, q, t0, time.UTC))
 		return path + "?" + q.Encode()
 	}
 	cases := []struct {
@@ -391,7 +379,7 @@ func TestRESTAuth(t *testing.T) {
 		{"token ok", eTok, signed("sec"), nil, 200},
 		{"token wrong secret", eTok, signed("other"), nil, 403},
 		{"token missing", eTok, path, nil, 403},
-		{"token date signature", eTok, path + "?apiKey=key&signature=" + Signature("key", "sec", nil, t0, time.UTC), nil, 200},
+		{"token date signature", eTok, path + "?apiKey=key&signature=" + amoro.Signature("key", "sec", nil, t0, time.UTC), nil, 200},
 		{"health whitelisted", eTok, APIPrefix + "/health/status", nil, 200},
 		{"basic ok", eBasic, path, func(r *http.Request) { r.SetBasicAuth("admin", "pw") }, 200},
 		{"basic wrong", eBasic, path, func(r *http.Request) { r.SetBasicAuth("admin", "x") }, 403},

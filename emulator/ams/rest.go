@@ -4,6 +4,7 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"fmt"
+	"github.com/ebbscale/ebb/internal/amoro"
 	"net/http"
 	"sort"
 	"strconv"
@@ -212,7 +213,7 @@ func (e *Emulator) withAuth(h http.Handler) http.Handler {
 				deny("Invalid API key")
 				return
 			}
-			want := Signature(key, a.Secret, q, e.Now(), a.Location)
+			want := amoro.Signature(key, a.Secret, q, e.Now(), a.Location)
 			if subtle.ConstantTimeCompare([]byte(want), []byte(sig)) != 1 {
 				deny("Check signature for url:" + r.URL.Path + " failed")
 				return

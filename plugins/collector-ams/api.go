@@ -2,15 +2,13 @@ package collectorams
 
 import (
 	"context"
-	"crypto/md5"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/ebbscale/ebb/internal/amoro"
 	"io"
 	"net/http"
 	"net/url"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -37,47 +35,6 @@ type amsAPI struct {
 // errBudget stops the task walk when max-task-calls is spent.
 var errBudget = errors.New("max-task-calls reached")
 
-// sign computes AMS's API-token signature (ApiTokenController.checkApiToken
-// and ParamSignatureCalculator.generateParamStringWithValueList, amoro.md
-// §4.3): md5_hex(apiKey + S + secret), S being key + URL-decoded smallest
-// non-blank value for each parameter other than apiKey/signature in key
-// order, or today's yyyyMMdd in AMS's time zone when that is blank.
-func sign(apiKey, secret string, params url.Values, now time.Time, loc *time.Location) string {
-	keys := make([]string, 0, len(params))
-	for k := range params {
-		if k != "apiKey" && k != "signature" {
-			keys = append(keys, k)
-		}
-	}
-	sort.Strings(keys)
-	var b strings.Builder
-	for _, k := range keys {
-		var vals []string
-		for _, v := range params[k] {
-			if strings.TrimSpace(v) != "" {
-				vals = append(vals, v)
-			}
-		}
-		if len(vals) == 0 {
-			continue
-		}
-		sort.Strings(vals)
-		// AMS URL-decodes the already-decoded value once more.
-		v, err := url.QueryUnescape(vals[0])
-		if err != nil {
-			v = vals[0]
-		}
-		b.WriteString(k)
-		b.WriteString(v)
-	}
-	s := b.String()
-	if strings.TrimSpace(s) == "" {
-		s = now.In(loc).Format("20060102")
-	}
-	sum := md5.Sum([]byte(apiKey + s + secret))
-	return hex.EncodeToString(sum[:])
-}
-
 // get calls GET apiPrefix+path and returns the envelope's result and the
 // server's Date. Errors name no query string: with token auth it carries the
 // api key and a replayable signature.
@@ -88,7 +45,7 @@ func (a *amsAPI) get(ctx context.Context, path string, params url.Values) (json.
 	}
 	if a.cfg.AuthType == AuthToken {
 		q.Set("apiKey", a.cfg.APIKey)
-		q.Set("signature", sign(a.cfg.APIKey, a.cfg.Secret, q, a.now(), a.loc))
+		q.Set("signature", amoro.Signature(a.cfg.APIKey, a.cfg.Secret, q, a.now(), a.loc))
 	}
 	u := strings.TrimRight(a.cfg.URL, "/") + apiPrefix + path
 	if len(q) > 0 {

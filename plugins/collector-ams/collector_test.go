@@ -399,12 +399,3 @@ func TestInfoMarksSecretsSensitive(t *testing.T) {
 	var cfg Config
 	must(t, sdk.DecodeConfig(raw, &cfg))
 }
-
-func TestSignMatchesEmulator(t *testing.T) {
-	q := map[string][]string{"page": {"1"}, "actions[]": {"minor", "full", ""}, "tableSearchInput": {"a+b%20c"}}
-	for _, now := range []time.Time{t0, t0.Add(36 * time.Hour)} {
-		if a, b := sign("k", "s", q, now, time.UTC), ams.Signature("k", "s", q, now, time.UTC); a != b {
-			t.Fatalf("collector %s, emulator %s", a, b)
-		}
-	}
-}

@@ -1,4 +1,6 @@
-package ams
+// Package amoro holds facts of Apache Amoro's wire formats that both ebb's
+// collector and its AMS emulator need, so that the two cannot drift apart.
+package amoro
 
 import (
 	"crypto/md5"
