@@ -10,6 +10,7 @@ import (
 	"github.com/ebbscale/ebb/core/host"
 	collectorams "github.com/ebbscale/ebb/plugins/collector-ams"
 	dra "github.com/ebbscale/ebb/plugins/evaluator-dra"
+	k8s "github.com/ebbscale/ebb/plugins/realizer-k8s"
 	process "github.com/ebbscale/ebb/plugins/realizer-process"
 	"github.com/ebbscale/ebb/sdk"
 )
@@ -20,6 +21,7 @@ var builtins = map[string]func() sdk.Plugin{
 	collectorams.Name: func() sdk.Plugin { return collectorams.New() },
 	dra.Name:          func() sdk.Plugin { return dra.New() },
 	process.Name:      func() sdk.Plugin { return process.New() },
+	k8s.Name:          func() sdk.Plugin { return k8s.New() },
 }
 
 func builtinNames() []string {

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -88,7 +87,8 @@ func (c *common) load(path string, logger hclog.Logger, m *metrics.Metrics) (*co
 }
 
 // diagError is a configuration that did not load; its text is the
-// diagnostics, one FILE:LINE:COL: message per line.
+// diagnostics, one FILE:LINE:COL: message per line. main prints it as is and
+// exits 1.
 type diagError struct{ text string }
 
 func (e diagError) Error() string { return strings.TrimRight(e.text, "\n") }
@@ -103,11 +103,6 @@ func newValidateCmd() *cobra.Command {
 			logger := c.logger(nil, cmd.ErrOrStderr(), true)
 			cfg, h, err := c.load(args[0], logger.Named("validate"), metrics.New())
 			if err != nil {
-				var de diagError
-				if errors.As(err, &de) {
-					fmt.Fprintln(cmd.ErrOrStderr(), de.Error())
-					return exitError{1}
-				}
 				return err
 			}
 			h.Close()
@@ -131,11 +126,6 @@ func newPlanCmd() *cobra.Command {
 			m := metrics.New()
 			cfg, h, err := c.load(args[0], logger, m)
 			if err != nil {
-				var de diagError
-				if errors.As(err, &de) {
-					fmt.Fprintln(cmd.ErrOrStderr(), de.Error())
-					return exitError{1}
-				}
 				return err
 			}
 			defer h.Close()

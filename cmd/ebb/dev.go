@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	_ "embed"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -19,8 +18,6 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/spf13/cobra"
 
-	"github.com/ebbscale/ebb/core/config"
-	"github.com/ebbscale/ebb/core/host"
 	"github.com/ebbscale/ebb/core/metrics"
 	"github.com/ebbscale/ebb/core/runner"
 	"github.com/ebbscale/ebb/core/state"
@@ -169,11 +166,10 @@ func dev(ctx context.Context, out, errOut io.Writer, httpAddr string, workload [
 		return err
 	}
 	m := metrics.New()
-	h := host.New(host.Options{Self: self(), Builtins: builtinNames(), Logger: logger, Metrics: m})
-	cfg, diags := config.Load(cfgPath, nil, h)
-	if diags.HasErrors() {
-		h.Close()
-		return errors.New(config.FormatDiagnostics(diags))
+	var c common
+	cfg, h, err := c.load(cfgPath, logger, m)
+	if err != nil {
+		return err
 	}
 	store, err := state.Open(cfg.StatePath)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 )
@@ -20,14 +21,42 @@ func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code)
 
 func main() {
 	root := newRootCmd()
+	root.SetArgs(longFlags(os.Args[1:]))
 	if err := root.Execute(); err != nil {
 		var ee exitError
 		if errors.As(err, &ee) {
 			os.Exit(ee.code)
 		}
+		var de diagError
+		if errors.As(err, &de) {
+			fmt.Fprintln(os.Stderr, de.Error())
+			os.Exit(1)
+		}
 		fmt.Fprintln(os.Stderr, "ebb:", err)
 		os.Exit(1)
 	}
+}
+
+// singleDash are the long flags also accepted with one dash, as in
+// Terraform and Nomad (`ebb validate config.hcl -var k=v`).
+var singleDash = []string{"var", "config", "json", "http", "state", "plugin-dir", "log-level", "log-json"}
+
+// longFlags rewrites `-var x` and `-var=x` to `--var x` and `--var=x`.
+func longFlags(args []string) []string {
+	out := make([]string, len(args))
+	for i, a := range args {
+		out[i] = a
+		if a == "--" {
+			copy(out[i:], args[i:])
+			break
+		}
+		for _, f := range singleDash {
+			if a == "-"+f || strings.HasPrefix(a, "-"+f+"=") {
+				out[i] = "-" + a
+			}
+		}
+	}
+	return out
 }
 
 func newRootCmd() *cobra.Command {

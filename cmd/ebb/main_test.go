@@ -455,3 +455,29 @@ func TestDev(t *testing.T) {
 		t.Fatalf("processes left behind: %s", procs)
 	}
 }
+
+// The example the README points at must stay valid with every builtin
+// realizer it offers, including with Terraform-style single-dash flags.
+func TestExampleConfigIsValid(t *testing.T) {
+	c := newCLI(t)
+	for _, args := range [][]string{
+		{"validate", "../../config.hcl"},
+		{"validate", "../../config.hcl", "-var", "realizer=process", "-var=cluster=dev"},
+	} {
+		out, errOut, code := c.run(args...)
+		if code != 0 || !strings.Contains(out, "valid (1 chains)") {
+			t.Errorf("%v: exit %d\n%s%s", args, code, out, errOut)
+		}
+	}
+	_, errOut, code := c.run("validate", "../../config.hcl", "-var", "realizer=nope")
+	if code != 1 || !strings.Contains(errOut, "config.hcl:") {
+		t.Errorf("a realizer that does not exist: exit %d\n%s", code, errOut)
+	}
+}
+
+func TestLongFlags(t *testing.T) {
+	got := strings.Join(longFlags([]string{"plan", "-var", "a=1", "-var=b=2", "-json", "-v", "--", "-var"}), " ")
+	if want := "plan --var a=1 --var=b=2 --json -v -- -var"; got != want {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+}

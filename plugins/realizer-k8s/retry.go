@@ -1,0 +1,107 @@
+package k8s
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"syscall"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+)
+
+// backoff bounds retries of transient API errors (429, 5xx, connection
+// refused while the API server restarts). The RPC's deadline bounds them too.
+type backoff struct {
+	initial, max time.Duration
+	attempts     int
+}
+
+var defaultBackoff = backoff{initial: 200 * time.Millisecond, max: 5 * time.Second, attempts: 8}
+
+// transient reports whether an API call may succeed if repeated unchanged.
+func transient(err error) bool {
+	switch {
+	case err == nil:
+		return false
+	case apierrors.IsTooManyRequests(err), apierrors.IsServerTimeout(err), apierrors.IsTimeout(err),
+		apierrors.IsInternalError(err), apierrors.IsServiceUnavailable(err), apierrors.IsUnexpectedServerError(err):
+		return true
+	case errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
+		return true
+	}
+	var netErr net.Error
+	if errors.As(err, &netErr) {
+		return true
+	}
+	var status apierrors.APIStatus
+	if errors.As(err, &status) && status.Status().Code >= 500 {
+		return true
+	}
+	// client-go reports a dropped connection in a plain error in places.
+	msg := err.Error()
+	return strings.Contains(msg, "connection refused") || strings.Contains(msg, "EOF") ||
+		strings.Contains(msg, "connection reset")
+}
+
+// do runs fn until it succeeds, fails for good, or the retries or ctx run out.
+// what names the object for the error message.
+func (b backoff) do(ctx context.Context, what string, fn func() error) error {
+	delay := b.initial
+	var err error
+	for attempt := 1; ; attempt++ {
+		err = fn()
+		if err == nil || !transient(err) || attempt >= b.attempts {
+			break
+		}
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("%s: %w (gave up retrying: %w)", what, err, ctx.Err())
+		case <-t.C:
+		}
+		delay = min(2*delay, b.max)
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, describe(err))
+	}
+	return nil
+}
+
+// apiError keeps the original error for errors.Is/As while leading with the
+// reason a user acts on.
+type apiError struct {
+	reason string
+	err    error
+}
+
+func (e *apiError) Error() string { return e.reason + ": " + e.err.Error() }
+func (e *apiError) Unwrap() error { return e.err }
+
+// describe names why the API server refused, so a decision log says
+// "forbidden" or "quota exceeded" rather than only the raw message.
+func describe(err error) error {
+	var reason string
+	switch {
+	case apierrors.IsForbidden(err) && strings.Contains(err.Error(), "exceeded quota"):
+		reason = "quota exceeded"
+	case apierrors.IsForbidden(err):
+		reason = "forbidden (check the realizer's RBAC Role in deploy/)"
+	case apierrors.IsInvalid(err):
+		reason = "invalid object"
+	case apierrors.IsConflict(err):
+		reason = "conflict"
+	case apierrors.IsNotFound(err):
+		reason = "not found"
+	case apierrors.IsUnauthorized(err):
+		reason = "unauthorized (check the credentials)"
+	case transient(err):
+		reason = "API server unavailable"
+	default:
+		return err
+	}
+	return &apiError{reason: reason, err: err}
+}

@@ -1,0 +1,423 @@
+package k8s
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"sort"
+	"strconv"
+	"strings"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/ebbscale/ebb/sdk"
+)
+
+// Labels and annotations ebb puts on the objects it manages. The Amoro ones
+// are what AMS's own Kubernetes container sets on optimizer pods, so Amoro's
+// tooling and dashboards recognize ebb's units.
+const (
+	LabelManagedBy     = "app.kubernetes.io/managed-by"
+	ManagedByValue     = "ebb"
+	LabelChain         = "ebbscale.io/chain"
+	LabelUnit          = "ebbscale.io/unit"
+	LabelThreads       = "ebbscale.io/threads"
+	LabelApp           = "app"
+	LabelAmoroGroup    = "AmoroOptimizerGroup"
+	LabelAmoroResource = "AmoroResourceId"
+	// AnnotationRequestID records the decision that created a unit.
+	AnnotationRequestID = "ebbscale.io/request-id"
+	// AnnotationRestart on the pod template holds the request id of the last
+	// restart: a retried restart finds it already set and does nothing.
+	AnnotationRestart = "ebbscale.io/restart-request"
+	containerName     = "optimizer"
+)
+
+// unitRealize carries out a unit-mode decision: adds, drains, removes,
+// restarts, then force-removes units draining longer than the drain timeout.
+func (r *Realizer) unitRealize(ctx context.Context, cfg Config, req sdk.RealizeRequest) (string, error) {
+	if err := checkLabelValue("chain", req.Target.Chain); err != nil {
+		return "", err
+	}
+	if err := checkLabelValue("optimizer group (target name)", req.Target.Name); err != nil {
+		return "", err
+	}
+	tmpl, err := loadPodTemplate(cfg.PodTemplate)
+	if err != nil {
+		return "", err
+	}
+	var done []string
+	var errs []error
+	note := func(s string, err error) {
+		if err != nil {
+			errs = append(errs, err)
+			return
+		}
+		if s != "" {
+			done = append(done, s)
+		}
+	}
+	d := req.Decision
+	for _, a := range d.Add {
+		note(r.addUnit(ctx, cfg, tmpl, req, a))
+	}
+	for _, id := range d.Drain {
+		note(r.drainUnit(ctx, cfg, id))
+	}
+	for _, rm := range d.Remove {
+		if rm.Force {
+			note(r.forceRemoveUnit(ctx, cfg, rm.UnitID))
+		} else {
+			note(r.drainUnit(ctx, cfg, rm.UnitID))
+		}
+	}
+	for _, id := range d.Restart {
+		note(r.restartUnit(ctx, cfg, id, req.RequestID))
+	}
+	note(r.forceOverdue(ctx, cfg, req.Target))
+	summary := strings.Join(done, "; ")
+	if summary == "" {
+		summary = "no action"
+	}
+	if len(errs) > 0 {
+		return summary, fmt.Errorf("realizer-k8s: %s (done: %s): %w", req.Target, summary, errors.Join(errs...))
+	}
+	return summary, nil
+}
+
+func (r *Realizer) unitName(cfg Config, unitID string) (string, error) {
+	if err := checkLabelValue("unit id", unitID); err != nil {
+		return "", err
+	}
+	name := cfg.NamePrefix + unitID
+	// The name is also the value of the pods' `app` label, hence a label.
+	if msgs := validation.IsDNS1123Label(name); len(msgs) > 0 {
+		return "", fmt.Errorf("unit id %q gives Deployment name %q, which is not a valid name: %s", unitID, name, strings.Join(msgs, "; "))
+	}
+	return name, nil
+}
+
+func checkLabelValue(what, v string) error {
+	if msgs := validation.IsValidLabelValue(v); len(msgs) > 0 {
+		return fmt.Errorf("%s %q cannot be a Kubernetes label value: %s", what, v, strings.Join(msgs, "; "))
+	}
+	return nil
+}
+
+func (r *Realizer) addUnit(ctx context.Context, cfg Config, tmpl *corev1.PodTemplateSpec, req sdk.RealizeRequest, a sdk.UnitAdd) (string, error) {
+	if a.Size <= 0 {
+		return "", fmt.Errorf("add unit %q: size must be at least 1 thread, got %d", a.UnitID, a.Size)
+	}
+	name, err := r.unitName(cfg, a.UnitID)
+	if err != nil {
+		return "", err
+	}
+	dep := buildDeployment(cfg, tmpl, req.Target, name, a.UnitID, a.Size, req.RequestID)
+	deps := r.kube.AppsV1().Deployments(cfg.Namespace)
+	what := fmt.Sprintf("create Deployment %s/%s", cfg.Namespace, name)
+	err = r.backoff.do(ctx, what, func() error {
+		_, err := deps.Create(ctx, dep, metav1.CreateOptions{})
+		return err
+	})
+	if err == nil {
+		return "created " + a.UnitID, nil
+	}
+	if !apierrors.IsAlreadyExists(err) {
+		return "", err
+	}
+	// The unit id is the name, so a retried request lands here: the unit it
+	// asked for exists. Make sure it is ours and alive before calling it done.
+	var existing *appsv1.Deployment
+	if err := r.backoff.do(ctx, "get Deployment "+cfg.Namespace+"/"+name, func() error {
+		var err error
+		existing, err = deps.Get(ctx, name, metav1.GetOptions{})
+		return err
+	}); err != nil {
+		return "", err
+	}
+	switch {
+	case existing.Labels[LabelManagedBy] != ManagedByValue || existing.Labels[LabelUnit] != a.UnitID:
+		return "", fmt.Errorf("%s: a Deployment of that name exists and is not ebb's unit %q", what, a.UnitID)
+	case existing.Labels[LabelChain] != req.Target.Chain || existing.Labels[LabelAmoroGroup] != req.Target.Name:
+		return "", fmt.Errorf("%s: unit %q exists but belongs to chain %q group %q", what, a.UnitID,
+			existing.Labels[LabelChain], existing.Labels[LabelAmoroGroup])
+	case existing.DeletionTimestamp != nil:
+		return "", fmt.Errorf("%s: unit %q is still draining; a new unit needs a new id", what, a.UnitID)
+	}
+	return "exists " + a.UnitID, nil
+}
+
+// buildDeployment renders one optimizer unit the way Amoro's Kubernetes
+// container does: memory = memory-per-thread * threads (MiB), cpu =
+// ceil(cpu-per-thread * threads), requests = limits, heap = memory * heap-ratio.
+func buildDeployment(cfg Config, tmpl *corev1.PodTemplateSpec, t sdk.Target, name, unitID string, threads int64, requestID string) *appsv1.Deployment {
+	memMB := int64(math.Ceil(cfg.MemoryPerThreadMB * float64(threads)))
+	cpu := int64(math.Ceil(cfg.CPUPerThread * float64(threads)))
+	heapMB := int64(float64(memMB) * cfg.HeapRatio)
+	// Amoro gives the optimizer its shutdown budget plus 30 s; ours is the
+	// drain timeout, so a draining optimizer is never killed before it.
+	grace := int64(math.Ceil(cfg.DrainTimeout.D().Seconds())) + 30
+
+	unitLabels := map[string]string{
+		LabelManagedBy:     ManagedByValue,
+		LabelChain:         t.Chain,
+		LabelUnit:          unitID,
+		LabelThreads:       strconv.FormatInt(threads, 10),
+		LabelAmoroGroup:    t.Name,
+		LabelAmoroResource: unitID,
+	}
+	var pod corev1.PodTemplateSpec
+	if tmpl != nil {
+		pod = *tmpl.DeepCopy()
+	}
+	if pod.Labels == nil {
+		pod.Labels = map[string]string{}
+	}
+	for k, v := range unitLabels {
+		pod.Labels[k] = v
+	}
+	pod.Labels[LabelApp] = name
+
+	if len(pod.Spec.Containers) == 0 {
+		pod.Spec.Containers = []corev1.Container{{}}
+	}
+	c := &pod.Spec.Containers[0]
+	if c.Name == "" {
+		c.Name = containerName
+	}
+	c.Image = cfg.Image
+	c.ImagePullPolicy = corev1.PullPolicy(cfg.ImagePullPolicy)
+	c.Command = []string{"/entrypoint.sh"}
+	c.Args = []string{"optimizer", strconv.FormatInt(heapMB, 10),
+		"-a", cfg.AMSThriftURI,
+		"-p", strconv.FormatInt(threads, 10),
+		"-g", t.Name,
+		"-id", unitID}
+	if c.Resources.Requests == nil {
+		c.Resources.Requests = corev1.ResourceList{}
+	}
+	if c.Resources.Limits == nil {
+		c.Resources.Limits = corev1.ResourceList{}
+	}
+	for _, rl := range []corev1.ResourceList{c.Resources.Requests, c.Resources.Limits} {
+		rl[corev1.ResourceCPU] = *resource.NewQuantity(cpu, resource.DecimalSI)
+		rl[corev1.ResourceMemory] = resource.MustParse(strconv.FormatInt(memMB, 10) + "Mi")
+	}
+	if pod.Spec.TerminationGracePeriodSeconds == nil || *pod.Spec.TerminationGracePeriodSeconds < grace {
+		pod.Spec.TerminationGracePeriodSeconds = &grace
+	}
+
+	depLabels := map[string]string{LabelApp: name}
+	for k, v := range unitLabels {
+		depLabels[k] = v
+	}
+	one := int32(1)
+	return &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:        name,
+			Namespace:   cfg.Namespace,
+			Labels:      depLabels,
+			Annotations: map[string]string{AnnotationRequestID: requestID},
+		},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: &one,
+			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{LabelApp: name}},
+			Template: pod,
+			// Two pods with one unit id would register twice with AMS: a
+			// restart stops the old pod before it starts the new one.
+			Strategy: appsv1.DeploymentStrategy{Type: appsv1.RecreateDeploymentStrategyType},
+		},
+	}
+}
+
+// drainUnit deletes a unit gracefully. Foreground propagation keeps the
+// Deployment (with a deletion timestamp) until its pod has terminated, so
+// Inventory reports the unit as draining for as long as it finishes work.
+func (r *Realizer) drainUnit(ctx context.Context, cfg Config, unitID string) (string, error) {
+	name, err := r.unitName(cfg, unitID)
+	if err != nil {
+		return "", err
+	}
+	fg := metav1.DeletePropagationForeground
+	err = r.backoff.do(ctx, fmt.Sprintf("drain Deployment %s/%s", cfg.Namespace, name), func() error {
+		return r.kube.AppsV1().Deployments(cfg.Namespace).Delete(ctx, name, metav1.DeleteOptions{PropagationPolicy: &fg})
+	})
+	if apierrors.IsNotFound(err) {
+		return "already gone " + unitID, nil
+	}
+	if err != nil {
+		return "", err
+	}
+	return "draining " + unitID, nil
+}
+
+// forceRemoveUnit skips the drain: the unit's pods are deleted with grace
+// period 0 and the Deployment is deleted without waiting for its dependents.
+func (r *Realizer) forceRemoveUnit(ctx context.Context, cfg Config, unitID string) (string, error) {
+	name, err := r.unitName(cfg, unitID)
+	if err != nil {
+		return "", err
+	}
+	pods := r.kube.CoreV1().Pods(cfg.Namespace)
+	sel := labels.Set{LabelApp: name, LabelManagedBy: ManagedByValue}.String()
+	var list *corev1.PodList
+	if err := r.backoff.do(ctx, "list pods of unit "+unitID, func() error {
+		var err error
+		list, err = pods.List(ctx, metav1.ListOptions{LabelSelector: sel})
+		return err
+	}); err != nil {
+		return "", err
+	}
+	zero := int64(0)
+	for _, p := range list.Items {
+		err := r.backoff.do(ctx, fmt.Sprintf("force-delete pod %s/%s", cfg.Namespace, p.Name), func() error {
+			return pods.Delete(ctx, p.Name, metav1.DeleteOptions{GracePeriodSeconds: &zero})
+		})
+		if err != nil && !apierrors.IsNotFound(err) {
+			return "", err
+		}
+	}
+	// Background propagation also lifts the foreground finalizer of an
+	// earlier drain, so the Deployment goes now; the garbage collector
+	// removes its ReplicaSet afterwards.
+	bg := metav1.DeletePropagationBackground
+	err = r.backoff.do(ctx, fmt.Sprintf("force-delete Deployment %s/%s", cfg.Namespace, name), func() error {
+		return r.kube.AppsV1().Deployments(cfg.Namespace).Delete(ctx, name,
+			metav1.DeleteOptions{GracePeriodSeconds: &zero, PropagationPolicy: &bg})
+	})
+	if apierrors.IsNotFound(err) {
+		return "already gone " + unitID, nil
+	}
+	if err != nil {
+		return "", err
+	}
+	return "force-removed " + unitID, nil
+}
+
+// restartUnit rolls the unit's pod, as `kubectl rollout restart` does, and
+// keeps its id: the new optimizer registers with AMS under the same unit id.
+// The request id in the template makes a retried restart a no-op.
+func (r *Realizer) restartUnit(ctx context.Context, cfg Config, unitID, requestID string) (string, error) {
+	name, err := r.unitName(cfg, unitID)
+	if err != nil {
+		return "", err
+	}
+	deps := r.kube.AppsV1().Deployments(cfg.Namespace)
+	var dep *appsv1.Deployment
+	err = r.backoff.do(ctx, "get Deployment "+cfg.Namespace+"/"+name, func() error {
+		var err error
+		dep, err = deps.Get(ctx, name, metav1.GetOptions{})
+		return err
+	})
+	if apierrors.IsNotFound(err) {
+		return "", fmt.Errorf("restart unit %q: Deployment %s/%s not found", unitID, cfg.Namespace, name)
+	}
+	if err != nil {
+		return "", err
+	}
+	if dep.DeletionTimestamp != nil {
+		return "", fmt.Errorf("restart unit %q: it is draining", unitID)
+	}
+	if dep.Spec.Template.Annotations[AnnotationRestart] == requestID {
+		return "already restarted " + unitID, nil
+	}
+	patch := fmt.Sprintf(`{"spec":{"template":{"metadata":{"annotations":{%q:%q}}}}}`, AnnotationRestart, requestID)
+	err = r.backoff.do(ctx, fmt.Sprintf("restart Deployment %s/%s", cfg.Namespace, name), func() error {
+		_, err := deps.Patch(ctx, name, types.MergePatchType, []byte(patch), metav1.PatchOptions{})
+		return err
+	})
+	if err != nil {
+		return "", err
+	}
+	return "restarted " + unitID, nil
+}
+
+// forceOverdue force-removes units that have drained for longer than the
+// drain timeout: their optimizer had its chance to finish.
+func (r *Realizer) forceOverdue(ctx context.Context, cfg Config, t sdk.Target) (string, error) {
+	units, err := r.unitInventory(ctx, cfg, t)
+	if err != nil {
+		return "", err
+	}
+	now := r.now()
+	var done []string
+	var errs []error
+	for _, u := range units {
+		if u.Phase != sdk.PhaseDraining || now.Sub(u.DrainStartedAt) <= cfg.DrainTimeout.D() {
+			continue
+		}
+		s, err := r.forceRemoveUnit(ctx, cfg, u.ID)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		done = append(done, s+" (drain timeout)")
+	}
+	return strings.Join(done, "; "), errors.Join(errs...)
+}
+
+// unitInventory lists the target's units from their Deployments. Phase:
+//   - draining: the Deployment has a deletion timestamp (DrainStartedAt);
+//   - running:  at least one ready replica;
+//   - booting:  a pod exists (status.replicas > 0) but is not ready;
+//   - requested: no pod yet.
+func (r *Realizer) unitInventory(ctx context.Context, cfg Config, t sdk.Target) ([]sdk.Unit, error) {
+	if err := checkLabelValue("chain", t.Chain); err != nil {
+		return nil, err
+	}
+	if err := checkLabelValue("optimizer group (target name)", t.Name); err != nil {
+		return nil, err
+	}
+	sel := labels.Set{LabelManagedBy: ManagedByValue, LabelChain: t.Chain, LabelAmoroGroup: t.Name}.String()
+	var list *appsv1.DeploymentList
+	err := r.backoff.do(ctx, fmt.Sprintf("list Deployments in %s (%s)", cfg.Namespace, sel), func() error {
+		var err error
+		list, err = r.kube.AppsV1().Deployments(cfg.Namespace).List(ctx, metav1.ListOptions{LabelSelector: sel})
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("realizer-k8s: inventory of %s: %w", t, err)
+	}
+	units := make([]sdk.Unit, 0, len(list.Items))
+	for _, d := range list.Items {
+		size, _ := strconv.ParseInt(d.Labels[LabelThreads], 10, 64)
+		u := sdk.Unit{
+			ID:        d.Labels[LabelUnit],
+			Size:      size,
+			Phase:     deploymentPhase(&d),
+			CreatedAt: d.CreationTimestamp.Time.UTC(),
+			Labels:    d.Labels,
+		}
+		if d.DeletionTimestamp != nil {
+			u.DrainStartedAt = d.DeletionTimestamp.Time.UTC()
+		}
+		units = append(units, u)
+	}
+	sort.Slice(units, func(i, j int) bool {
+		if !units[i].CreatedAt.Equal(units[j].CreatedAt) {
+			return units[i].CreatedAt.Before(units[j].CreatedAt)
+		}
+		return units[i].ID < units[j].ID
+	})
+	return units, nil
+}
+
+func deploymentPhase(d *appsv1.Deployment) sdk.Phase {
+	switch {
+	case d.DeletionTimestamp != nil:
+		return sdk.PhaseDraining
+	case d.Status.ReadyReplicas > 0:
+		return sdk.PhaseRunning
+	case d.Status.Replicas > 0:
+		return sdk.PhaseBooting
+	}
+	return sdk.PhaseRequested
+}
