@@ -279,6 +279,11 @@ func (r *round) observe() {
 		// A unit seen before and gone now was released; one requested and
 		// never listed within the boot window most likely failed to start.
 		if !us.SeenAt.IsZero() || us.Released || us.RequestedAt.IsZero() || r.now.Sub(us.RequestedAt) >= r.p.BootTimeout.D() {
+			if lingering(byUnit[id]) {
+				us.Gone = true
+				r.known[id] = true
+				continue
+			}
 			delete(r.st.Units, id)
 			continue
 		}
@@ -292,11 +297,24 @@ func (r *round) observe() {
 		r.pending = append(r.pending, pu)
 	}
 	for _, w := range r.req.Snapshot.Workers {
+		if us := r.st.Units[w.UnitID]; us != nil && us.Gone {
+			continue
+		}
 		if w.State == sdk.WorkerRegistered && (w.UnitID == "" || !inInventory[w.UnitID]) {
 			r.externalThreads += w.Threads
 			r.externalBusy += busyThreads(w)
 		}
 	}
+}
+
+// lingering is true while the engine still lists a worker of a unit.
+func lingering(workers []sdk.Worker) bool {
+	for _, w := range workers {
+		if w.State == sdk.WorkerRegistered || w.State == sdk.WorkerDraining {
+			return true
+		}
+	}
+	return false
 }
 
 // busyThreads counts a worker of unknown load as fully busy, so that it is

@@ -607,3 +607,50 @@ func TestUnknownBusyAndPreviousIgnored(t *testing.T) {
 		t.Errorf("drained %v, want only the unit with known idle load %s", a.Decision.Drain, ids[1])
 	}
 }
+
+// A unit released by the platform stays listed by AMS until its heartbeat
+// expires; its worker must count neither as capacity nor as an optimizer
+// started by hand, or scale-down stalls and scale-up comes late.
+func TestWorkerOfGoneUnitIsNotCapacity(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	policy := json.RawMessage(`{"min-parallelism":2,"executor-parallelism":2}`)
+	worker := func(unit string) sdk.Worker {
+		return sdk.Worker{ID: "w-" + unit, UnitID: unit, Threads: 2, BusyKnown: true, State: sdk.WorkerRegistered, LastBusyAt: now}
+	}
+	unit := func(id string) sdk.Unit { return sdk.Unit{ID: id, Size: 2, Phase: sdk.PhaseRunning, CreatedAt: now} }
+	req := sdk.EvaluateRequest{
+		Target: sdk.Target{Chain: "c", Name: "g"}, Policy: policy, Now: now,
+		Snapshot:  sdk.Snapshot{ObservedAt: now, Complete: true, Workers: []sdk.Worker{worker("a"), worker("b"), worker("c")}},
+		Inventory: []sdk.Unit{unit("a"), unit("b"), unit("c")},
+	}
+	resp, err := Evaluate(Config{}, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantContains(t, resp.Decision.Reason, "capacity 6 threads (6 registered")
+
+	// c is gone from the platform; AMS still lists its worker.
+	req.Now, req.Snapshot.ObservedAt, req.State = now.Add(time.Second), now.Add(time.Second), resp.State
+	req.Inventory = req.Inventory[:2]
+	resp, err = Evaluate(Config{}, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantContains(t, resp.Decision.Reason, "capacity 4 threads (4 registered")
+	st, _ := DecodeState(resp.State)
+	if us := st.Units["c"]; us == nil || !us.Gone {
+		t.Fatalf("the gone unit is not remembered while its worker lingers: %+v", st.Units["c"])
+	}
+
+	// Its heartbeat expired: the worker is gone too, and so is the memory.
+	req.Now, req.Snapshot.ObservedAt, req.State = now.Add(2*time.Second), now.Add(2*time.Second), resp.State
+	req.Snapshot.Workers = req.Snapshot.Workers[:2]
+	resp, err = Evaluate(Config{}, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, _ = DecodeState(resp.State)
+	if _, ok := st.Units["c"]; ok {
+		t.Fatal("the gone unit is still in the state after its worker left")
+	}
+}

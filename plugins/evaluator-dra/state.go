@@ -58,6 +58,10 @@ type UnitState struct {
 	// Released is set once a Remove was issued for an orphan or a booting
 	// unit: it no longer counts as capacity.
 	Released bool `json:"released,omitempty"`
+	// Gone marks a unit the platform no longer has while the engine still
+	// lists its worker (AMS keeps an optimizer until its heartbeat expires):
+	// that worker is no capacity, and not an optimizer started by hand.
+	Gone bool `json:"gone,omitempty"`
 }
 
 func newState() *State {
