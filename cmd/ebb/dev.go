@@ -26,8 +26,8 @@ import (
 	"github.com/ebbscale/ebb/sdk"
 )
 
-// The bundled workload: a trickle, a burst of 120 tasks over 12 tables
-// (a batch ingestion), then a trickle again.
+// The bundled workload: a trickle for 20s, a burst of 120 tasks over 12
+// tables in the next 15s (a batch ingestion), then a trickle again.
 //
 //go:embed devdata/workload.csv
 var devWorkload []byte
