@@ -29,7 +29,7 @@ import (
 // under three names in a plugin_dir, a snapshot file the collector reads and
 // a directory the realizer keeps its units in.
 type env struct {
-	t         *testing.T
+	t         testing.TB
 	dir       string
 	pluginDir string
 	snap      string
@@ -39,7 +39,7 @@ type env struct {
 	cfg       *config.Config
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	bin := sdktest.Build(t, "github.com/ebbscale/ebb/core/testdata/testplugin")
 	dir := t.TempDir()
