@@ -76,7 +76,7 @@ chain "dev" {
     scheduler-backlog-timeout = "3s"
     sustained-backlog-timeout = "3s"
     scale-up-cooldown         = "3s"
-    scale-down-cooldown       = "4s"
+    scale-down-cooldown       = "2s"
     executor-idle-timeout     = "12s"
     drain-timeout             = "1m"
     boot-timeout              = "20s"
