@@ -481,3 +481,44 @@ func TestLongFlags(t *testing.T) {
 		t.Fatalf("got %q, want %q", got, want)
 	}
 }
+
+// A runner killed with SIGKILL takes its plugin processes with it.
+func TestPluginsDieWithTheRunner(t *testing.T) {
+	c := newCLI(t)
+	cfg := c.write("ebb.hcl", c.config(""))
+	addr := freeAddr(t)
+	cmd := exec.Command(c.ebb, "run", "--config", cfg, "--http", addr, "--state", filepath.Join(c.dir, "ebb.db"))
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	waitHTTP(t, "http://"+addr+"/v1/health")
+	var children []string
+	deadline := time.Now().Add(60 * time.Second)
+	for len(children) < 3 {
+		out, _ := exec.Command("pgrep", "-P", fmt.Sprint(cmd.Process.Pid)).Output()
+		children = strings.Fields(string(out))
+		if time.Now().After(deadline) {
+			t.Fatalf("the runner started %d plugin processes, want 3", len(children))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+	deadline = time.Now().Add(30 * time.Second)
+	for {
+		alive := 0
+		for _, pid := range children {
+			if _, err := os.Stat("/proc/" + pid); err == nil {
+				alive++
+			}
+		}
+		if alive == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d plugin processes outlived the runner", alive)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

@@ -165,10 +165,12 @@ func (h *Host) List() ([]Found, error) {
 }
 
 func (h *Host) command(f Found) *exec.Cmd {
+	cmd := exec.Command(f.Path)
 	if f.Builtin {
-		return exec.Command(f.Path, ServeCommand, f.Name)
+		cmd = exec.Command(f.Path, ServeCommand, f.Name)
 	}
-	return exec.Command(f.Path)
+	bindToParent(cmd)
+	return cmd
 }
 
 // checksum verifies an external plugin against its pin before anything runs
