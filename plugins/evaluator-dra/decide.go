@@ -284,6 +284,13 @@ func (r *round) observe() {
 				r.known[id] = true
 				continue
 			}
+			// An incomplete worker list can hide a lingering worker: forget
+			// the unit only on a trustworthy snapshot, or that worker would
+			// come back next round as capacity that nobody manages.
+			if r.degraded {
+				r.known[id] = true
+				continue
+			}
 			delete(r.st.Units, id)
 			continue
 		}
@@ -570,6 +577,15 @@ func (r *round) scaleUp() bool {
 	shortfall := max(0, r.tasks-r.effective)
 	future := d.PendingTables > 0 && (r.effective == 0 || r.busy >= r.effective)
 	if shortfall == 0 && !future {
+		// A degraded snapshot may lack the demand (a collector is down):
+		// missing data is not an empty queue, so the backlog's timers and
+		// ramp wait for a good snapshot instead of starting over.
+		if r.degraded {
+			if !r.st.BacklogSince.IsZero() {
+				r.note("backlog of %s not judged on a degraded snapshot", fmtDur(r.now.Sub(r.st.BacklogSince)))
+			}
+			return false
+		}
 		if !r.st.BacklogSince.IsZero() {
 			r.note("backlog cleared after %s", fmtDur(r.now.Sub(r.st.BacklogSince)))
 		}
