@@ -264,12 +264,9 @@ func (r *ebbRunner) pid() int {
 	return r.cmd.Process.Pid
 }
 
-// kill SIGKILLs the runner. Its plugin processes are killed with it, as a
-// container runtime or systemd (KillMode=control-group) kills everything
-// left of a service whose main process died. (ebb's plugins do not notice
-// on their own that their runner died: see plugins' leaked return value.)
-// leaked lists the plugin processes that were still alive a moment after
-// the runner died.
+// kill SIGKILLs the runner. Its plugin processes must die with it (the host
+// binds them to the runner with Pdeathsig); leaked lists those still alive
+// after a grace of a few seconds, which the test then kills itself.
 func (r *ebbRunner) kill() (leaked []int) {
 	r.t.Helper()
 	pid := r.pid()
@@ -281,8 +278,11 @@ func (r *ebbRunner) kill() (leaked []int) {
 		r.t.Fatalf("SIGKILL ebb run: %v", err)
 	}
 	<-r.done
-	time.Sleep(300 * time.Millisecond)
+	deadline := time.Now().Add(5 * time.Second)
 	for _, p := range plugins {
+		for alive(p.pid) && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
 		if alive(p.pid) {
 			leaked = append(leaked, p.pid)
 			_ = syscall.Kill(p.pid, syscall.SIGKILL)

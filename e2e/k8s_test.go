@@ -539,7 +539,7 @@ func TestKubernetesFaults(t *testing.T) {
 
 	t.Logf("plugin processes SIGKILLed: %v (total %d); runner SIGKILLed %d times", f.kills, f.count(), f.runnerKills)
 	if len(f.leaked) > 0 {
-		t.Logf("SIGKILLing ebb run left %d plugin processes running (the test killed them, as a container runtime would): pids %v", len(f.leaked), f.leaked)
+		t.Errorf("SIGKILLing ebb run left %d plugin processes running: pids %v", len(f.leaked), f.leaked)
 	}
 	if f.count() < minKills || len(f.kills) < 3 {
 		t.Errorf("only %d plugin kills over %d plugins (%v), want at least %d over all three", f.count(), len(f.kills), f.kills, minKills)
