@@ -144,12 +144,10 @@ func (r *Runner) apply(cfg *config.Config) {
 
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	used := map[string]bool{}
 	for _, ch := range cfg.Chains {
 		if !ch.Enabled {
 			continue
 		}
-		markUsed(used, cfg, ch)
 		if _, ok := r.chains[ch.Name]; ok {
 			continue
 		}
@@ -159,6 +157,7 @@ func (r *Runner) apply(cfg *config.Config) {
 		go r.loop(ctx, l)
 		r.opts.Logger.Info("chain started", "chain", ch.Name, "target", ch.Target, "interval", ch.Interval)
 	}
+	used := usedInstances(cfg)
 	for key, inst := range r.instances {
 		if !used[key] {
 			inst.Stop()
@@ -167,28 +166,20 @@ func (r *Runner) apply(cfg *config.Config) {
 	}
 }
 
-func markUsed(used map[string]bool, cfg *config.Config, ch *config.Chain) {
-	for _, ref := range refs(ch) {
-		if b := cfg.Block(ref.kind, ref.name); b != nil {
-			used[instanceKey(b)] = true
+// usedInstances are the instance keys of the plugin blocks that some enabled
+// chain uses; the processes of all others are stopped.
+func usedInstances(cfg *config.Config) map[string]bool {
+	used := map[string]bool{}
+	for _, blocks := range []map[string]*config.PluginBlock{cfg.Collectors, cfg.Evaluators, cfg.Realizers} {
+		for _, b := range blocks {
+			for _, name := range b.UsedBy {
+				if ch := cfg.Chain(name); ch != nil && ch.Enabled {
+					used[instanceKey(b)] = true
+				}
+			}
 		}
 	}
-}
-
-type blockRef struct {
-	kind sdk.Kind
-	name string
-}
-
-func refs(ch *config.Chain) []blockRef {
-	var out []blockRef
-	for _, c := range ch.Collectors {
-		out = append(out, blockRef{sdk.KindCollector, c})
-	}
-	for _, e := range ch.Evaluators {
-		out = append(out, blockRef{sdk.KindEvaluator, e})
-	}
-	return append(out, blockRef{sdk.KindRealizer, ch.Realizer})
+	return used
 }
 
 // instanceKey identifies a plugin block by everything that defines its

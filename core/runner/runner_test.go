@@ -445,6 +445,26 @@ func TestReloadKeepsUnchangedChains(t *testing.T) {
 	if !kept {
 		t.Fatal("the unchanged chain's collector process was replaced")
 	}
+
+	// Chain b removed: its collector's process stops, a's stays.
+	var bCollector *host.Instance
+	r.mu.Lock()
+	for _, inst := range r.instances {
+		if inst.Spec().Block == "b" {
+			bCollector = inst
+		}
+	}
+	r.mu.Unlock()
+	if bCollector == nil || bCollector.Pid() == 0 {
+		t.Fatal("chain b's collector is not running")
+	}
+	r.Reload(e.load(e.chainHCL("a", "t1", "30ms", "")))
+	if bCollector.Pid() != 0 {
+		t.Fatal("the removed chain's collector process still runs")
+	}
+	if instanceOf(r, "collector").Pid() != pid {
+		t.Fatal("chain a's collector was replaced when b was removed")
+	}
 }
 
 func TestDecisionJSONIsReadable(t *testing.T) {
