@@ -61,12 +61,7 @@ func (l *loader) chains(blocks hcl.Blocks) hcl.Diagnostics {
 			continue
 		}
 		if first, ok := seen[name]; ok {
-			diags = append(diags, &hcl.Diagnostic{
-				Severity: hcl.DiagError,
-				Summary:  fmt.Sprintf("Duplicate chain %q", name),
-				Detail:   fmt.Sprintf("A chain named %q is already defined at %s.", name, posString(first.DefRange)),
-				Subject:  blk.LabelRanges[0].Ptr(),
-			})
+			diags = append(diags, duplicateName("chain", name, "defined", first, blk))
 			continue
 		}
 		seen[name] = blk

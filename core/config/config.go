@@ -379,12 +379,7 @@ func (l *loader) pluginBlocks(kind sdk.Kind, blocks hcl.Blocks, ctx *hcl.EvalCon
 			continue
 		}
 		if first, ok := seen[name]; ok {
-			diags = append(diags, &hcl.Diagnostic{
-				Severity: hcl.DiagError,
-				Summary:  fmt.Sprintf("Duplicate %s %q", kind, name),
-				Detail:   fmt.Sprintf("A %s named %q is already defined at %s.", kind, name, posString(first.DefRange)),
-				Subject:  blk.LabelRanges[0].Ptr(),
-			})
+			diags = append(diags, duplicateName(kind.String(), name, "defined", first, blk))
 			continue
 		}
 		seen[name] = blk

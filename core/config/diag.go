@@ -124,3 +124,14 @@ func editDistance(a, b string) int {
 	}
 	return prev[len(b)]
 }
+
+// duplicateName reports a second block of a kind with the same name, at its
+// label, pointing back at the first.
+func duplicateName(what, name, verb string, first, dup *hcl.Block) *hcl.Diagnostic {
+	return &hcl.Diagnostic{
+		Severity: hcl.DiagError,
+		Summary:  fmt.Sprintf("Duplicate %s %q", what, name),
+		Detail:   fmt.Sprintf("A %s named %q is already %s at %s.", what, name, verb, posString(first.DefRange)),
+		Subject:  dup.LabelRanges[0].Ptr(),
+	}
+}

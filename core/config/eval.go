@@ -64,12 +64,7 @@ func (l *loader) variables(blocks hcl.Blocks, overrides map[string]string) (map[
 			continue
 		}
 		if first, ok := decls[name]; ok {
-			diags = append(diags, &hcl.Diagnostic{
-				Severity: hcl.DiagError,
-				Summary:  fmt.Sprintf("Duplicate variable %q", name),
-				Detail:   fmt.Sprintf("A variable named %q is already declared at %s.", name, posString(first.DefRange)),
-				Subject:  blk.LabelRanges[0].Ptr(),
-			})
+			diags = append(diags, duplicateName("variable", name, "declared", first, blk))
 			continue
 		}
 		decls[name] = blk
