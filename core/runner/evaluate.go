@@ -152,31 +152,29 @@ func (r *Runner) commit(ctx context.Context, ch *config.Chain, p chainPlugins, e
 
 func (r *Runner) realize(ctx context.Context, ch *config.Chain, p chainPlugins, ev *Evaluation) (string, error) {
 	target := sdk.Target{Chain: ch.Name, Name: ch.Target}
-	d := ev.Decision
-	timeout := r.timeout(ch, sdk.KindRealizer, ch.Realizer)
-	var summaries []string
+	d, id := ev.Decision, ev.Record.RequestID
+	// Each realizer method carries one part of the decision; a part that is
+	// empty is not sent, and the first failure stops the rest.
+	var steps []func(context.Context) (string, error)
 	if len(d.Add)+len(d.Drain)+len(d.Remove)+len(d.Restart) > 0 {
-		s, err := withTimeout(ctx, timeout, func(ctx context.Context) (string, error) {
-			return p.realizer.Realize(ctx, sdk.RealizeRequest{Target: target, Decision: d, RequestID: ev.Record.RequestID})
+		steps = append(steps, func(ctx context.Context) (string, error) {
+			return p.realizer.Realize(ctx, sdk.RealizeRequest{Target: target, Decision: d, RequestID: id})
 		})
-		if err != nil {
-			return strings.Join(summaries, "; "), err
-		}
-		summaries = append(summaries, s)
 	}
 	if len(d.ParallelismOverrides) > 0 {
-		s, err := withTimeout(ctx, timeout, func(ctx context.Context) (string, error) {
-			return p.realizer.RealizeParallelismOverrides(ctx, sdk.OverridesRequest[int64]{Target: target, Overrides: d.ParallelismOverrides, RequestID: ev.Record.RequestID})
+		steps = append(steps, func(ctx context.Context) (string, error) {
+			return p.realizer.RealizeParallelismOverrides(ctx, sdk.OverridesRequest[int64]{Target: target, Overrides: d.ParallelismOverrides, RequestID: id})
 		})
-		if err != nil {
-			return strings.Join(summaries, "; "), err
-		}
-		summaries = append(summaries, s)
 	}
 	if len(d.ConfigOverrides) > 0 {
-		s, err := withTimeout(ctx, timeout, func(ctx context.Context) (string, error) {
-			return p.realizer.RealizeConfigOverrides(ctx, sdk.OverridesRequest[string]{Target: target, Overrides: d.ConfigOverrides, RequestID: ev.Record.RequestID})
+		steps = append(steps, func(ctx context.Context) (string, error) {
+			return p.realizer.RealizeConfigOverrides(ctx, sdk.OverridesRequest[string]{Target: target, Overrides: d.ConfigOverrides, RequestID: id})
 		})
+	}
+	timeout := r.timeout(ch, sdk.KindRealizer, ch.Realizer)
+	var summaries []string
+	for _, step := range steps {
+		s, err := withTimeout(ctx, timeout, step)
 		if err != nil {
 			return strings.Join(summaries, "; "), err
 		}
