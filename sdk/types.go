@@ -78,6 +78,9 @@ type Snapshot struct {
 	Demand            Demand
 	Workers           []Worker
 	Metrics           map[string]float64
+	// Conflict is set when something else already scales the target (the
+	// platform's own autoscaler): the runner changes nothing and reports it.
+	Conflict string
 }
 
 // Demand is the work waiting for or held by workers.
@@ -87,10 +90,24 @@ type Demand struct {
 	RunningTasks   int64
 	PendingTables  int64
 	PlanningTables int64
+	// ServiceablePlannedTasks counts the planned tasks that the tables'
+	// quotas let run now (Amoro's quota-aware demand). Valid only when
+	// ServiceableKnown is set; collectors that cannot tell leave both zero.
+	ServiceablePlannedTasks int64
+	ServiceableKnown        bool
 }
 
 // Tasks is the immediate demand: tasks planned, scheduled or running.
 func (d Demand) Tasks() int64 { return d.PlannedTasks + d.ScheduledTasks + d.RunningTasks }
+
+// ServiceablePlanned is the planned work that could start now: the quota-aware
+// count when the collector knows it, every planned task otherwise.
+func (d Demand) ServiceablePlanned() int64 {
+	if d.ServiceableKnown {
+		return d.ServiceablePlannedTasks
+	}
+	return d.PlannedTasks
+}
 
 // WorkerState is a worker's registration state as the collector sees it.
 type WorkerState int

@@ -142,8 +142,12 @@ func snapshotToPB(s Snapshot) *pb.Snapshot {
 			RunningTasks:   s.Demand.RunningTasks,
 			PendingTables:  s.Demand.PendingTables,
 			PlanningTables: s.Demand.PlanningTables,
+
+			ServiceablePlannedTasks: s.Demand.ServiceablePlannedTasks,
+			ServiceableKnown:        s.Demand.ServiceableKnown,
 		},
-		Metrics: s.Metrics,
+		Metrics:  s.Metrics,
+		Conflict: s.Conflict,
 	}
 	for _, w := range s.Workers {
 		out.Workers = append(out.Workers, &pb.Worker{
@@ -175,8 +179,12 @@ func snapshotFromPB(s *pb.Snapshot) Snapshot {
 			RunningTasks:   d.GetRunningTasks(),
 			PendingTables:  d.GetPendingTables(),
 			PlanningTables: d.GetPlanningTables(),
+
+			ServiceablePlannedTasks: d.GetServiceablePlannedTasks(),
+			ServiceableKnown:        d.GetServiceableKnown(),
 		},
-		Metrics: s.Metrics,
+		Metrics:  s.Metrics,
+		Conflict: s.GetConflict(),
 	}
 	for _, w := range s.Workers {
 		out.Workers = append(out.Workers, Worker{

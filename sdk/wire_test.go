@@ -12,9 +12,10 @@ func TestWireRoundTrip(t *testing.T) {
 	at := time.Unix(1700000000, 123).UTC()
 	snap := Snapshot{
 		ObservedAt: at, Complete: false, IncompleteReasons: []string{"metrics down"},
-		Demand:  Demand{PlannedTasks: 1, ScheduledTasks: 2, RunningTasks: 3, PendingTables: 4, PlanningTables: 5},
+		Demand: Demand{PlannedTasks: 1, ScheduledTasks: 2, RunningTasks: 3, PendingTables: 4, PlanningTables: 5,
+			ServiceablePlannedTasks: 6, ServiceableKnown: true},
 		Workers: []Worker{{ID: "w", UnitID: "u", Threads: 4, BusyThreads: 2, BusyKnown: true, LastBusyAt: at, RegisteredAt: at, State: WorkerStale}},
-		Metrics: map[string]float64{"x": 1.5},
+		Metrics: map[string]float64{"x": 1.5}, Conflict: "group g: dynamic-allocation.enabled=true",
 	}
 	if got := snapshotFromPB(snapshotToPB(snap)); !reflect.DeepEqual(got, snap) {
 		t.Errorf("snapshot:\n got %+v\nwant %+v", got, snap)

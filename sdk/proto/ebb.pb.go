@@ -897,8 +897,12 @@ type Snapshot struct {
 	Demand            *Demand            `protobuf:"bytes,4,opt,name=demand,proto3" json:"demand,omitempty"`
 	Workers           []*Worker          `protobuf:"bytes,5,rep,name=workers,proto3" json:"workers,omitempty"`
 	Metrics           map[string]float64 `protobuf:"bytes,6,rep,name=metrics,proto3" json:"metrics,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"fixed64,2,opt,name=value"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// Non-empty when something else already scales the target (e.g. AMS's own
+	// dynamic allocation on the group): the runner then changes nothing on it
+	// and reports this text as the reason.
+	Conflict      string `protobuf:"bytes,7,opt,name=conflict,proto3" json:"conflict,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Snapshot) Reset() {
@@ -973,6 +977,13 @@ func (x *Snapshot) GetMetrics() map[string]float64 {
 	return nil
 }
 
+func (x *Snapshot) GetConflict() string {
+	if x != nil {
+		return x.Conflict
+	}
+	return ""
+}
+
 type Demand struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
 	PlannedTasks   int64                  `protobuf:"varint,1,opt,name=planned_tasks,json=plannedTasks,proto3" json:"planned_tasks,omitempty"`
@@ -980,8 +991,12 @@ type Demand struct {
 	RunningTasks   int64                  `protobuf:"varint,3,opt,name=running_tasks,json=runningTasks,proto3" json:"running_tasks,omitempty"`
 	PendingTables  int64                  `protobuf:"varint,4,opt,name=pending_tables,json=pendingTables,proto3" json:"pending_tables,omitempty"`
 	PlanningTables int64                  `protobuf:"varint,5,opt,name=planning_tables,json=planningTables,proto3" json:"planning_tables,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Planned tasks that the tables' quotas let run now (Amoro's quota-aware
+	// demand); meaningful only when serviceable_known is set.
+	ServiceablePlannedTasks int64 `protobuf:"varint,6,opt,name=serviceable_planned_tasks,json=serviceablePlannedTasks,proto3" json:"serviceable_planned_tasks,omitempty"`
+	ServiceableKnown        bool  `protobuf:"varint,7,opt,name=serviceable_known,json=serviceableKnown,proto3" json:"serviceable_known,omitempty"`
+	unknownFields           protoimpl.UnknownFields
+	sizeCache               protoimpl.SizeCache
 }
 
 func (x *Demand) Reset() {
@@ -1047,6 +1062,20 @@ func (x *Demand) GetPlanningTables() int64 {
 		return x.PlanningTables
 	}
 	return 0
+}
+
+func (x *Demand) GetServiceablePlannedTasks() int64 {
+	if x != nil {
+		return x.ServiceablePlannedTasks
+	}
+	return 0
+}
+
+func (x *Demand) GetServiceableKnown() bool {
+	if x != nil {
+		return x.ServiceableKnown
+	}
+	return false
 }
 
 type Worker struct {
@@ -2110,7 +2139,7 @@ const file_ebb_proto_rawDesc = "" +
 	"\x0eCollectRequest\x12-\n" +
 	"\x06target\x18\x01 \x01(\v2\x15.ebb.plugin.v1.TargetR\x06target\"F\n" +
 	"\x0fCollectResponse\x123\n" +
-	"\bsnapshot\x18\x01 \x01(\v2\x17.ebb.plugin.v1.SnapshotR\bsnapshot\"\xec\x02\n" +
+	"\bsnapshot\x18\x01 \x01(\v2\x17.ebb.plugin.v1.SnapshotR\bsnapshot\"\x88\x03\n" +
 	"\bSnapshot\x129\n" +
 	"\vobserved_at\x18\x01 \x01(\v2\x18.ebb.plugin.v1.TimestampR\n" +
 	"observedAt\x12\x1a\n" +
@@ -2118,16 +2147,19 @@ const file_ebb_proto_rawDesc = "" +
 	"\x12incomplete_reasons\x18\x03 \x03(\tR\x11incompleteReasons\x12-\n" +
 	"\x06demand\x18\x04 \x01(\v2\x15.ebb.plugin.v1.DemandR\x06demand\x12/\n" +
 	"\aworkers\x18\x05 \x03(\v2\x15.ebb.plugin.v1.WorkerR\aworkers\x12>\n" +
-	"\ametrics\x18\x06 \x03(\v2$.ebb.plugin.v1.Snapshot.MetricsEntryR\ametrics\x1a:\n" +
+	"\ametrics\x18\x06 \x03(\v2$.ebb.plugin.v1.Snapshot.MetricsEntryR\ametrics\x12\x1a\n" +
+	"\bconflict\x18\a \x01(\tR\bconflict\x1a:\n" +
 	"\fMetricsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\"\xcb\x01\n" +
+	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\"\xb4\x02\n" +
 	"\x06Demand\x12#\n" +
 	"\rplanned_tasks\x18\x01 \x01(\x03R\fplannedTasks\x12'\n" +
 	"\x0fscheduled_tasks\x18\x02 \x01(\x03R\x0escheduledTasks\x12#\n" +
 	"\rrunning_tasks\x18\x03 \x01(\x03R\frunningTasks\x12%\n" +
 	"\x0epending_tables\x18\x04 \x01(\x03R\rpendingTables\x12'\n" +
-	"\x0fplanning_tables\x18\x05 \x01(\x03R\x0eplanningTables\"\xba\x02\n" +
+	"\x0fplanning_tables\x18\x05 \x01(\x03R\x0eplanningTables\x12:\n" +
+	"\x19serviceable_planned_tasks\x18\x06 \x01(\x03R\x17serviceablePlannedTasks\x12+\n" +
+	"\x11serviceable_known\x18\a \x01(\bR\x10serviceableKnown\"\xba\x02\n" +
 	"\x06Worker\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x17\n" +
 	"\aunit_id\x18\x02 \x01(\tR\x06unitId\x12\x18\n" +
