@@ -164,6 +164,9 @@ func printEvaluation(w io.Writer, ev *runner.Evaluation) {
 	d := s.Demand
 	fmt.Fprintf(w, "  demand    planned %d, scheduled %d, running %d, pending tables %d, planning tables %d\n",
 		d.PlannedTasks, d.ScheduledTasks, d.RunningTasks, d.PendingTables, d.PlanningTables)
+	if d.ServiceableKnown {
+		fmt.Fprintf(w, "            serviceable planned %d (table quotas)\n", d.ServiceablePlannedTasks)
+	}
 	fmt.Fprintf(w, "  workers   %d\n", len(s.Workers))
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	for _, wk := range s.Workers {
@@ -179,6 +182,9 @@ func printEvaluation(w io.Writer, ev *runner.Evaluation) {
 		fmt.Fprintf(tw, "    %s\t%s\tsize %d\tcreated %s\n", u.ID, u.Phase, u.Size, u.CreatedAt.Format(time.RFC3339))
 	}
 	tw.Flush()
+	if ev.Conflict != "" {
+		fmt.Fprintf(w, "  CONFLICT  %s\n", ev.Conflict)
+	}
 	for _, why := range ev.Degraded {
 		fmt.Fprintf(w, "  degraded  %s\n", why)
 	}

@@ -20,6 +20,7 @@ type Metrics struct {
 	DesiredCapacity *prometheus.GaugeVec
 	CurrentCapacity *prometheus.GaugeVec
 	DemandTasks     *prometheus.GaugeVec
+	TargetConflicts *prometheus.GaugeVec
 }
 
 // New creates the instruments and registers them, with the Go and process
@@ -56,9 +57,13 @@ func New() *Metrics {
 			Name: "ebb_chain_demand_tasks",
 			Help: "Tasks planned, scheduled or running in the last snapshot.",
 		}, []string{"chain"}),
+		TargetConflicts: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "ebb_target_conflicts",
+			Help: "1 while the chain's target is scaled by something else (the platform's own autoscaler) and ebb changes nothing on it, else 0.",
+		}, []string{"chain"}),
 	}
 	m.Registry.MustRegister(m.Evaluations, m.Decisions, m.PluginCalls, m.PluginRestarts,
-		m.DesiredCapacity, m.CurrentCapacity, m.DemandTasks,
+		m.DesiredCapacity, m.CurrentCapacity, m.DemandTasks, m.TargetConflicts,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

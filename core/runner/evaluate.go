@@ -26,6 +26,9 @@ type Evaluation struct {
 	Degraded []string `json:"degraded,omitempty"`
 	// Suppressed is what the staleness rule took out of the decision.
 	Suppressed string `json:"suppressed,omitempty"`
+	// Conflict is why nothing may change on the target: something else
+	// (the platform's own autoscaler) already scales it.
+	Conflict string `json:"conflict,omitempty"`
 	// Realized is the realizer's summary; empty when nothing was realized.
 	Realized string       `json:"realized,omitempty"`
 	Record   state.Record `json:"record"`
@@ -102,7 +105,11 @@ func (r *Runner) evaluate(ctx context.Context, ch *config.Chain, p chainPlugins,
 		prev = &d
 	}
 	ev.Decision = *prev
-	if len(ev.Degraded) > 0 {
+	switch {
+	case ev.Snapshot.Conflict != "":
+		ev.Conflict = ev.Snapshot.Conflict
+		ev.Suppressed = suppressAll(&ev.Decision, ev.Conflict)
+	case len(ev.Degraded) > 0:
 		ev.Suppressed = suppressScaleDown(&ev.Decision, ev.Degraded)
 	}
 	ev.Record = r.record(ev)
@@ -225,6 +232,16 @@ func mergeSnapshot(into *sdk.Snapshot, name string, s sdk.Snapshot, first bool) 
 	into.Demand.RunningTasks += s.Demand.RunningTasks
 	into.Demand.PendingTables += s.Demand.PendingTables
 	into.Demand.PlanningTables += s.Demand.PlanningTables
+	// Known once any part knows: the others add all their planned tasks.
+	into.Demand.ServiceableKnown = into.Demand.ServiceableKnown || s.Demand.ServiceableKnown
+	into.Demand.ServiceablePlannedTasks += s.Demand.ServiceablePlanned()
+	if s.Conflict != "" {
+		c := fmt.Sprintf("collector %q: %s", name, s.Conflict)
+		if into.Conflict != "" {
+			c = into.Conflict + "; " + c
+		}
+		into.Conflict = c
+	}
 	into.Workers = append(into.Workers, s.Workers...)
 	for k, v := range s.Metrics {
 		if _, taken := into.Metrics[k]; taken {
@@ -260,6 +277,22 @@ func suppressScaleDown(d *sdk.Decision, why []string) string {
 	d.Drain, d.Remove = nil, nil
 	summary := cut.Summary()
 	d.Reason = strings.TrimSpace(fmt.Sprintf("%s [scale-down suppressed (%s): %s]", d.Reason, summary, strings.Join(why, "; ")))
+	return summary
+}
+
+// suppressAll is the conflict rule: a target something else already scales
+// gets no change at all, scale-up included, whatever the evaluators want.
+// The evaluators' new state is still kept, so their clocks stay true.
+func suppressAll(d *sdk.Decision, conflict string) string {
+	summary := ""
+	if d.HasActions() {
+		summary = d.Summary()
+	}
+	*d = sdk.Decision{DesiredCapacity: d.DesiredCapacity,
+		Reason: strings.TrimSpace(fmt.Sprintf("%s [no change: %s]", d.Reason, conflict))}
+	if summary != "" {
+		d.Reason = strings.TrimSpace(fmt.Sprintf("%s [refused: %s]", d.Reason, summary))
+	}
 	return summary
 }
 

@@ -256,6 +256,11 @@ func (r *Runner) tick(ctx context.Context, l *chainLoop) {
 		m.DesiredCapacity.WithLabelValues(ch.Name).Set(float64(ev.Decision.DesiredCapacity))
 		m.CurrentCapacity.WithLabelValues(ch.Name).Set(float64(ev.Record.CurrentCapacity))
 		m.DemandTasks.WithLabelValues(ch.Name).Set(float64(ev.Record.DemandTasks))
+		conflict := 0.0
+		if ev.Conflict != "" {
+			conflict = 1
+		}
+		m.TargetConflicts.WithLabelValues(ch.Name).Set(conflict)
 		if ev.Decision.HasActions() {
 			m.Decisions.WithLabelValues(ch.Name, ev.Record.Direction, ev.Record.Status).Inc()
 		}
@@ -278,6 +283,10 @@ func (r *Runner) log(ev *Evaluation, err error) {
 	if err != nil {
 		r.opts.Logger.Error("evaluation failed", "error", err)
 		return
+	}
+	if ev.Conflict != "" {
+		r.opts.Logger.Warn("target is scaled by something else: no change", "chain", ev.Chain, "target", ev.Target,
+			"conflict", ev.Conflict, "refused", ev.Suppressed)
 	}
 	level := hclog.Debug
 	if ev.Decision.HasActions() {

@@ -281,6 +281,59 @@ func TestStalenessRuleSuppressesScaleDown(t *testing.T) {
 	}
 }
 
+// A target something else already scales gets no change at all: no drain on
+// a complete snapshot with no demand, no unit for new demand; the decision,
+// the metric and a WARN line say why.
+func TestConflictRefusesEveryChange(t *testing.T) {
+	e := newEnv(t)
+	store := openStore(t, filepath.Join(e.dir, "ebb.db"))
+	defer store.Close()
+	e.setDemand(`{"tasks": 2}`)
+	var mu sync.Mutex
+	var evs []*Evaluation
+	_, stop := e.running(e.load(e.chainHCL("a", "t1", "30ms", "")), store, func(ev *Evaluation, err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if err == nil {
+			evs = append(evs, ev)
+		}
+	})
+	defer stop()
+	waitFor(t, "two units", func() bool { return len(e.unitIDs()) == 2 })
+	n := func() int { mu.Lock(); defer mu.Unlock(); return len(evs) }
+	for _, demand := range []string{
+		`{"tasks": 0, "conflict": "group t1: dynamic-allocation.enabled=true"}`,
+		`{"tasks": 9, "conflict": "group t1: dynamic-allocation.enabled=true"}`,
+	} {
+		e.setDemand(demand)
+		start := n()
+		waitFor(t, "five refused evaluations", func() bool { return n() >= start+5 })
+		mu.Lock()
+		last := evs[len(evs)-1]
+		mu.Unlock()
+		if last.Decision.HasActions() || last.Conflict == "" || last.Suppressed == "" {
+			t.Fatalf("%s: decision %q, conflict %q, suppressed %q", demand, last.Decision.Summary(), last.Conflict, last.Suppressed)
+		}
+		if !strings.Contains(last.Decision.Reason, "no change: collector \"a\": group t1: dynamic-allocation.enabled=true") {
+			t.Fatalf("reason does not name the conflict: %q", last.Decision.Reason)
+		}
+		if got := e.unitIDs(); len(got) != 2 {
+			t.Fatalf("%s: units %v, want the two there were", demand, got)
+		}
+		for _, id := range e.unitIDs() {
+			b, _ := os.ReadFile(filepath.Join(e.units, id))
+			if strings.Contains(string(b), "draining") {
+				t.Fatalf("unit %s was drained on a conflicting target", id)
+			}
+		}
+	}
+	if v := testutil.ToFloat64(e.metrics.TargetConflicts.WithLabelValues("a")); v != 1 {
+		t.Fatalf("ebb_target_conflicts = %v, want 1", v)
+	}
+	e.setDemand(`{"tasks": 2}`)
+	waitFor(t, "the conflict to clear", func() bool { return testutil.ToFloat64(e.metrics.TargetConflicts.WithLabelValues("a")) == 0 })
+}
+
 func TestKilledPluginIsRestartedAndChainResumes(t *testing.T) {
 	e := newEnv(t)
 	store := openStore(t, filepath.Join(e.dir, "ebb.db"))

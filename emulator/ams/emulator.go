@@ -114,6 +114,7 @@ type Emulator struct {
 	tables        map[string]*table // by full name
 	optimizers    []*optimizer      // registration order
 	byToken       map[string]*optimizer
+	resources     map[string]*group // resource rows of optimizers AMS launched, by resource id
 	trace         []traceEvent
 	traceNext     int
 	traceSeq      int
@@ -195,6 +196,7 @@ func New(opts Options) (*Emulator, error) {
 		groups:        map[string]*group{},
 		tables:        map[string]*table{},
 		byToken:       map[string]*optimizer{},
+		resources:     map[string]*group{},
 		nextProcessID: 1,
 		nextTableID:   1,
 		rng:           rand.New(rand.NewPCG(opts.Seed, opts.Seed^0x9e3779b97f4a7c15)),
@@ -492,7 +494,7 @@ func (e *Emulator) moveLocked(tk *task, to TaskStatus) bool {
 func (e *Emulator) resetLocked(tk *task) {
 	if e.moveLocked(tk, TaskPlanned) {
 		tk.token = ""
-		tk.threadID = 0
+		tk.threadID = -1
 		tk.finishAt = time.Time{}
 	}
 }
@@ -559,7 +561,7 @@ func (e *Emulator) submitLocked(groupName, tableName string, durations []time.Du
 	full := c + "." + d + "." + n
 	t, ok := e.tables[full]
 	if !ok {
-		t = &table{id: e.nextTableID, group: g, catalog: c, database: d, name: n, status: TableIdle, statusSince: e.now}
+		t = &table{id: e.nextTableID, group: g, catalog: c, database: d, name: n, status: TableIdle, statusSince: e.now, quota: DefaultTableQuota}
 		e.nextTableID++
 		e.tables[full] = t
 		g.tables = append(g.tables, t)
@@ -619,7 +621,7 @@ func (e *Emulator) finishPlanningLocked(t *table) {
 	p := &process{id: e.nextProcessID, table: t, status: ProcessRunning, startTime: e.now}
 	e.nextProcessID++
 	for i, d := range t.queued {
-		p.tasks = append(p.tasks, &task{process: p, taskID: int32(i + 1), duration: d, status: TaskPlanned})
+		p.tasks = append(p.tasks, &task{process: p, taskID: int32(i + 1), duration: d, status: TaskPlanned, threadID: -1})
 	}
 	t.queued = nil
 	t.current = p

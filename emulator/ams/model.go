@@ -63,11 +63,22 @@ func (s TableStatus) isProcessing() bool {
 type ProcessStatus string
 
 const (
-	ProcessRunning ProcessStatus = "RUNNING"
-	ProcessSuccess ProcessStatus = "SUCCESS"
-	ProcessFailed  ProcessStatus = "FAILED"
-	ProcessClosed  ProcessStatus = "CLOSED"
+	ProcessUnknown   ProcessStatus = "UNKNOWN"
+	ProcessPending   ProcessStatus = "PENDING"
+	ProcessSubmitted ProcessStatus = "SUBMITTED"
+	ProcessRunning   ProcessStatus = "RUNNING"
+	ProcessCanceling ProcessStatus = "CANCELING"
+	ProcessSuccess   ProcessStatus = "SUCCESS"
+	ProcessCanceled  ProcessStatus = "CANCELED"
+	ProcessClosed    ProcessStatus = "CLOSED"
+	ProcessKilled    ProcessStatus = "KILLED"
+	ProcessFailed    ProcessStatus = "FAILED"
 )
+
+// processStatuses are the 10 names of amoro-common/.../process/ProcessStatus.java
+// (master and 0.9.x; 0.8.x has 7): the `status` filter is ProcessStatus.valueOf.
+var processStatuses = []ProcessStatus{ProcessUnknown, ProcessPending, ProcessSubmitted, ProcessRunning,
+	ProcessCanceling, ProcessSuccess, ProcessCanceled, ProcessClosed, ProcessKilled, ProcessFailed}
 
 // DurationProperty is the task property that carries how long the emulated
 // task runs. Real Amoro tasks carry their input in `taskInput`; the emulator
@@ -114,6 +125,9 @@ type table struct {
 	commitDoneAt time.Time
 	current      *process
 	processes    []*process
+	// quota is self-optimizing.quota: at most 1 a share of the group's
+	// threads, above 1 a number of threads.
+	quota float64
 }
 
 func (t *table) fullName() string { return t.catalog + "." + t.database + "." + t.name }
@@ -141,6 +155,9 @@ type optimizer struct {
 	properties   map[string]string
 	// virt is set for optimizers simulated inside the emulator.
 	virt *virtualOptimizer
+	// released: DELETE /optimize/optimizers removed its DB row; AMS's
+	// memory keeps it until its heartbeat stops.
+	released bool
 }
 
 type virtualOptimizer struct {

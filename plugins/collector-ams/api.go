@@ -5,20 +5,21 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/ebbscale/ebb/internal/amoro"
 	"io"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/ebbscale/ebb/internal/amoro"
 )
 
 // apiPrefix: all dashboard REST endpoints live under /api/ams/v1
 // (DashboardServer.java, amoro.md §4.2).
 const apiPrefix = "/api/ams/v1"
 
-// maxBody bounds what is read from one response.
+// maxBody bounds what is read from one REST response.
 const maxBody = 32 << 20
 
 // maxPages bounds one listing, so a server that keeps claiming more cannot
@@ -35,6 +36,18 @@ type amsAPI struct {
 // errBudget stops the task walk when max-task-calls is spent.
 var errBudget = errors.New("max-task-calls reached")
 
+// newHTTPClient never follows a redirect: AMS does not redirect (its
+// Javalin server answers every route itself), and following one would send
+// the Basic-auth header or a replayable signature to wherever it points,
+// possibly over plain HTTP. The 3xx is reported instead.
+func newHTTPClient(tr http.RoundTripper, timeout time.Duration) *http.Client {
+	return &http.Client{
+		Transport:     tr,
+		Timeout:       timeout,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
 // get calls GET apiPrefix+path and returns the envelope's result and the
 // server's Date. Errors name no query string: with token auth it carries the
 // api key and a replayable signature.
@@ -44,35 +57,50 @@ func (a *amsAPI) get(ctx context.Context, path string, params url.Values) (json.
 		q[k] = append([]string(nil), v...)
 	}
 	if a.cfg.AuthType == AuthToken {
+		sig, err := amoro.Signature(a.cfg.APIKey, a.cfg.Secret, q, a.now(), a.loc)
+		if err != nil {
+			return nil, time.Time{}, err
+		}
 		q.Set("apiKey", a.cfg.APIKey)
-		q.Set("signature", amoro.Signature(a.cfg.APIKey, a.cfg.Secret, q, a.now(), a.loc))
+		q.Set("signature", sig)
 	}
 	u := strings.TrimRight(a.cfg.URL, "/") + apiPrefix + path
 	if len(q) > 0 {
+		// Encode repeats a key with several values (actions[]=a&actions[]=b),
+		// which is how Javalin's queryParams reads a list.
 		u += "?" + q.Encode()
 	}
-	body, hdr, err := a.do(ctx, u)
+	resp, err := a.do(ctx, u, true)
 	if err != nil {
 		return nil, time.Time{}, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
+	if err != nil {
+		return nil, time.Time{}, fmt.Errorf("reading response: %w", err)
+	}
+	if len(body) > maxBody {
+		return nil, time.Time{}, fmt.Errorf("response larger than %d bytes", maxBody)
 	}
 	res, err := decodeEnvelope(body)
 	if err != nil {
 		return nil, time.Time{}, err
 	}
 	var date time.Time
-	if d := hdr.Get("Date"); d != "" {
+	if d := resp.Header.Get("Date"); d != "" {
 		date, _ = http.ParseTime(d)
 	}
 	return res, date, nil
 }
 
-func (a *amsAPI) do(ctx context.Context, u string) ([]byte, http.Header, error) {
+// do sends one GET and returns a 2xx response whose body the caller closes.
+func (a *amsAPI) do(ctx context.Context, u string, withAuth bool) (*http.Response, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
-		return nil, nil, fmt.Errorf("building request: %w", err)
+		return nil, fmt.Errorf("building request: %w", err)
 	}
-	req.Header.Set("Accept", "application/json")
-	if a.cfg.AuthType == AuthBasic {
+	req.Header.Set("Accept", "application/json, text/plain;version=0.0.4")
+	if withAuth && a.cfg.AuthType == AuthBasic {
 		req.SetBasicAuth(a.cfg.Username, a.cfg.Password)
 	}
 	resp, err := a.client.Do(req)
@@ -82,22 +110,20 @@ func (a *amsAPI) do(ctx context.Context, u string) ([]byte, http.Header, error) 
 			err = ue.Err
 		}
 		if errors.Is(err, context.DeadlineExceeded) || isTimeout(err) {
-			return nil, nil, fmt.Errorf("timed out: %w", err)
+			return nil, fmt.Errorf("timed out: %w", err)
 		}
-		return nil, nil, err
+		return nil, err
 	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
-	if err != nil {
-		return nil, nil, fmt.Errorf("reading response: %w", err)
-	}
-	if len(body) > maxBody {
-		return nil, nil, fmt.Errorf("response larger than %d bytes", maxBody)
+	if resp.StatusCode >= 300 && resp.StatusCode <= 399 {
+		resp.Body.Close()
+		return nil, fmt.Errorf("HTTP %d redirect to %s not followed: AMS does not redirect, so credentials are never sent on; point the URL at AMS itself",
+			resp.StatusCode, redactURL(resp.Header.Get("Location")))
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return nil, nil, fmt.Errorf("HTTP %d", resp.StatusCode)
+		resp.Body.Close()
+		return nil, fmt.Errorf("HTTP %d", resp.StatusCode)
 	}
-	return body, resp.Header, nil
+	return resp, nil
 }
 
 func isTimeout(err error) bool {
@@ -108,10 +134,12 @@ func isTimeout(err error) bool {
 // fetchAll reads every page of a PageResult listing (`page` from 1,
 // `pageSize`, amoro.md §4.2). A page that comes back empty before `total`
 // is reached is a missing page, an error, never a short list. budget, if not
-// nil, is decremented per call.
+// nil, is decremented per call. Duplicates across pages are the caller's to
+// judge.
 func fetchAll[T any](ctx context.Context, a *amsAPI, path string, params url.Values, budget *int) ([]T, time.Time, error) {
 	var all []T
 	var first time.Time
+	pages := 1
 	for pg := 1; ; pg++ {
 		if pg > maxPages {
 			return nil, first, fmt.Errorf("more than %d pages", maxPages)
@@ -130,6 +158,11 @@ func fetchAll[T any](ctx context.Context, a *amsAPI, path string, params url.Val
 		q.Set("pageSize", strconv.Itoa(a.cfg.PageSize))
 		res, date, err := a.get(ctx, path, q)
 		if err != nil {
+			if pg > 1 {
+				// Say how far it got: a listing that cannot fit the
+				// chain's timeout needs a larger page-size.
+				return nil, first, fmt.Errorf("page %d of %d (page-size %d): %w", pg, pages, a.cfg.PageSize, err)
+			}
 			return nil, first, err
 		}
 		if pg == 1 {
@@ -139,6 +172,7 @@ func fetchAll[T any](ctx context.Context, a *amsAPI, path string, params url.Val
 		if err != nil {
 			return nil, first, err
 		}
+		pages = (p.Total + a.cfg.PageSize - 1) / a.cfg.PageSize
 		all = append(all, p.List...)
 		if len(all) >= p.Total {
 			return all, first, nil
@@ -164,106 +198,17 @@ func countTables(ctx context.Context, a *amsAPI, escGroup, action string) (int64
 	return int64(p.Total), nil
 }
 
-// metrics scrapes the Prometheus exporter (amoro.md §5.2).
-func (a *amsAPI) metrics(ctx context.Context, group string) (map[string]float64, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.cfg.MetricsURL, nil)
+// metrics scrapes the Prometheus exporter (amoro.md §5.2), streaming, at
+// most maxMetricsBody bytes.
+func (a *amsAPI) metrics(ctx context.Context, group string) (gaugeScrape, error) {
+	// The exporter is simpleclient's HTTPServer, without auth: the AMS
+	// credentials are not sent to it.
+	resp, err := a.do(ctx, a.cfg.MetricsURL, false)
 	if err != nil {
-		return nil, fmt.Errorf("building request: %w", err)
-	}
-	req.Header.Set("Accept", "text/plain;version=0.0.4")
-	resp, err := a.client.Do(req)
-	if err != nil {
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
-		return nil, err
+		return gaugeScrape{}, err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return nil, fmt.Errorf("HTTP %d", resp.StatusCode)
-	}
-	return parseGroupMetrics(io.LimitReader(resp.Body, maxBody), group)
-}
-
-// taskWalk is what the task lists of running processes told.
-type taskWalk struct {
-	complete                  bool // every running process of the group was read
-	calls                     int
-	err                       error
-	planned, scheduled, acked int64
-	busy                      map[string]int64     // token -> SCHEDULED+ACKED
-	lastEnd                   map[string]time.Time // token -> latest task end
-}
-
-// processingActions are the table statuses that hold a running process:
-// OptimizingStatus.isProcessing (amoro.md §2.3).
-var processingActions = []string{"full", "major", "minor", "committing"}
-
-// walkTasks lists the group's processing tables, their RUNNING processes and
-// those processes' tasks, within maxCalls calls. A thread is busy from
-// SCHEDULED until it completes, as AMS's DRA counts it (amoro.md §6.3).
-func walkTasks(ctx context.Context, a *amsAPI, group string, maxCalls int) taskWalk {
-	w := taskWalk{busy: map[string]int64{}, lastEnd: map[string]time.Time{}}
-	budget := maxCalls
-	g := url.PathEscape(group)
-	tables, _, err := fetchAll[tableInfo](ctx, a, "/optimize/optimizerGroups/"+g+"/tables", url.Values{"actions[]": processingActions}, &budget)
-	if err != nil {
-		w.setErr("GET /optimize/optimizerGroups/"+group+"/tables", err)
-		w.calls = maxCalls - budget
-		return w
-	}
-	for _, t := range tables {
-		id := t.TableIdentifier
-		base := "/tables/catalogs/" + url.PathEscape(id.Catalog) + "/dbs/" + url.PathEscape(id.Database) + "/tables/" + url.PathEscape(id.TableName) + "/optimizing-processes"
-		procs, _, err := fetchAll[processInfo](ctx, a, base, url.Values{"status": {"RUNNING"}}, &budget)
-		if err != nil {
-			w.setErr("GET "+base, err)
-			w.calls = maxCalls - budget
-			return w
-		}
-		for _, p := range procs {
-			path := base + "/" + strconv.FormatInt(int64(p.ProcessID), 10) + "/tasks"
-			tasks, _, err := fetchAll[taskInfo](ctx, a, path, nil, &budget)
-			if err != nil {
-				w.setErr("GET "+path, err)
-				w.calls = maxCalls - budget
-				return w
-			}
-			for _, tk := range tasks {
-				w.add(tk)
-			}
-		}
-	}
-	w.complete = true
-	w.calls = maxCalls - budget
-	return w
-}
-
-func (w *taskWalk) setErr(what string, err error) {
-	if errors.Is(err, errBudget) {
-		// Not a failure: the snapshot says busy threads are unknown.
-		return
-	}
-	w.err = fmt.Errorf("%s: %w", what, err)
-}
-
-func (w *taskWalk) add(tk taskInfo) {
-	switch tk.Status {
-	case "PLANNED":
-		w.planned++
-	case "SCHEDULED":
-		w.scheduled++
-		w.busy[tk.OptimizerToken]++
-	case "ACKED":
-		w.acked++
-		w.busy[tk.OptimizerToken]++
-	}
-	if tk.OptimizerToken != "" {
-		if end := msTime(int64(tk.EndTime)); end.After(w.lastEnd[tk.OptimizerToken]) {
-			w.lastEnd[tk.OptimizerToken] = end
-		}
-	}
+	return scanGroupMetrics(resp.Body, group, maxMetricsBody)
 }
 
 // redact removes configured secrets from a message before it leaves the

@@ -12,17 +12,14 @@ package collectorams
 
 import (
 	"context"
-	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
 	"os"
-	"sort"
 	"sync"
 	"time"
 
@@ -67,7 +64,10 @@ type Config struct {
 const (
 	DefaultTimeout      = 10 * time.Second
 	DefaultMaxTaskCalls = 50
-	DefaultPageSize     = 100
+	// DefaultPageSize: AMS builds the optimizer listing in memory and pages
+	// it there (PageResult.of), and pages tables in the DB, so a large page
+	// is cheap for it; 5,000 optimizers are 10 calls, not 50.
+	DefaultPageSize = 500
 	// DefaultHeartbeatTimeout is AMS's optimizer.heart-beat-timeout (amoro.md §1.2).
 	DefaultHeartbeatTimeout = time.Minute
 )
@@ -83,6 +83,9 @@ type Collector struct {
 	loc      *time.Location
 	client   *http.Client
 	lastBusy map[string]map[string]time.Time // group -> worker id -> time
+	// groups remembers each group's last resource-group entry, so that one
+	// failed listing does not hide that AMS scales the group itself.
+	groups map[string]resourceGroup
 }
 
 // New returns an unconfigured collector on the wall clock.
@@ -91,7 +94,7 @@ func New() *Collector { return NewWithClock(time.Now) }
 // NewWithClock returns a collector that stamps snapshots with now(), for the
 // simulator's virtual clock.
 func NewWithClock(now func() time.Time) *Collector {
-	return &Collector{now: now, lastBusy: map[string]map[string]time.Time{}}
+	return &Collector{now: now, lastBusy: map[string]map[string]time.Time{}, groups: map[string]resourceGroup{}}
 }
 
 var _ sdk.Collector = (*Collector)(nil)
@@ -188,7 +191,7 @@ func (c *Collector) Configure(_ context.Context, raw json.RawMessage) error {
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig = tlsCfg
-	client := &http.Client{Transport: tr, Timeout: cfg.Timeout.D()}
+	client := newHTTPClient(tr, cfg.Timeout.D())
 
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -233,205 +236,13 @@ func (c *Collector) Collect(ctx context.Context, target sdk.Target) (sdk.Snapsho
 	api := &amsAPI{cfg: cfg, loc: loc, client: client, now: c.now}
 	s := &collection{api: api, group: group, snap: sdk.Snapshot{ObservedAt: c.now(), Metrics: map[string]float64{}}}
 	s.run(ctx)
+	c.conflict(s)
 	c.finishWorkers(s)
 	snap := s.snap
+	snap.Conflict = api.redact(snap.Conflict)
 	snap.Complete = len(snap.IncompleteReasons) == 0
 	for i, r := range snap.IncompleteReasons {
 		snap.IncompleteReasons[i] = api.redact(r)
 	}
 	return snap, nil
-}
-
-// collection is the work of one Collect call.
-type collection struct {
-	api   *amsAPI
-	group string
-	snap  sdk.Snapshot
-
-	optimizers []optimizerInfo
-	amsNow     time.Time // AMS's clock, from the Date header
-	walk       taskWalk
-	gauges     map[string]float64
-}
-
-func (s *collection) fail(format string, args ...any) {
-	s.snap.IncompleteReasons = append(s.snap.IncompleteReasons, fmt.Sprintf(format, args...))
-}
-
-func (s *collection) run(ctx context.Context) {
-	g := url.PathEscape(s.group)
-
-	// The group must exist: an unknown group would otherwise read as a
-	// group with nothing to do.
-	if res, _, err := s.api.get(ctx, "/optimize/optimizerGroups", nil); err != nil {
-		s.fail("GET /optimize/optimizerGroups: %v", err)
-	} else {
-		var groups []groupName
-		if err := json.Unmarshal(res, &groups); err != nil {
-			s.fail("GET /optimize/optimizerGroups: malformed result: %v", err)
-		} else if !hasGroup(groups, s.group) {
-			s.fail("optimizer group %q not found in AMS", s.group)
-		}
-	}
-
-	// Registered optimizers (amoro.md §4.2, §8.2 "Instance inventory").
-	opts, date, err := fetchAll[optimizerInfo](ctx, s.api, "/optimize/optimizerGroups/"+g+"/optimizers", nil, nil)
-	if err != nil {
-		s.fail("GET /optimize/optimizerGroups/%s/optimizers: %v", s.group, err)
-	} else {
-		s.optimizers = opts
-		s.amsNow = date
-	}
-
-	// Gauges (amoro.md §5).
-	if s.api.cfg.MetricsURL != "" {
-		gauges, err := s.api.metrics(ctx, s.group)
-		switch {
-		case err != nil:
-			s.fail("GET %s: %v", redactURL(s.api.cfg.MetricsURL), err)
-		case len(gauges) == 0:
-			s.fail("GET %s: no amoro_optimizer_group_* series with group=%q (reporter filter, or not the leader?)", redactURL(s.api.cfg.MetricsURL), s.group)
-		default:
-			s.gauges = gauges
-			for k, v := range gauges {
-				s.snap.Metrics[k] = v
-			}
-		}
-	}
-
-	// Task lists of running processes (amoro.md §8.2 "Per-optimizer idle
-	// time": group tasks by optimizerToken).
-	s.walk = walkTasks(ctx, s.api, s.group, *s.api.cfg.MaxTaskCalls)
-	s.snap.Metrics["ams_task_list_calls"] = float64(s.walk.calls)
-	if s.walk.err != nil {
-		s.fail("task lists: %v", s.walk.err)
-	}
-
-	s.demand(ctx)
-}
-
-func hasGroup(groups []groupName, name string) bool {
-	for _, g := range groups {
-		if g.OptimizerGroupName == name {
-			return true
-		}
-	}
-	return false
-}
-
-// demand fills Demand: task counts from the task lists when they covered
-// every running process (they split PLANNED from SCHEDULED, which the
-// gauges cannot, amoro.md §8.2), else from the gauges; table counts from
-// the gauges, else from the REST table list.
-func (s *collection) demand(ctx context.Context) {
-	d := &s.snap.Demand
-	switch {
-	case s.walk.complete:
-		d.PlannedTasks, d.ScheduledTasks, d.RunningTasks = s.walk.planned, s.walk.scheduled, s.walk.acked
-	case s.gauges != nil && hasAll(s.gauges, "amoro_optimizer_group_pending_tasks", "amoro_optimizer_group_executing_tasks"):
-		// pending_tasks counts PLANNED + SCHEDULED (amoro.md §5.1); the
-		// split is unknown, so all of it is reported as planned.
-		d.PlannedTasks = int64(s.gauges["amoro_optimizer_group_pending_tasks"])
-		d.RunningTasks = int64(s.gauges["amoro_optimizer_group_executing_tasks"])
-	default:
-		s.fail("task demand unknown: task lists incomplete and no optimizer-group gauges")
-	}
-	if s.gauges != nil && hasAll(s.gauges, "amoro_optimizer_group_pending_tables", "amoro_optimizer_group_planing_tables") {
-		d.PendingTables = int64(s.gauges["amoro_optimizer_group_pending_tables"])
-		d.PlanningTables = int64(s.gauges["amoro_optimizer_group_planing_tables"])
-		return
-	}
-	// No gauges: count via the table list's `total` (amoro.md §8.2
-	// "Cold-start / future demand").
-	g := url.PathEscape(s.group)
-	for _, x := range []struct {
-		action string
-		into   *int64
-	}{{"pending", &d.PendingTables}, {"planning", &d.PlanningTables}} {
-		n, err := countTables(ctx, s.api, g, x.action)
-		if err != nil {
-			s.fail("GET /optimize/optimizerGroups/%s/tables?actions[]=%s: %v", s.group, x.action, err)
-			continue
-		}
-		*x.into = n
-	}
-}
-
-func hasAll(m map[string]float64, keys ...string) bool {
-	for _, k := range keys {
-		if _, ok := m[k]; !ok {
-			return false
-		}
-	}
-	return true
-}
-
-// WorkerID derives a worker's id from its AMS token. The token is the
-// optimizer's credential for the optimizing service (amoro.md §4.2 notes the
-// REST list exposes it), so it never leaves the collector: ids are a hash.
-func WorkerID(token string) string {
-	sum := sha256.Sum256([]byte(token))
-	return "opt-" + hex.EncodeToString(sum[:6])
-}
-
-func (c *Collector) finishWorkers(s *collection) {
-	if s.optimizers == nil {
-		return
-	}
-	ref := s.amsNow
-	if ref.IsZero() {
-		ref = s.snap.ObservedAt
-	}
-	hbTimeout := s.api.cfg.HeartbeatTimeout.D()
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	seen := c.lastBusy[s.group]
-	if seen == nil {
-		seen = map[string]time.Time{}
-	}
-	next := map[string]time.Time{}
-	stale := 0
-	for _, o := range s.optimizers {
-		id := WorkerID(o.Token)
-		w := sdk.Worker{
-			ID: id, Threads: int64(o.CoreNumber), State: sdk.WorkerRegistered,
-			RegisteredAt: msTime(int64(o.StartTime)),
-		}
-		if o.JobID != nil {
-			w.UnitID = *o.JobID
-		}
-		// OptimizerKeeper expires an optimizer heartbeat-timeout after its
-		// last touch (amoro.md §2.4); until it does, the REST list still
-		// shows it, so judge by touchTime against AMS's clock.
-		if ref.Sub(msTime(int64(o.TouchTime))) > hbTimeout {
-			w.State = sdk.WorkerStale
-			stale++
-		}
-		last := seen[id]
-		if t := s.walk.lastEnd[o.Token]; t.After(last) {
-			last = t
-		}
-		if s.walk.complete {
-			w.BusyKnown = true
-		}
-		w.BusyThreads = s.walk.busy[o.Token]
-		if w.BusyThreads > 0 {
-			last = s.snap.ObservedAt
-		}
-		w.LastBusyAt = last
-		if !last.IsZero() {
-			next[id] = last
-		}
-		s.snap.Workers = append(s.snap.Workers, w)
-	}
-	sort.Slice(s.snap.Workers, func(i, j int) bool { return s.snap.Workers[i].ID < s.snap.Workers[j].ID })
-	c.lastBusy[s.group] = next
-	s.snap.Metrics["ams_stale_optimizers"] = float64(stale)
-}
-
-func msTime(ms int64) time.Time {
-	if ms <= 0 {
-		return time.Time{}
-	}
-	return time.UnixMilli(ms)
 }

@@ -112,7 +112,8 @@ func TestNormalSnapshot(t *testing.T) {
 	if !s.Complete {
 		t.Fatalf("incomplete: %v", s.IncompleteReasons)
 	}
-	want := sdk.Demand{PlannedTasks: int64(st.Planned), ScheduledTasks: int64(st.Scheduled), RunningTasks: int64(st.Acked), PendingTables: int64(st.PendingTables)}
+	want := sdk.Demand{PlannedTasks: int64(st.Planned), ScheduledTasks: int64(st.Scheduled), RunningTasks: int64(st.Acked), PendingTables: int64(st.PendingTables),
+		ServiceablePlannedTasks: int64(st.Planned), ServiceableKnown: true}
 	if s.Demand != want {
 		t.Fatalf("demand %+v, emulator says %+v", s.Demand, want)
 	}
@@ -244,7 +245,7 @@ func TestFailures(t *testing.T) {
 		{"missing page", ams.Fault{Path: optimizers, Kind: ams.FaultEmptyPages}, map[string]any{"page-size": 1}, "optimizers: missing page 2"},
 		{"task list 500", ams.Fault{Path: ams.APIPrefix + "/tables/", Kind: ams.FaultErrorCode, Code: 500, Message: "boom"}, nil, "task lists: GET /tables/catalogs/"},
 		{"metrics HTTP 500", ams.Fault{Path: "/metrics", Kind: ams.FaultHTTPStatus, Code: 500}, nil, "/metrics: HTTP 500"},
-		{"metrics garbage", ams.Fault{Path: "/metrics", Kind: ams.FaultMalformedJSON}, nil, "malformed exposition"},
+		{"metrics garbage", ams.Fault{Path: "/metrics", Kind: ams.FaultMalformedJSON}, nil, "no amoro_optimizer_group_* series"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

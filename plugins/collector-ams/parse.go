@@ -1,17 +1,11 @@
 package collectorams
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"strconv"
 	"strings"
-
-	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 )
 
 // AMS's REST envelope (amoro.md §4.1, dashboard/response/*.java): success is
@@ -117,28 +111,64 @@ type groupName struct {
 	OptimizerGroupName string `json:"optimizerGroupName"`
 }
 
-// tableInfo is TableOptimizingInfo (amoro.md §4.2).
+// tableInfo is TableOptimizingInfo (amoro-ams/.../dashboard/model/
+// TableOptimizingInfo.java, identifier from ServerTableIdentifier.java):
+// quota is a double, threads on 0.9+ and self-optimizing.quota on 0.8.x.
 type tableInfo struct {
 	TableIdentifier struct {
 		Catalog   string `json:"catalog"`
 		Database  string `json:"database"`
 		TableName string `json:"tableName"`
 	} `json:"tableIdentifier"`
-	OptimizeStatus string `json:"optimizeStatus"`
-	GroupName      string `json:"groupName"`
+	OptimizeStatus string  `json:"optimizeStatus"`
+	Quota          float64 `json:"quota"`
+	GroupName      string  `json:"groupName"`
 }
 
-// processInfo is OptimizingProcessInfo (amoro.md §4.2).
+// processID is OptimizingProcessInfo.processId: a string on every version
+// since 0.7 (a long would lose precision in JavaScript), accepted as a
+// number too. It goes into a URL path, so only decimal digits pass.
+type processID string
+
+func (p *processID) UnmarshalJSON(b []byte) error {
+	s := strings.TrimSpace(string(b))
+	if s == "null" {
+		*p = ""
+		return nil
+	}
+	if uq, err := strconv.Unquote(s); err == nil {
+		s = uq
+	}
+	*p = processID(s)
+	return nil
+}
+
+func (p processID) id() (string, error) {
+	s := string(p)
+	if s == "" || len(s) > 19 {
+		return "", fmt.Errorf("process id %q is not a decimal long", s)
+	}
+	for _, r := range s {
+		if r < '0' || r > '9' {
+			return "", fmt.Errorf("process id %q is not a decimal long", s)
+		}
+	}
+	return s, nil
+}
+
+// processInfo is OptimizingProcessInfo (amoro-common/.../table/descriptor/
+// OptimizingProcessInfo.java).
 type processInfo struct {
-	ProcessID    flexInt `json:"processId"`
-	Status       string  `json:"status"`
-	TotalTasks   flexInt `json:"totalTasks"`
-	SuccessTasks flexInt `json:"successTasks"`
-	RunningTasks flexInt `json:"runningTasks"`
+	ProcessID    processID `json:"processId"`
+	Status       string    `json:"status"`
+	TotalTasks   flexInt   `json:"totalTasks"`
+	SuccessTasks flexInt   `json:"successTasks"`
+	RunningTasks flexInt   `json:"runningTasks"`
 }
 
-// taskInfo is OptimizingTaskInfo (amoro.md §4.2); status is TaskRuntime's
-// (§2.3).
+// taskInfo is OptimizingTaskInfo (amoro-common/.../table/descriptor/
+// OptimizingTaskInfo.java); status is ProcessTaskStatus (TaskRuntime's names,
+// amoro.md §2.3). optimizerToken is null and threadId -1 on a PLANNED task.
 type taskInfo struct {
 	TaskID         flexInt `json:"taskId"`
 	Status         string  `json:"status"`
@@ -146,89 +176,4 @@ type taskInfo struct {
 	ThreadID       flexInt `json:"threadId"`
 	StartTime      flexInt `json:"startTime"`
 	EndTime        flexInt `json:"endTime"`
-}
-
-// groupGaugeNames are the optimizer-group gauges (OptimizerGroupMetrics.java,
-// amoro.md §5.1) with the reporter's `amoro_` prefix (§5.2).
-var groupGaugeNames = []string{
-	"amoro_optimizer_group_pending_tasks",
-	"amoro_optimizer_group_executing_tasks",
-	"amoro_optimizer_group_planing_tables",
-	"amoro_optimizer_group_pending_tables",
-	"amoro_optimizer_group_executing_tables",
-	"amoro_optimizer_group_idle_tables",
-	"amoro_optimizer_group_committing_tables",
-	"amoro_optimizer_group_optimizer_instances",
-	"amoro_optimizer_group_memory_bytes_allocated",
-	"amoro_optimizer_group_threads",
-	"amoro_optimizer_group_idle_optimizers",
-	"amoro_optimizer_group_config_invalid",
-	// DRA-only (dra/DynamicAllocationMetrics.java): present only while AMS's
-	// own dynamic allocation is on for the group.
-	"amoro_optimizer_group_pending_removal_optimizers",
-	"amoro_optimizer_group_effective_threads",
-	"amoro_optimizer_group_backlog_duration_ms",
-	"amoro_optimizer_group_scale_up_total",
-	"amoro_optimizer_group_scale_down_total",
-}
-
-// parseGroupMetrics reads a Prometheus text exposition and returns the
-// optimizer-group series whose `group` label is group.
-func parseGroupMetrics(r io.Reader, group string) (out map[string]float64, err error) {
-	// expfmt v0.66.1 dereferences nil on some malformed input (a line
-	// starting with "{", found by FuzzParse): a broken exporter must yield
-	// an error, not crash the plugin.
-	defer func() {
-		if p := recover(); p != nil {
-			out, err = nil, fmt.Errorf("malformed exposition: parser failed: %v", p)
-		}
-	}()
-	parser := expfmt.NewTextParser(model.LegacyValidation)
-	fams, err := parser.TextToMetricFamilies(r)
-	if err != nil {
-		return nil, fmt.Errorf("malformed exposition: %w", err)
-	}
-	out = map[string]float64{}
-	for _, name := range groupGaugeNames {
-		fam, ok := fams[name]
-		if !ok {
-			continue
-		}
-		for _, m := range fam.GetMetric() {
-			if labelValue(m, "group") != group {
-				continue
-			}
-			v, ok := sampleValue(fam.GetType(), m)
-			if !ok {
-				return nil, fmt.Errorf("metric %s{group=%q} has no usable value", name, group)
-			}
-			out[name] = v
-		}
-	}
-	return out, nil
-}
-
-func parseGroupMetricsBytes(b []byte, group string) (map[string]float64, error) {
-	return parseGroupMetrics(bytes.NewReader(b), group)
-}
-
-func labelValue(m *dto.Metric, name string) string {
-	for _, l := range m.GetLabel() {
-		if l.GetName() == name {
-			return l.GetValue()
-		}
-	}
-	return ""
-}
-
-func sampleValue(t dto.MetricType, m *dto.Metric) (float64, bool) {
-	switch {
-	case m.GetGauge() != nil:
-		return m.GetGauge().GetValue(), true
-	case m.GetCounter() != nil:
-		return m.GetCounter().GetValue(), true
-	case m.GetUntyped() != nil:
-		return m.GetUntyped().GetValue(), true
-	}
-	return 0, false
 }

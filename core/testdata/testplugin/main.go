@@ -51,6 +51,7 @@ type snapshotFile struct {
 	Complete *bool  `json:"complete"`
 	Age      string `json:"age"`
 	Fail     string `json:"fail"`
+	Conflict string `json:"conflict"`
 }
 
 func (c *collector) Info(context.Context) (sdk.Info, error) {
@@ -95,7 +96,7 @@ func (c *collector) Collect(ctx context.Context, _ sdk.Target) (sdk.Snapshot, er
 	if f.Fail != "" {
 		return sdk.Snapshot{}, errors.New(f.Fail)
 	}
-	s := sdk.Snapshot{ObservedAt: time.Now(), Complete: true, Demand: sdk.Demand{PlannedTasks: f.Tasks}}
+	s := sdk.Snapshot{ObservedAt: time.Now(), Complete: true, Demand: sdk.Demand{PlannedTasks: f.Tasks}, Conflict: f.Conflict}
 	if f.Complete != nil && !*f.Complete {
 		s.Complete = false
 		s.IncompleteReasons = []string{"test says incomplete"}
