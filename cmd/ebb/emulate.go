@@ -28,7 +28,7 @@ func newEmulateCmd() *cobra.Command {
 func newEmulateAMSCmd() *cobra.Command {
 	var (
 		addr, metricsAddr, trace, apiKey, secretEnv string
-		groups                                      []string
+		groups, amsScaled                           []string
 		heartbeat                                   time.Duration
 	)
 	cmd := &cobra.Command{
@@ -39,6 +39,9 @@ func newEmulateAMSCmd() *cobra.Command {
 			opts := ams.Options{HeartbeatTimeout: heartbeat}
 			for _, g := range groups {
 				opts.Groups = append(opts.Groups, ams.GroupConfig{Name: g})
+			}
+			for _, g := range amsScaled {
+				opts.Groups = append(opts.Groups, ams.AMSScaledGroup(g))
 			}
 			if apiKey != "" {
 				secret := os.Getenv(secretEnv)
@@ -75,6 +78,7 @@ func newEmulateAMSCmd() *cobra.Command {
 	cmd.Flags().StringVar(&addr, "addr", "127.0.0.1:19090", "REST and optimizer API address (AMS's http-server.bind-port is 19090)")
 	cmd.Flags().StringVar(&metricsAddr, "metrics-addr", "127.0.0.1:7001", `Prometheus exporter address ("" serves /metrics on --addr)`)
 	cmd.Flags().StringSliceVar(&groups, "group", []string{"default"}, "optimizer groups (repeatable)")
+	cmd.Flags().StringSliceVar(&amsScaled, "ams-scaled-group", nil, "groups with AMS's own dynamic allocation on (container k8s), which ebb must refuse (repeatable)")
 	cmd.Flags().StringVar(&trace, "trace", "", "workload trace CSV: submit,duration[,table] in seconds")
 	cmd.Flags().StringVar(&apiKey, "api-key", "", "require AMS token auth with this api key")
 	cmd.Flags().StringVar(&secretEnv, "secret-env", "AMS_SECRET", "environment variable holding the token auth secret")

@@ -76,6 +76,17 @@ type GroupConfig struct {
 	Properties map[string]string
 }
 
+// AMSScaledGroup is a group AMS scales itself: container "k8s" with
+// dynamic-allocation.enabled (OptimizerProperties.java, amoro.md §6.2), as
+// GET /optimize/resourceGroups shows it. The emulator does not run AMS's
+// scale keeper; the group is there so that clients can be seen refusing it.
+func AMSScaledGroup(name string) GroupConfig {
+	return GroupConfig{Name: name, Container: "k8s", Properties: map[string]string{
+		"memory": "2048", "dynamic-allocation.enabled": "true",
+		"dynamic-allocation.max-parallelism": "16", "dynamic-allocation.executor-parallelism": "4",
+	}}
+}
+
 // Options configures an Emulator. Zero values mean Amoro's defaults.
 type Options struct {
 	// Clock defaults to the wall clock. With a *VirtualClock, Advance and
