@@ -236,6 +236,44 @@ func TestRunScalesUpAndDownAndServesHTTP(t *testing.T) {
 	}
 }
 
+// evalLog collects a running chain's successful evaluations.
+type evalLog struct {
+	mu  sync.Mutex
+	evs []*Evaluation
+}
+
+// next waits for k more evaluations and returns the last.
+func (l *evalLog) next(t *testing.T, k int) *Evaluation {
+	t.Helper()
+	n := func() int { l.mu.Lock(); defer l.mu.Unlock(); return len(l.evs) }
+	start := n()
+	waitFor(t, fmt.Sprintf("%d more evaluations", k), func() bool { return n() >= start+k })
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.evs[len(l.evs)-1]
+}
+
+// twoUnitsRunning runs chain "a" on target t1 until the test evaluator has
+// two units for two tasks; the chain stops when the test ends.
+func twoUnitsRunning(t *testing.T) (*env, *evalLog) {
+	t.Helper()
+	e := newEnv(t)
+	store := openStore(t, filepath.Join(e.dir, "ebb.db"))
+	t.Cleanup(func() { store.Close() })
+	e.setDemand(`{"tasks": 2}`)
+	log := &evalLog{}
+	_, stop := e.running(e.load(e.chainHCL("a", "t1", "30ms", "")), store, func(ev *Evaluation, err error) {
+		log.mu.Lock()
+		defer log.mu.Unlock()
+		if err == nil {
+			log.evs = append(log.evs, ev)
+		}
+	})
+	t.Cleanup(stop)
+	waitFor(t, "two units", func() bool { return len(e.unitIDs()) == 2 })
+	return e, log
+}
+
 func TestStalenessRuleSuppressesScaleDown(t *testing.T) {
 	for _, tc := range []struct{ name, demand, why string }{
 		{"incomplete", `{"tasks": 0, "complete": false}`, "snapshot incomplete"},
@@ -243,28 +281,9 @@ func TestStalenessRuleSuppressesScaleDown(t *testing.T) {
 		{"collector failed", `{"tasks": 0, "fail": "AMS unreachable"}`, "AMS unreachable"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			e := newEnv(t)
-			store := openStore(t, filepath.Join(e.dir, "ebb.db"))
-			defer store.Close()
-			e.setDemand(`{"tasks": 2}`)
-			var mu sync.Mutex
-			var evs []*Evaluation
-			_, stop := e.running(e.load(e.chainHCL("a", "t1", "30ms", "")), store, func(ev *Evaluation, err error) {
-				mu.Lock()
-				defer mu.Unlock()
-				if err == nil {
-					evs = append(evs, ev)
-				}
-			})
-			defer stop()
-			waitFor(t, "two units", func() bool { return len(e.unitIDs()) == 2 })
+			e, log := twoUnitsRunning(t)
 			e.setDemand(tc.demand)
-			n := func() int { mu.Lock(); defer mu.Unlock(); return len(evs) }
-			start := n()
-			waitFor(t, "five degraded evaluations", func() bool { return n() >= start+5 })
-			mu.Lock()
-			last := evs[len(evs)-1]
-			mu.Unlock()
+			last := log.next(t, 5)
 			if len(last.Decision.Drain) > 0 || last.Suppressed != "drain u-1,u-2" {
 				t.Fatalf("degraded snapshot: decision %q, suppressed %q", last.Decision.Summary(), last.Suppressed)
 			}
@@ -285,32 +304,13 @@ func TestStalenessRuleSuppressesScaleDown(t *testing.T) {
 // a complete snapshot with no demand, no unit for new demand; the decision,
 // the metric and a WARN line say why.
 func TestConflictRefusesEveryChange(t *testing.T) {
-	e := newEnv(t)
-	store := openStore(t, filepath.Join(e.dir, "ebb.db"))
-	defer store.Close()
-	e.setDemand(`{"tasks": 2}`)
-	var mu sync.Mutex
-	var evs []*Evaluation
-	_, stop := e.running(e.load(e.chainHCL("a", "t1", "30ms", "")), store, func(ev *Evaluation, err error) {
-		mu.Lock()
-		defer mu.Unlock()
-		if err == nil {
-			evs = append(evs, ev)
-		}
-	})
-	defer stop()
-	waitFor(t, "two units", func() bool { return len(e.unitIDs()) == 2 })
-	n := func() int { mu.Lock(); defer mu.Unlock(); return len(evs) }
+	e, log := twoUnitsRunning(t)
 	for _, demand := range []string{
 		`{"tasks": 0, "conflict": "group t1: dynamic-allocation.enabled=true"}`,
 		`{"tasks": 9, "conflict": "group t1: dynamic-allocation.enabled=true"}`,
 	} {
 		e.setDemand(demand)
-		start := n()
-		waitFor(t, "five refused evaluations", func() bool { return n() >= start+5 })
-		mu.Lock()
-		last := evs[len(evs)-1]
-		mu.Unlock()
+		last := log.next(t, 5)
 		if last.Decision.HasActions() || last.Conflict == "" || last.Suppressed == "" {
 			t.Fatalf("%s: decision %q, conflict %q, suppressed %q", demand, last.Decision.Summary(), last.Conflict, last.Suppressed)
 		}

@@ -40,7 +40,12 @@ func newRig(t *testing.T, opts ams.Options) *rig {
 
 func (r *rig) configure(t *testing.T, extra map[string]any) {
 	t.Helper()
-	cfg := map[string]any{"url": r.rest.URL, "metrics-url": r.metrics.URL + "/metrics", "timeout": "2s"}
+	configure(t, r.c, map[string]any{"url": r.rest.URL, "metrics-url": r.metrics.URL + "/metrics", "timeout": "2s"}, extra)
+}
+
+// configure applies cfg with extra's keys set over it (nil deletes one).
+func configure(t *testing.T, c *Collector, cfg, extra map[string]any) {
+	t.Helper()
 	for k, v := range extra {
 		if v == nil {
 			delete(cfg, k)
@@ -49,7 +54,7 @@ func (r *rig) configure(t *testing.T, extra map[string]any) {
 		cfg[k] = v
 	}
 	raw, _ := json.Marshal(cfg)
-	if err := r.c.Configure(context.Background(), raw); err != nil {
+	if err := c.Configure(context.Background(), raw); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -139,18 +139,7 @@ func (r *replay) requests(pathSuffix string) []*http.Request {
 func (r *replay) collector(t *testing.T, extra map[string]any) *Collector {
 	t.Helper()
 	c := NewWithClock(func() time.Time { return replayAt })
-	cfg := map[string]any{"url": r.srv.URL, "metrics-url": r.srv.URL + "/metrics", "timeout": "2s", "heartbeat-timeout": "1m"}
-	for k, v := range extra {
-		if v == nil {
-			delete(cfg, k)
-			continue
-		}
-		cfg[k] = v
-	}
-	raw, _ := json.Marshal(cfg)
-	if err := c.Configure(context.Background(), raw); err != nil {
-		t.Fatal(err)
-	}
+	configure(t, c, map[string]any{"url": r.srv.URL, "metrics-url": r.srv.URL + "/metrics", "timeout": "2s", "heartbeat-timeout": "1m"}, extra)
 	return c
 }
 
