@@ -156,6 +156,7 @@ func fetchAll[T any](ctx context.Context, a *amsAPI, path string, params url.Val
 		}
 		q.Set("page", strconv.Itoa(pg))
 		q.Set("pageSize", strconv.Itoa(a.cfg.PageSize))
+		began := time.Now()
 		res, date, err := a.get(ctx, path, q)
 		if err != nil {
 			if pg > 1 {
@@ -173,6 +174,11 @@ func fetchAll[T any](ctx context.Context, a *amsAPI, path string, params url.Val
 			return nil, first, err
 		}
 		pages = (p.Total + a.cfg.PageSize - 1) / a.cfg.PageSize
+		if pg == 1 {
+			if err := fitsDeadline(ctx, time.Since(began), p.Total, pages, a.cfg.PageSize); err != nil {
+				return nil, first, err
+			}
+		}
 		all = append(all, p.List...)
 		if len(all) >= p.Total {
 			return all, first, nil
@@ -181,6 +187,23 @@ func fetchAll[T any](ctx context.Context, a *amsAPI, path string, params url.Val
 			return nil, first, fmt.Errorf("missing page %d: total is %d but only %d items listed", pg, p.Total, len(all))
 		}
 	}
+}
+
+// fitsDeadline says early, and why, when a listing cannot finish before the
+// collection's deadline at the pace of its first page, instead of timing out
+// on a later page with no hint (5,000 optimizers in pages of 100 cannot be
+// read within a 1 s interval).
+func fitsDeadline(ctx context.Context, perPage time.Duration, total, pages, size int) error {
+	deadline, ok := ctx.Deadline()
+	if !ok || pages <= 1 {
+		return nil
+	}
+	need, left := perPage*time.Duration(pages-1), time.Until(deadline)
+	if need <= left {
+		return nil
+	}
+	return fmt.Errorf("%d items take %d pages of %d; at %s a page the rest needs about %s, more than the %s left of the collection's timeout: raise page-size (AMS pages the optimizer list in memory) or the chain's timeout",
+		total, pages, size, perPage.Round(time.Millisecond), need.Round(time.Millisecond), left.Round(time.Millisecond))
 }
 
 // countTables reads `total` of the group's table list filtered by one

@@ -1,12 +1,16 @@
 package collectorams
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
+
+	"github.com/ebbscale/ebb/sdk"
 )
 
 const optsPath = "/optimize/optimizerGroups/ebb/optimizers"
@@ -175,5 +179,30 @@ func TestRedirectsNotFollowed(t *testing.T) {
 	}
 	if hits.Load() != 0 {
 		t.Fatalf("%d requests followed the redirect", hits.Load())
+	}
+}
+
+// A listing that cannot finish before the collection's deadline at its
+// first page's pace says so, naming pages and page size, instead of timing
+// out on a later page. (The margins are tenfold: the first page takes
+// 200 ms, the other 49 would need about 10 s of the 2 s left.)
+func TestListingThatCannotFitTheDeadline(t *testing.T) {
+	r := newReplay(t, "0.9")
+	r.routes[optsPath] = func(w http.ResponseWriter, req *http.Request) {
+		time.Sleep(200 * time.Millisecond)
+		fmt.Fprint(w, pageBody(5000, optimizer("tok-"+req.URL.Query().Get("page"), "u", 1, 1788264090000)))
+	}
+	c := r.collector(t, map[string]any{"page-size": 100})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	s, err := c.Collect(ctx, sdk.Target{Name: "ebb"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Complete || !hasReason(s, "5000 items take 50 pages of 100") || !hasReason(s, "raise page-size") {
+		t.Fatalf("reasons: %v", s.IncompleteReasons)
+	}
+	if n := len(r.requests(optsPath)); n != 1 {
+		t.Fatalf("%d pages asked for, want 1", n)
 	}
 }
