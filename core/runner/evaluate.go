@@ -109,6 +109,9 @@ func (r *Runner) evaluate(ctx context.Context, ch *config.Chain, p chainPlugins,
 	case ev.Snapshot.Conflict != "":
 		ev.Conflict = ev.Snapshot.Conflict
 		ev.Suppressed = suppressAll(&ev.Decision, ev.Conflict)
+		// The evaluators' new state would remember units they asked for
+		// and never got; keep the old one, as if the round had not run.
+		newStates = states
 	case len(ev.Degraded) > 0:
 		ev.Suppressed = suppressScaleDown(&ev.Decision, ev.Degraded)
 	}
@@ -282,7 +285,6 @@ func suppressScaleDown(d *sdk.Decision, why []string) string {
 
 // suppressAll is the conflict rule: a target something else already scales
 // gets no change at all, scale-up included, whatever the evaluators want.
-// The evaluators' new state is still kept, so their clocks stay true.
 func suppressAll(d *sdk.Decision, conflict string) string {
 	summary := ""
 	if d.HasActions() {
