@@ -3,6 +3,7 @@ package ams
 import (
 	"encoding/json"
 	"net/http"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -35,6 +36,20 @@ var groupGauges = []struct {
 	{"optimizer_group_config_invalid", "1 if dynamic allocation is enabled with an invalid config", func(GroupStats) float64 { return 0 }},
 }
 
+// draGauges are registered only while a group's dynamic allocation is on
+// (dra/DynamicAllocationMetrics.java, amoro.md §5.1). The emulator runs no
+// scale keeper, so nothing is draining, backlogged or scaled.
+var draGauges = []struct {
+	name, help string
+	value      func(s GroupStats) float64
+}{
+	{"optimizer_group_pending_removal_optimizers", "Instances in graceful drain", func(GroupStats) float64 { return 0 }},
+	{"optimizer_group_effective_threads", "Registered threads plus threads pending registration", func(s GroupStats) float64 { return float64(s.Threads) }},
+	{"optimizer_group_backlog_duration_ms", "How long demand has waited", func(GroupStats) float64 { return 0 }},
+	{"optimizer_group_scale_up_total", "Scale-out rounds", func(GroupStats) float64 { return 0 }},
+	{"optimizer_group_scale_down_total", "Drain starts", func(GroupStats) float64 { return 0 }},
+}
+
 type metricsCollector struct{ e *Emulator }
 
 // Describe sends nothing: the collector is unchecked, because groups are
@@ -44,6 +59,13 @@ func (metricsCollector) Describe(chan<- *prometheus.Desc) {}
 func (c metricsCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, s := range c.e.AllStats() {
 		for _, g := range groupGauges {
+			desc := prometheus.NewDesc(MetricPrefix+g.name, g.help, []string{"group"}, nil)
+			ch <- prometheus.MustNewConstMetric(desc, prometheus.GaugeValue, g.value(s), s.Group)
+		}
+		if !s.DynamicAllocation {
+			continue
+		}
+		for _, g := range draGauges {
 			desc := prometheus.NewDesc(MetricPrefix+g.name, g.help, []string{"group"}, nil)
 			ch <- prometheus.MustNewConstMetric(desc, prometheus.GaugeValue, g.value(s), s.Group)
 		}
@@ -71,6 +93,8 @@ type GroupStats struct {
 	Optimizers, Threads, IdleOptimizers                  int
 	MemoryMB                                             int64
 	QueuedWork                                           int
+	// DynamicAllocation: the group has dynamic-allocation.enabled=true.
+	DynamicAllocation bool
 }
 
 // Stats reports one group ("" = the first).
@@ -98,7 +122,7 @@ func (e *Emulator) AllStats() []GroupStats {
 }
 
 func (e *Emulator) statsLocked(g *group) GroupStats {
-	s := GroupStats{Group: g.name}
+	s := GroupStats{Group: g.name, DynamicAllocation: strings.EqualFold(g.properties["dynamic-allocation.enabled"], "true")}
 	busy := map[string]bool{}
 	for _, t := range g.tables {
 		s.QueuedWork += len(t.queued)

@@ -182,3 +182,19 @@ func TestCreateAndReleaseOptimizers(t *testing.T) {
 		t.Fatalf("release of an external optimizer: %+v", env)
 	}
 }
+
+// A group with AMS's own allocation on shows it in resourceGroups and in
+// the DRA-only gauges; the others have neither.
+func TestAMSScaledGroup(t *testing.T) {
+	e, _ := newVirtual(t, Options{Groups: []GroupConfig{{Name: "ebb"}, AMSScaledGroup("dra")}})
+	_, env := call(t, e.Handler(), "GET", APIPrefix+"/optimize/resourceGroups", "")
+	if !strings.Contains(string(env.Result), `{"name":"dra","container":"k8s","properties":{"dynamic-allocation.enabled":"true"`) {
+		t.Fatalf("resourceGroups: %s", env.Result)
+	}
+	rec := httptest.NewRecorder()
+	e.MetricsHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	body := rec.Body.String()
+	if !strings.Contains(body, `amoro_optimizer_group_effective_threads{group="dra"} 0`) || strings.Contains(body, `amoro_optimizer_group_effective_threads{group="ebb"}`) {
+		t.Fatalf("DRA gauges:\n%s", body)
+	}
+}
