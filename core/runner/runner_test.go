@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/ebbscale/ebb/core/config"
@@ -37,6 +38,25 @@ type env struct {
 	metrics   *metrics.Metrics
 	host      *host.Host
 	cfg       *config.Config
+	// warnings holds what the runner logs at WARN and above.
+	warnings *lockedBuffer
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 func newEnv(t testing.TB) *env {
@@ -44,7 +64,7 @@ func newEnv(t testing.TB) *env {
 	bin := sdktest.Build(t, "github.com/ebbscale/ebb/core/testdata/testplugin")
 	dir := t.TempDir()
 	e := &env{t: t, dir: dir, pluginDir: filepath.Join(dir, "plugins"), snap: filepath.Join(dir, "snapshot.json"),
-		units: filepath.Join(dir, "units"), metrics: metrics.New()}
+		units: filepath.Join(dir, "units"), metrics: metrics.New(), warnings: &lockedBuffer{}}
 	if err := os.MkdirAll(e.pluginDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -132,7 +152,8 @@ func (e *env) unitIDs() []string {
 // running starts a runner in the background; the returned function stops it
 // and waits.
 func (e *env) running(cfg *config.Config, store *state.Store, onEval func(*Evaluation, error)) (*Runner, func()) {
-	r := New(cfg, Options{Host: e.host, Store: store, Metrics: e.metrics, OnEvaluation: onEval})
+	logger := hclog.New(&hclog.LoggerOptions{Output: e.warnings, Level: hclog.Warn})
+	r := New(cfg, Options{Host: e.host, Store: store, Metrics: e.metrics, OnEvaluation: onEval, Logger: logger})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { r.Run(ctx); close(done) }()
@@ -326,6 +347,9 @@ func TestConflictRefusesEveryChange(t *testing.T) {
 				t.Fatalf("unit %s was drained on a conflicting target", id)
 			}
 		}
+	}
+	if w := e.warnings.String(); !strings.Contains(w, "[WARN]  target is scaled by something else: no change: chain=a target=t1") || !strings.Contains(w, "dynamic-allocation.enabled=true") {
+		t.Fatalf("no WARN line names the conflict:\n%s", w)
 	}
 	if v := testutil.ToFloat64(e.metrics.TargetConflicts.WithLabelValues("a")); v != 1 {
 		t.Fatalf("ebb_target_conflicts = %v, want 1", v)
