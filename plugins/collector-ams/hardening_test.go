@@ -146,6 +146,7 @@ func BenchmarkMetricsScan(b *testing.B) {
 		sb.WriteString(`amoro_table_optimizing_status_in_idle{catalog="c",database="d",table="t",group="ebb",} 1.0` + "\n")
 	}
 	body := sb.String()
+	b.ResetTimer()
 	b.ReportAllocs()
 	b.SetBytes(int64(len(body)))
 	for range b.N {

@@ -2,6 +2,7 @@ package collectorams
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -66,21 +67,25 @@ func scanGroupMetrics(r io.Reader, group string, limit int64) (gaugeScrape, erro
 	}
 	lr := &io.LimitedReader{R: r, N: limit + 1}
 	br := bufio.NewReaderSize(lr, 32<<10)
+	prefix := []byte("amoro_optimizer_group_")
+	buf := make([]byte, 0, 4096)
 	for lineNo := 1; ; lineNo++ {
-		line, err := readLine(br, maxMetricsLine)
+		raw, err := readLine(br, buf, maxMetricsLine)
+		buf = raw[:0]
+		ours := bytes.HasPrefix(raw, prefix)
 		if lr.N <= 0 {
 			// The bound cut the body, possibly inside this line.
 			out.problems = append(out.problems, fmt.Sprintf("metrics body larger than %d bytes: read only the first %d, series after them are missing", limit, limit))
 			return out, nil
 		}
 		if errors.Is(err, errLongLine) {
-			if strings.HasPrefix(line, "amoro_optimizer_group_") {
+			if ours {
 				return out, fmt.Errorf("malformed exposition: line %d longer than %d bytes", lineNo, maxMetricsLine)
 			}
 		} else if err != nil && !errors.Is(err, io.EOF) {
 			return out, fmt.Errorf("reading exposition: %w", err)
-		} else if strings.HasPrefix(line, "amoro_optimizer_group_") {
-			name, labels, value, perr := parseSample(line)
+		} else if ours {
+			name, labels, value, perr := parseSample(string(raw))
 			if perr != nil {
 				return out, fmt.Errorf("malformed exposition: line %d: %w", lineNo, perr)
 			}
@@ -108,11 +113,11 @@ func scanGroupMetrics(r io.Reader, group string, limit int64) (gaugeScrape, erro
 
 var errLongLine = errors.New("line too long")
 
-// readLine returns the next line without its line end. A line longer than
-// max is read to its end but only its first max bytes are kept, and
-// errLongLine says so.
-func readLine(br *bufio.Reader, max int) (string, error) {
-	var b []byte
+// readLine returns the next line without its line end, in buf's storage
+// (valid until the next call). A line longer than max is read to its end
+// but only its first max bytes are kept, and errLongLine says so.
+func readLine(br *bufio.Reader, buf []byte, max int) ([]byte, error) {
+	b := buf[:0]
 	total := 0
 	for {
 		chunk, err := br.ReadSlice('\n')
@@ -123,7 +128,7 @@ func readLine(br *bufio.Reader, max int) (string, error) {
 		if errors.Is(err, bufio.ErrBufferFull) {
 			continue
 		}
-		line := strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r")
+		line := bytes.TrimSuffix(bytes.TrimSuffix(b, []byte("\n")), []byte("\r"))
 		if total > max+1 && err == nil || total > max && err != nil {
 			return line, errLongLine
 		}
