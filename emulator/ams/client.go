@@ -291,7 +291,12 @@ func (r *optimizerRun) heartbeat(ctx, bg context.Context, stop <-chan struct{}) 
 func (r *optimizerRun) thread(ctx, bg context.Context, th int32) {
 	for ctx.Err() == nil {
 		token := r.currentToken()
-		t, err := r.c.PollTask(ctx, token, th)
+		// A poll is not cancelled half-way: AMS may already have
+		// scheduled the task it answers with, and abandoning the answer
+		// would leave that task SCHEDULED until task-ack-timeout. A
+		// cancelled optimizer stops polling at the loop's check and
+		// finishes what a poll in flight gave it.
+		t, err := r.c.PollTask(bg, token, th)
 		if err != nil || t == nil {
 			if err != nil && ctx.Err() == nil {
 				r.logf("thread %d: poll: %v", th, err)
