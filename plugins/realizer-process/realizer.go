@@ -11,6 +11,19 @@
 // Draining sends SIGTERM to the unit's process group; a unit still alive
 // drain-timeout later is killed with SIGKILL on the next Inventory or
 // Realize. Linux only: it reads /proc.
+//
+// For Amoro the command is the script's own foreground form, as Amoro's
+// local container runs it (`optimizer.sh start <memory*threads> <args>`,
+// but in the foreground so that the process is the unit):
+//
+//	["/opt/amoro/bin/optimizer.sh", "start-foreground", "{heap}",
+//	 "-a", "{ams}", "-p", "{threads}", "-g", "{group}", "-id", "{unit}"]
+//
+// optimizer.sh dispatches on its first argument and passes the second as
+// -Xmx<heap>m. An optimizer from 0.9 finishes its in-flight tasks on
+// SIGTERM within its -st (default 10 minutes: add "-st" with the
+// drain-timeout in ms to match); an 0.8 optimizer has no shutdown hook and
+// stops at once, leaving its tasks to AMS's heartbeat expiry.
 package process
 
 import (
