@@ -108,13 +108,22 @@ realizer "k8s" {
     # "unit": one Deployment per optimizer, Amoro-compatible labels.
     # "workload": the scale subresource of an existing workload.
     mode           = "unit"
-    image          = "apache/amoro:0.8.1"
+    image          = "apache/amoro:0.9.0-incubating"
     ams-thrift-uri = "thrift://amoro-ams.amoro.svc:1261"
+    # The optimizer's Amoro version decides its flags and how it drains;
+    # it is read from the image tag. Set it for a tag without one:
+    # optimizer-version = "0.9"
+    # AMS with ha.use-master-slave-mode: optimizers get -msm (>= 0.9).
+    # master-slave-mode = true
+    # image-pull-secrets = ["regcred"]
     # Pod resources per optimizer thread, as Amoro computes them.
     memory-per-thread-mb = 2048
     cpu-per-thread       = 1
-    # Pods get terminationGracePeriodSeconds = drain-timeout + 30s, so an
-    # optimizer finishes its in-flight tasks on SIGTERM.
+    # Optimizer >= 0.9 finishes its in-flight tasks on SIGTERM: it gets
+    # -st <drain-timeout in ms> and pods terminationGracePeriodSeconds =
+    # drain-timeout + 30s, as Amoro derives them. An 0.8 optimizer never
+    # sees SIGTERM: its unit is marked draining and deleted once the
+    # collector shows it holds no task, or at the drain timeout.
     drain-timeout = "15m"
   }
 }
@@ -123,13 +132,21 @@ realizer "process" {
   plugin = "realizer-process"
 
   config {
-    # Local optimizer processes, for a single VM. The command must stay in
-    # the foreground: it is the unit. Placeholders: {unit}, {threads},
-    # {group}, {chain} and each key of vars.
-    command   = ["/opt/amoro/bin/optimizer.sh", "-a", "{ams}", "-p", "{threads}", "-g", "{group}", "-id", "{unit}"]
-    vars      = { ams = "thrift://127.0.0.1:1261" }
-    state-dir = "/var/lib/ebb/process" # pid files: a restarted ebb finds its units
-    drain-timeout = "15m"
+    # Local optimizer processes, for a single VM, started as Amoro's own
+    # local container does. The command must stay in the foreground: it is
+    # the unit. optimizer.sh dispatches on its first argument and takes the
+    # heap in MB second. Placeholders: {unit}, {threads}, {heap}
+    # (memory-per-thread-mb x threads), {group}, {chain} and each key of vars.
+    # With Amoro >= 0.9 you may add "-st", "900000" (the drain-timeout in
+    # ms) so the optimizer's own shutdown budget matches; 0.8 rejects -st,
+    # and its optimizer stops at once on SIGTERM (AMS reassigns its tasks
+    # once its heartbeat expires).
+    command              = ["/opt/amoro/bin/optimizer.sh", "start-foreground", "{heap}", "-a", "{ams}", "-p", "{threads}", "-g", "{group}", "-id", "{unit}"]
+    vars                 = { ams = "thrift://127.0.0.1:1261" }
+    env                  = { OPTIMIZER_LOG_DIR_NAME = "optimizer-{group}-{unit}" }
+    memory-per-thread-mb = 2048
+    state-dir            = "/var/lib/ebb/process" # pid files: a restarted ebb finds its units
+    drain-timeout        = "15m"
   }
 }
 

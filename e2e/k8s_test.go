@@ -65,7 +65,7 @@ realizer "k8s" {
   config {
     kubeconfig           = "{{.Kubeconfig}}"
     namespace            = "{{.Namespace}}"
-    image                = "apache/amoro:0.8.1"
+    image                = "apache/amoro:0.9.0"
     ams-thrift-uri       = "{{.AMS}}"
     memory-per-thread-mb = 512
     drain-timeout        = "30s"

@@ -21,6 +21,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/ebbscale/ebb/emulator/ams"
+	"github.com/ebbscale/ebb/internal/optargs"
 	k8s "github.com/ebbscale/ebb/plugins/realizer-k8s"
 )
 
@@ -352,8 +354,17 @@ func (k *kubelet) startLocked(d *appsv1.Deployment, p *pod) error {
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(k.ebb, "emulate", "optimizer", "-a", args["-a"], "-g", args["-g"], "-p", args["-p"],
-		"--id", args["-id"], "--heartbeat", "1s", "--poll", "200ms", "--shutdown-timeout", grace(d).String())
+	// The container's own arguments after `optimizer <heapMb>`, as the
+	// image's entrypoint hands them to the optimizer: an option the
+	// image's version lacks makes the emulated optimizer exit, as the real
+	// one would. -hb (the last one wins) and --poll speed the story up.
+	v, ok := optargs.FromImage(cs[0].Image)
+	if !ok || len(cs[0].Args) < 2 || cs[0].Args[0] != "optimizer" {
+		return fmt.Errorf("Deployment %s: image %q args %q: not an Amoro optimizer container", d.Name, cs[0].Image, cs[0].Args)
+	}
+	argv := append([]string{"emulate", "optimizer"}, cs[0].Args[2:]...)
+	argv = append(argv, "-hb", "1000", "--poll", "200ms", ams.FlagOptimizerVersion, v.String())
+	cmd := exec.Command(k.ebb, argv...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		logf.Close()

@@ -40,7 +40,7 @@ evaluator "dra" {
 realizer "local" {
   plugin = "realizer-process"
   config {
-    command   = ["{{.Ebb}}", "emulate", "optimizer", "-a", "{ams}", "-g", "{group}", "-p", "{threads}", "--id", "{unit}", "--heartbeat", "1s", "--poll", "200ms"]
+    command   = ["{{.Ebb}}", "emulate", "optimizer", "-a", "{ams}", "-g", "{group}", "-p", "{threads}", "-id", "{unit}", "-hb", "1000", "--poll", "200ms"]
     vars      = { ams = "{{.AMS}}" }
     state-dir = "{{.Units}}"
     boot-time = "1s"

@@ -56,7 +56,7 @@ evaluator "dra" {
 realizer "local" {
   plugin = "realizer-process"
   config {
-    command   = ["{{.Self}}", "emulate", "optimizer", "-a", "{ams}", "-g", "{group}", "-p", "{threads}", "--id", "{unit}", "--heartbeat", "1s", "--poll", "200ms"]
+    command   = ["{{.Self}}", "emulate", "optimizer", "-a", "{ams}", "-g", "{group}", "-p", "{threads}", "-id", "{unit}", "-hb", "1000", "--poll", "200ms"]
     vars      = { ams = "{{.AMS}}" }
     state-dir = "{{.Dir}}/units"
     boot-time = "1s"

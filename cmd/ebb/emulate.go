@@ -87,14 +87,32 @@ func newEmulateAMSCmd() *cobra.Command {
 }
 
 func newEmulateOptimizerCmd() *cobra.Command {
-	var o ams.OptimizerOptions
 	cmd := &cobra.Command{
-		Use:   "optimizer",
+		Use:   "optimizer -a AMS_URL -p THREADS -g GROUP [-id UNIT] [-hb MS] [-st MS] [...]",
 		Short: "run an emulated Amoro optimizer: register, heartbeat, poll and run tasks; SIGTERM drains",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if o.UnitID == "" {
-				return fmt.Errorf("--id is required (the unit id the optimizer registers with)")
+		Long: `Runs an emulated Amoro standalone optimizer against the AMS emulator.
+
+It takes the real optimizer's options (OptimizerConfig), and rejects what
+the chosen version rejects: -a (the AMS emulator's base URL, http://…),
+-p threads, -g group, -id unit (resource) id, -hb heartbeat ms, and from
+0.9 -st shutdown timeout ms, -msm, -ce …; long names (--group-name) and
+name=value work too. Emulator-only settings:
+  ` + ams.FlagOptimizerVersion + ` V   Amoro version to emulate (default 0.9): its options, and
+                         whether SIGTERM finishes held tasks (0.9) or drops them (0.8)
+  ` + ams.FlagPoll + ` D                wait after an empty poll (default 1s)
+  ` + ams.FlagMemoryMB + ` MB          memory reported to AMS (default 1024)`,
+		// The optimizer's own single-dash, multi-letter options (-id, -hb)
+		// are not POSIX flags: optargs parses them as args4j does.
+		DisableFlagParsing: true,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			for _, a := range args {
+				if a == "-h" || a == "--help" || a == "-help" {
+					return cmd.Help()
+				}
+			}
+			o, _, err := ams.ParseOptimizerArgs(args)
+			if err != nil {
+				return err
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
@@ -105,14 +123,5 @@ func newEmulateOptimizerCmd() *cobra.Command {
 			return ams.RunOptimizer(ctx, o)
 		},
 	}
-	// Flag names follow the optimizer's own command line (amoro.md §3.1).
-	cmd.Flags().StringVarP(&o.BaseURL, "ams", "a", "http://127.0.0.1:19090", "AMS emulator base URL")
-	cmd.Flags().StringVarP(&o.Group, "group", "g", "default", "optimizer group")
-	cmd.Flags().IntVarP(&o.Threads, "threads", "p", 1, "threads (tasks run at once)")
-	cmd.Flags().StringVar(&o.UnitID, "id", "", "unit (resource) id to register with")
-	cmd.Flags().IntVarP(&o.MemoryMB, "memory", "m", 1024, "memory in MB, as reported to AMS")
-	cmd.Flags().DurationVar(&o.HeartbeatInterval, "heartbeat", 10*time.Second, "heartbeat interval")
-	cmd.Flags().DurationVar(&o.PollInterval, "poll", time.Second, "wait after an empty poll")
-	cmd.Flags().DurationVar(&o.ShutdownTimeout, "shutdown-timeout", 10*time.Minute, "on SIGTERM, finish held tasks within this")
 	return cmd
 }

@@ -318,7 +318,7 @@ func TestPlanAgainstAMSEmulator(t *testing.T) {
 	}
 	start("emulate", "ams", "--addr", rest, "--metrics-addr", metricsAddr, "--group", "group-a")
 	waitHTTP(t, "http://"+metricsAddr+"/metrics")
-	start("emulate", "optimizer", "-a", "http://"+rest, "-g", "group-a", "-p", "2", "--id", "group-a-7", "--heartbeat", "1s", "--poll", "100ms")
+	start("emulate", "optimizer", "-a", "http://"+rest, "-g", "group-a", "-p", "2", "-id", "group-a-7", "-hb", "1000", "--poll", "100ms")
 	resp, err := http.Post("http://"+rest+"/emulator/v1/control/submit", "application/json",
 		strings.NewReader(`{"group":"group-a","table":"orders","durations":["1h","1h","1h","1h","1h"]}`))
 	if err != nil {

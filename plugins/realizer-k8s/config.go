@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 	"sigs.k8s.io/yaml"
 
+	"github.com/ebbscale/ebb/internal/optargs"
 	"github.com/ebbscale/ebb/sdk"
 )
 
@@ -42,6 +43,11 @@ type Config struct {
 	PodTemplate       string       `json:"pod-template"`
 	DrainTimeout      sdk.Duration `json:"drain-timeout"`
 	NamePrefix        string       `json:"name-prefix"`
+	// OptimizerVersion is the Amoro version of the image; empty means
+	// "read it from the image tag".
+	OptimizerVersion string   `json:"optimizer-version"`
+	MasterSlaveMode  bool     `json:"master-slave-mode"`
+	ImagePullSecrets []string `json:"image-pull-secrets"`
 
 	// Workload mode.
 	ThreadsPerReplica float64 `json:"threads-per-replica"`
@@ -62,8 +68,11 @@ func configSchema() sdk.Schema {
 		{Name: "cpu-per-thread", Type: sdk.TypeNumber, Default: 1, Description: "CPU per thread, as Amoro's `cpu.factor`: pod cpu = ceil(cpu-per-thread * threads)."},
 		{Name: "heap-ratio", Type: sdk.TypeNumber, Default: 0.8, Description: "JVM heap as a share of pod memory, as Amoro's `extra.jvm.heap.ratio`."},
 		{Name: "pod-template", Type: sdk.TypeString, Description: "Pod template as YAML (a PodTemplate, or a PodTemplateSpec with metadata and spec), or the path of such a file. ebb fills in the first container and its labels."},
-		{Name: "drain-timeout", Type: sdk.TypeDuration, Default: "15m", Description: "How long a draining unit may finish in-flight work; pods get terminationGracePeriodSeconds = drain-timeout + 30s, and a unit draining longer is removed with force."},
+		{Name: "drain-timeout", Type: sdk.TypeDuration, Default: "15m", Description: "How long a draining unit may finish in-flight work. Optimizer >= 0.9: passed as -st (ms) and pods get terminationGracePeriodSeconds = drain-timeout + 30s, as Amoro derives it. 0.8: the unit is marked draining and deleted once it holds no task. A unit draining longer is removed with force."},
 		{Name: "name-prefix", Type: sdk.TypeString, Default: "ebb-optimizer-", Description: "Deployment name = name-prefix + unit id."},
+		{Name: "optimizer-version", Type: sdk.TypeString, Default: "", Description: `Amoro version of the optimizer image ("0.8.1", "0.9"); empty reads it from the image tag. It decides the flags (-st, -msm exist from 0.9.0) and how a unit drains.`},
+		{Name: "master-slave-mode", Type: sdk.TypeBool, Default: false, Description: "AMS runs with ha.use-master-slave-mode: optimizers get -msm, as Amoro adds it (optimizer >= 0.9)."},
+		{Name: "image-pull-secrets", Type: sdk.TypeListString, Default: []string{}, Description: "Names of Secrets for pulling the image (Amoro's imagePullSecrets); added to the pod template's own."},
 		{Name: "threads-per-replica", Type: sdk.TypeNumber, Default: 1, Description: "Workload mode: replicas = ceil(desired capacity in threads / threads-per-replica)."},
 	}}
 }
@@ -80,6 +89,7 @@ func defaultConfig() Config {
 		HeapRatio:         0.8,
 		DrainTimeout:      sdk.Duration(15 * time.Minute),
 		NamePrefix:        "ebb-optimizer-",
+		ImagePullSecrets:  []string{},
 		ThreadsPerReplica: 1,
 	}
 }
@@ -114,6 +124,11 @@ func (c Config) validate() error {
 		if err := c.validateTemplateKnobs(); err != nil {
 			errs = append(errs, err)
 		}
+		for _, name := range c.ImagePullSecrets {
+			if msgs := validation.IsDNS1123Subdomain(name); len(msgs) > 0 {
+				errs = append(errs, fmt.Errorf("image-pull-secrets: %q is not a Secret name: %s", name, strings.Join(msgs, "; ")))
+			}
+		}
 		if _, err := loadPodTemplate(c.PodTemplate); err != nil {
 			errs = append(errs, err)
 		}
@@ -147,7 +162,47 @@ func (c Config) validateTemplateKnobs() error {
 	if msgs := validation.IsDNS1123Subdomain(strings.TrimSuffix(c.NamePrefix, "-") + "-x"); c.NamePrefix != "" && len(msgs) > 0 {
 		errs = append(errs, fmt.Errorf("name-prefix %q: %s", c.NamePrefix, strings.Join(msgs, "; ")))
 	}
+	if c.Image != "" {
+		if _, err := c.version(); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	return errors.Join(errs...)
+}
+
+// minDrainTimeout: the optimizer's -st is in milliseconds and a shorter
+// budget would interrupt in-flight tasks at once; for 0.8 the drain is
+// judged once per evaluation round.
+const minDrainTimeout = time.Second
+
+// version is the optimizer's Amoro version, and whether the settings can be
+// honoured by it: -st and -msm exist from 0.9.0, and an optimizer whose
+// version is unknown might reject them (args4j refuses unknown options, so
+// the pod would print usage and exit).
+func (c Config) version() (optargs.Version, error) {
+	var v optargs.Version
+	if c.OptimizerVersion != "" {
+		var err error
+		if v, err = optargs.ParseVersion(c.OptimizerVersion); err != nil {
+			return v, fmt.Errorf("optimizer-version: %w", err)
+		}
+	} else {
+		var ok bool
+		if v, ok = optargs.FromImage(c.Image); !ok {
+			return v, fmt.Errorf("image %q: its tag does not say which Amoro version the optimizer is, and the command line "+
+				"and the drain depend on it (-st and graceful shutdown exist from 0.9.0): set optimizer-version, e.g. \"0.9\" or \"0.8.1\"", c.Image)
+		}
+	}
+	var errs []error
+	if d := c.DrainTimeout.D(); d < minDrainTimeout {
+		errs = append(errs, fmt.Errorf("drain-timeout %s: the optimizer cannot finish in-flight tasks in less than %s", d, minDrainTimeout))
+	} else if d%time.Millisecond != 0 {
+		errs = append(errs, fmt.Errorf("drain-timeout %s: the optimizer's shutdown timeout (-st) is whole milliseconds", d))
+	}
+	if c.MasterSlaveMode && !optargs.Accepts(v, "-msm") {
+		errs = append(errs, fmt.Errorf("master-slave-mode: the Amoro %s optimizer has no -msm option (it arrived in %s)", v, optargs.V09))
+	}
+	return v, errors.Join(errs...)
 }
 
 // overridableKeys are the config keys a config override may change: those

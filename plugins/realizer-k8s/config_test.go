@@ -46,7 +46,8 @@ func TestConfigErrors(t *testing.T) {
 	if err := os.WriteFile(file, []byte("spec:\n  containers:\n    - name: x\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	unit := `"image":"i","ams-thrift-uri":"thrift://a:1261"`
+	unit := `"image":"apache/amoro:0.9.0","ams-thrift-uri":"thrift://a:1261"`
+	unit08 := `"image":"apache/amoro:0.8.1-incubating","ams-thrift-uri":"thrift://a:1261"`
 	tests := []struct {
 		name, cfg, want string
 	}{
@@ -56,7 +57,16 @@ func TestConfigErrors(t *testing.T) {
 		{"unknown key", `{"imagee":"x"}`, "unknown field"},
 		{"bad mode", `{"mode":"pods"}`, `mode "pods"`},
 		{"unit needs image", `{"ams-thrift-uri":"thrift://a:1261"}`, "image is required"},
-		{"unit needs uri", `{"image":"i"}`, "ams-thrift-uri is required"},
+		{"unit needs uri", `{"image":"apache/amoro:0.9.0"}`, "ams-thrift-uri is required"},
+		{"ok 0.8", `{` + unit08 + `}`, ""},
+		{"ok version key", `{"image":"my/amoro:latest","optimizer-version":"0.9","ams-thrift-uri":"thrift://a:1261"}`, ""},
+		{"version unknown", `{"image":"my/amoro:latest","ams-thrift-uri":"thrift://a:1261"}`, `set optimizer-version`},
+		{"version unparsable", `{"optimizer-version":"nine",` + unit + `}`, `optimizer-version: optimizer version "nine"`},
+		{"-msm needs 0.9", `{"master-slave-mode":true,` + unit08 + `}`, "has no -msm option"},
+		{"ok -msm", `{"master-slave-mode":true,` + unit + `}`, ""},
+		{"drain too short", `{"drain-timeout":"500ms",` + unit + `}`, "cannot finish in-flight tasks in less than 1s"},
+		{"drain not ms", `{"drain-timeout":"1.0000001s",` + unit + `}`, "whole milliseconds"},
+		{"pull secret name", `{"image-pull-secrets":["Bad_Name"],` + unit + `}`, `image-pull-secrets: "Bad_Name"`},
 		{"bad namespace", `{"namespace":"No_Way",` + unit + `}`, "namespace"},
 		{"in-cluster and kubeconfig", `{"in-cluster":true,"kubeconfig":"/k",` + unit + `}`, "in-cluster cannot"},
 		{"heap ratio", `{"heap-ratio":1.5,` + unit + `}`, "heap-ratio"},

@@ -67,7 +67,12 @@ func adminClient(t *testing.T) kubernetes.Interface {
 // newNamespace creates a fresh namespace for one test.
 func newNamespace(t *testing.T, kube kubernetes.Interface) string {
 	t.Helper()
-	name := fmt.Sprintf("t%d-%s", nsCounter.Add(1), strings.ToLower(strings.NewReplacer("/", "-", "_", "-").Replace(t.Name())))
+	name := fmt.Sprintf("t%d-%s", nsCounter.Add(1), strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' {
+			return r
+		}
+		return '-'
+	}, strings.ToLower(t.Name())))
 	if len(name) > 60 {
 		name = strings.TrimRight(name[:60], "-")
 	}
@@ -98,7 +103,7 @@ func unitConfig(ns string, extra map[string]any) map[string]any {
 	cfg := map[string]any{
 		"namespace":      ns,
 		"mode":           "unit",
-		"image":          "apache/amoro:0.8.0",
+		"image":          "apache/amoro:0.9.0",
 		"ams-thrift-uri": "thrift://ams:1261",
 	}
 	for k, v := range extra {
@@ -147,6 +152,16 @@ func createPod(t *testing.T, kube kubernetes.Interface, ns, name string, labels 
 	if _, err := kube.CoreV1().Pods(ns).Create(testCtx(t), p, metav1.CreateOptions{}); err != nil {
 		t.Fatalf("create pod %s: %v", name, err)
 	}
+}
+
+// createUnitPod plays the ReplicaSet controller (none runs here): a pod
+// with the labels of the unit Deployment's template.
+func createUnitPod(t *testing.T, kube kubernetes.Interface, ns, unit string) string {
+	t.Helper()
+	d := getDeployment(t, kube, ns, "ebb-optimizer-"+unit)
+	name := d.Name + "-pod"
+	createPod(t, kube, ns, name, d.Spec.Template.Labels)
+	return name
 }
 
 func createDeployment(t *testing.T, kube kubernetes.Interface, ns, name string, replicas int32) *appsv1.Deployment {

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -15,9 +17,9 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation"
 
+	"github.com/ebbscale/ebb/internal/optargs"
 	"github.com/ebbscale/ebb/sdk"
 )
 
@@ -38,7 +40,14 @@ const (
 	// AnnotationRestart on the pod template holds the request id of the last
 	// restart: a retried restart finds it already set and does nothing.
 	AnnotationRestart = "ebbscale.io/restart-request"
-	containerName     = "optimizer"
+	// AnnotationVersion records the Amoro version the unit was started as,
+	// which decides how it drains even after the config's image changed.
+	AnnotationVersion = "ebbscale.io/optimizer-version"
+	// AnnotationDrainStarted marks a unit of an optimizer without graceful
+	// shutdown (< 0.9) as draining (RFC 3339): it is deleted on the later
+	// Remove, once it holds no task, or at the drain timeout.
+	AnnotationDrainStarted = "ebbscale.io/drain-started-at"
+	containerName          = "optimizer"
 )
 
 // unitRealize carries out a unit-mode decision: adds, drains, removes,
@@ -69,18 +78,19 @@ func (r *Realizer) unitRealize(ctx context.Context, cfg Config, req sdk.RealizeR
 	for _, a := range d.Add {
 		note(r.addUnit(ctx, cfg, tmpl, req, a))
 	}
+	t := req.Target
 	for _, id := range d.Drain {
-		note(r.drainUnit(ctx, cfg, id))
+		note(r.drainUnit(ctx, cfg, t, id, false))
 	}
 	for _, rm := range d.Remove {
 		if rm.Force {
-			note(r.forceRemoveUnit(ctx, cfg, rm.UnitID))
+			note(r.forceRemoveUnit(ctx, cfg, t, rm.UnitID))
 		} else {
-			note(r.drainUnit(ctx, cfg, rm.UnitID))
+			note(r.drainUnit(ctx, cfg, t, rm.UnitID, true))
 		}
 	}
 	for _, id := range d.Restart {
-		note(r.restartUnit(ctx, cfg, id, req.RequestID))
+		note(r.restartUnit(ctx, cfg, t, id, req.RequestID))
 	}
 	note(r.forceOverdue(ctx, cfg, req.Target))
 	summary := strings.Join(done, "; ")
@@ -120,7 +130,11 @@ func (r *Realizer) addUnit(ctx context.Context, cfg Config, tmpl *corev1.PodTemp
 	if err != nil {
 		return "", err
 	}
-	dep := buildDeployment(cfg, tmpl, req.Target, name, a.UnitID, a.Size, req.RequestID)
+	v, err := cfg.version()
+	if err != nil {
+		return "", fmt.Errorf("add unit %q: %w", a.UnitID, err)
+	}
+	dep := buildDeployment(cfg, v, tmpl, req.Target, name, a.UnitID, a.Size, req.RequestID)
 	deps := r.kube.AppsV1().Deployments(cfg.Namespace)
 	what := fmt.Sprintf("create Deployment %s/%s", cfg.Namespace, name)
 	err = r.backoff.do(ctx, what, func() error {
@@ -149,22 +163,25 @@ func (r *Realizer) addUnit(ctx context.Context, cfg Config, tmpl *corev1.PodTemp
 	case existing.Labels[LabelChain] != req.Target.Chain || existing.Labels[LabelAmoroGroup] != req.Target.Name:
 		return "", fmt.Errorf("%s: unit %q exists but belongs to chain %q group %q", what, a.UnitID,
 			existing.Labels[LabelChain], existing.Labels[LabelAmoroGroup])
-	case existing.DeletionTimestamp != nil:
+	case draining(existing):
 		return "", fmt.Errorf("%s: unit %q is still draining; a new unit needs a new id", what, a.UnitID)
 	}
 	return "exists " + a.UnitID, nil
 }
 
+// graceBufferSeconds is what Amoro adds to the optimizer's shutdown timeout
+// for the pod's grace period (KubernetesOptimizerContainer
+// TERMINATION_GRACE_BUFFER_SECONDS): thread joins, result reporting, logs.
+const graceBufferSeconds = 30
+
 // buildDeployment renders one optimizer unit the way Amoro's Kubernetes
 // container does: memory = memory-per-thread * threads (MiB), cpu =
 // ceil(cpu-per-thread * threads), requests = limits, heap = memory * heap-ratio.
-func buildDeployment(cfg Config, tmpl *corev1.PodTemplateSpec, t sdk.Target, name, unitID string, threads int64, requestID string) *appsv1.Deployment {
+func buildDeployment(cfg Config, v optargs.Version, tmpl *corev1.PodTemplateSpec, t sdk.Target, name, unitID string, threads int64, requestID string) *appsv1.Deployment {
 	memMB := int64(math.Ceil(cfg.MemoryPerThreadMB * float64(threads)))
 	cpu := int64(math.Ceil(cfg.CPUPerThread * float64(threads)))
 	heapMB := int64(float64(memMB) * cfg.HeapRatio)
-	// Amoro gives the optimizer its shutdown budget plus 30 s; ours is the
-	// drain timeout, so a draining optimizer is never killed before it.
-	grace := int64(math.Ceil(cfg.DrainTimeout.D().Seconds())) + 30
+	shutdownMs := cfg.DrainTimeout.D().Milliseconds()
 
 	unitLabels := map[string]string{
 		LabelManagedBy:     ManagedByValue,
@@ -196,11 +213,7 @@ func buildDeployment(cfg Config, tmpl *corev1.PodTemplateSpec, t sdk.Target, nam
 	c.Image = cfg.Image
 	c.ImagePullPolicy = corev1.PullPolicy(cfg.ImagePullPolicy)
 	c.Command = []string{"/entrypoint.sh"}
-	c.Args = []string{"optimizer", strconv.FormatInt(heapMB, 10),
-		"-a", cfg.AMSThriftURI,
-		"-p", strconv.FormatInt(threads, 10),
-		"-g", t.Name,
-		"-id", unitID}
+	c.Args = optimizerArgs(cfg, v, heapMB, threads, t.Name, unitID, shutdownMs)
 	if c.Resources.Requests == nil {
 		c.Resources.Requests = corev1.ResourceList{}
 	}
@@ -211,8 +224,21 @@ func buildDeployment(cfg Config, tmpl *corev1.PodTemplateSpec, t sdk.Target, nam
 		rl[corev1.ResourceCPU] = *resource.NewQuantity(cpu, resource.DecimalSI)
 		rl[corev1.ResourceMemory] = resource.MustParse(strconv.FormatInt(memMB, 10) + "Mi")
 	}
-	if pod.Spec.TerminationGracePeriodSeconds == nil || *pod.Spec.TerminationGracePeriodSeconds < grace {
-		pod.Spec.TerminationGracePeriodSeconds = &grace
+	// Amoro derives the grace period from -st: ceil(ms / 1000) + 30 s, so
+	// the pod is never killed before the optimizer's own budget ends. A
+	// template's longer grace is kept. An optimizer before 0.9 never sees
+	// SIGTERM, so a grace period would only delay its removal: it keeps the
+	// template's (or Kubernetes' default).
+	if v.GracefulShutdown() {
+		grace := (shutdownMs+999)/1000 + graceBufferSeconds
+		if pod.Spec.TerminationGracePeriodSeconds == nil || *pod.Spec.TerminationGracePeriodSeconds < grace {
+			pod.Spec.TerminationGracePeriodSeconds = &grace
+		}
+	}
+	for _, name := range cfg.ImagePullSecrets {
+		if !slices.ContainsFunc(pod.Spec.ImagePullSecrets, func(r corev1.LocalObjectReference) bool { return r.Name == name }) {
+			pod.Spec.ImagePullSecrets = append(pod.Spec.ImagePullSecrets, corev1.LocalObjectReference{Name: name})
+		}
 	}
 
 	depLabels := map[string]string{LabelApp: name}
@@ -225,7 +251,7 @@ func buildDeployment(cfg Config, tmpl *corev1.PodTemplateSpec, t sdk.Target, nam
 			Name:        name,
 			Namespace:   cfg.Namespace,
 			Labels:      depLabels,
-			Annotations: map[string]string{AnnotationRequestID: requestID},
+			Annotations: map[string]string{AnnotationRequestID: requestID, AnnotationVersion: v.String()},
 		},
 		Spec: appsv1.DeploymentSpec{
 			Replicas: &one,
@@ -236,108 +262,6 @@ func buildDeployment(cfg Config, tmpl *corev1.PodTemplateSpec, t sdk.Target, nam
 			Strategy: appsv1.DeploymentStrategy{Type: appsv1.RecreateDeploymentStrategyType},
 		},
 	}
-}
-
-// drainUnit deletes a unit gracefully. Foreground propagation keeps the
-// Deployment (with a deletion timestamp) until its pod has terminated, so
-// Inventory reports the unit as draining for as long as it finishes work.
-func (r *Realizer) drainUnit(ctx context.Context, cfg Config, unitID string) (string, error) {
-	name, err := r.unitName(cfg, unitID)
-	if err != nil {
-		return "", err
-	}
-	fg := metav1.DeletePropagationForeground
-	err = r.backoff.do(ctx, fmt.Sprintf("drain Deployment %s/%s", cfg.Namespace, name), func() error {
-		return r.kube.AppsV1().Deployments(cfg.Namespace).Delete(ctx, name, metav1.DeleteOptions{PropagationPolicy: &fg})
-	})
-	if apierrors.IsNotFound(err) {
-		return "already gone " + unitID, nil
-	}
-	if err != nil {
-		return "", err
-	}
-	return "draining " + unitID, nil
-}
-
-// forceRemoveUnit skips the drain: the unit's pods are deleted with grace
-// period 0 and the Deployment is deleted without waiting for its dependents.
-func (r *Realizer) forceRemoveUnit(ctx context.Context, cfg Config, unitID string) (string, error) {
-	name, err := r.unitName(cfg, unitID)
-	if err != nil {
-		return "", err
-	}
-	pods := r.kube.CoreV1().Pods(cfg.Namespace)
-	sel := labels.Set{LabelApp: name, LabelManagedBy: ManagedByValue}.String()
-	var list *corev1.PodList
-	if err := r.backoff.do(ctx, "list pods of unit "+unitID, func() error {
-		var err error
-		list, err = pods.List(ctx, metav1.ListOptions{LabelSelector: sel})
-		return err
-	}); err != nil {
-		return "", err
-	}
-	zero := int64(0)
-	for _, p := range list.Items {
-		err := r.backoff.do(ctx, fmt.Sprintf("force-delete pod %s/%s", cfg.Namespace, p.Name), func() error {
-			return pods.Delete(ctx, p.Name, metav1.DeleteOptions{GracePeriodSeconds: &zero})
-		})
-		if err != nil && !apierrors.IsNotFound(err) {
-			return "", err
-		}
-	}
-	// Background propagation also lifts the foreground finalizer of an
-	// earlier drain, so the Deployment goes now; the garbage collector
-	// removes its ReplicaSet afterwards.
-	bg := metav1.DeletePropagationBackground
-	err = r.backoff.do(ctx, fmt.Sprintf("force-delete Deployment %s/%s", cfg.Namespace, name), func() error {
-		return r.kube.AppsV1().Deployments(cfg.Namespace).Delete(ctx, name,
-			metav1.DeleteOptions{GracePeriodSeconds: &zero, PropagationPolicy: &bg})
-	})
-	if apierrors.IsNotFound(err) {
-		return "already gone " + unitID, nil
-	}
-	if err != nil {
-		return "", err
-	}
-	return "force-removed " + unitID, nil
-}
-
-// restartUnit rolls the unit's pod, as `kubectl rollout restart` does, and
-// keeps its id: the new optimizer registers with AMS under the same unit id.
-// The request id in the template makes a retried restart a no-op.
-func (r *Realizer) restartUnit(ctx context.Context, cfg Config, unitID, requestID string) (string, error) {
-	name, err := r.unitName(cfg, unitID)
-	if err != nil {
-		return "", err
-	}
-	deps := r.kube.AppsV1().Deployments(cfg.Namespace)
-	var dep *appsv1.Deployment
-	err = r.backoff.do(ctx, "get Deployment "+cfg.Namespace+"/"+name, func() error {
-		var err error
-		dep, err = deps.Get(ctx, name, metav1.GetOptions{})
-		return err
-	})
-	if apierrors.IsNotFound(err) {
-		return "", fmt.Errorf("restart unit %q: Deployment %s/%s not found", unitID, cfg.Namespace, name)
-	}
-	if err != nil {
-		return "", err
-	}
-	if dep.DeletionTimestamp != nil {
-		return "", fmt.Errorf("restart unit %q: it is draining", unitID)
-	}
-	if dep.Spec.Template.Annotations[AnnotationRestart] == requestID {
-		return "already restarted " + unitID, nil
-	}
-	patch := fmt.Sprintf(`{"spec":{"template":{"metadata":{"annotations":{%q:%q}}}}}`, AnnotationRestart, requestID)
-	err = r.backoff.do(ctx, fmt.Sprintf("restart Deployment %s/%s", cfg.Namespace, name), func() error {
-		_, err := deps.Patch(ctx, name, types.MergePatchType, []byte(patch), metav1.PatchOptions{})
-		return err
-	})
-	if err != nil {
-		return "", err
-	}
-	return "restarted " + unitID, nil
 }
 
 // forceOverdue force-removes units that have drained for longer than the
@@ -354,7 +278,7 @@ func (r *Realizer) forceOverdue(ctx context.Context, cfg Config, t sdk.Target) (
 		if u.Phase != sdk.PhaseDraining || now.Sub(u.DrainStartedAt) <= cfg.DrainTimeout.D() {
 			continue
 		}
-		s, err := r.forceRemoveUnit(ctx, cfg, u.ID)
+		s, err := r.forceRemoveUnit(ctx, cfg, t, u.ID)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -364,8 +288,10 @@ func (r *Realizer) forceOverdue(ctx context.Context, cfg Config, t sdk.Target) (
 	return strings.Join(done, "; "), errors.Join(errs...)
 }
 
-// unitInventory lists the target's units from their Deployments. Phase:
-//   - draining: the Deployment has a deletion timestamp (DrainStartedAt);
+// unitInventory lists the target's units from their Deployments, only those
+// carrying ebb's labels for this chain and group. Phase:
+//   - draining: the Deployment has a deletion timestamp, or (optimizer
+//     < 0.9) the drain annotation (DrainStartedAt: the earlier of the two);
 //   - running:  at least one ready replica;
 //   - booting:  a pod exists (status.replicas > 0) but is not ready;
 //   - requested: no pod yet.
@@ -388,6 +314,9 @@ func (r *Realizer) unitInventory(ctx context.Context, cfg Config, t sdk.Target) 
 	}
 	units := make([]sdk.Unit, 0, len(list.Items))
 	for _, d := range list.Items {
+		if d.Labels[LabelUnit] == "" {
+			continue // labelled by hand, not a unit ebb created
+		}
 		size, _ := strconv.ParseInt(d.Labels[LabelThreads], 10, 64)
 		u := sdk.Unit{
 			ID:        d.Labels[LabelUnit],
@@ -396,8 +325,8 @@ func (r *Realizer) unitInventory(ctx context.Context, cfg Config, t sdk.Target) 
 			CreatedAt: d.CreationTimestamp.Time.UTC(),
 			Labels:    d.Labels,
 		}
-		if d.DeletionTimestamp != nil {
-			u.DrainStartedAt = d.DeletionTimestamp.Time.UTC()
+		if at, ok := drainStarted(&d); ok {
+			u.DrainStartedAt = at
 		}
 		units = append(units, u)
 	}
@@ -412,7 +341,7 @@ func (r *Realizer) unitInventory(ctx context.Context, cfg Config, t sdk.Target) 
 
 func deploymentPhase(d *appsv1.Deployment) sdk.Phase {
 	switch {
-	case d.DeletionTimestamp != nil:
+	case draining(d):
 		return sdk.PhaseDraining
 	case d.Status.ReadyReplicas > 0:
 		return sdk.PhaseRunning
@@ -420,4 +349,30 @@ func deploymentPhase(d *appsv1.Deployment) sdk.Phase {
 		return sdk.PhaseBooting
 	}
 	return sdk.PhaseRequested
+}
+
+// draining is true for a Deployment being deleted or marked to drain.
+func draining(d *appsv1.Deployment) bool {
+	_, ok := drainStarted(d)
+	return ok
+}
+
+// drainStarted is when a unit's drain began: the drain annotation of an
+// optimizer before 0.9, or the deletion timestamp, whichever is earlier.
+// An unreadable annotation (edited by hand) counts as a drain from the
+// Deployment's creation, so that the drain timeout ends it rather than
+// the unit staying half-drained forever.
+func drainStarted(d *appsv1.Deployment) (time.Time, bool) {
+	var at time.Time
+	if v, ok := d.Annotations[AnnotationDrainStarted]; ok {
+		t, err := time.Parse(time.RFC3339Nano, v)
+		if err != nil {
+			t = d.CreationTimestamp.Time
+		}
+		at = t.UTC()
+	}
+	if d.DeletionTimestamp != nil && (at.IsZero() || d.DeletionTimestamp.Time.Before(at)) {
+		at = d.DeletionTimestamp.Time.UTC()
+	}
+	return at, !at.IsZero()
 }

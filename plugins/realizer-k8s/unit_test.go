@@ -46,14 +46,28 @@ func TestUnitCreate(t *testing.T) {
 		wantMem     string
 		wantHeap    string
 		wantGrace   int64
+		wantST      string // "" when the version has no -st
 		wantPodLbl  map[string]string
 		wantSidecar bool
+		wantSecrets []string
 	}{
-		{name: "amoro defaults", threads: 4, wantCPU: "4", wantMem: "4Gi", wantHeap: "3276", wantGrace: 15*60 + 30},
+		// Amoro: grace = ceil(-st ms / 1000) + 30 s.
+		{name: "amoro defaults", threads: 4, wantCPU: "4", wantMem: "4Gi", wantHeap: "3276", wantGrace: 15*60 + 30, wantST: "900000"},
+		{
+			name:    "0.8 has no -st and no graceful shutdown: Kubernetes' default grace",
+			extra:   map[string]any{"image": "apache/amoro:0.8.1-incubating"},
+			threads: 2, wantCPU: "2", wantMem: "2Gi", wantHeap: "1638", wantGrace: 30,
+		},
+		{
+			name:    "version by key, master-slave, pull secrets, sub-second drain rounded up",
+			extra:   map[string]any{"image": "registry.local/amoro:main", "optimizer-version": "0.9", "master-slave-mode": true, "drain-timeout": "90500ms", "image-pull-secrets": []string{"regcred", "other"}},
+			threads: 1, wantCPU: "1", wantMem: "1Gi", wantHeap: "819", wantGrace: 91 + 30, wantST: "90500",
+			wantSecrets: []string{"regcred", "other"},
+		},
 		{
 			name:    "per-thread settings and template",
 			extra:   map[string]any{"memory-per-thread-mb": 2048, "cpu-per-thread": 0.5, "heap-ratio": 0.5, "drain-timeout": "5m", "pod-template": podTemplateYAML},
-			threads: 3, wantCPU: "2", wantMem: "6Gi", wantHeap: "3072", wantGrace: 5*60 + 30,
+			threads: 3, wantCPU: "2", wantMem: "6Gi", wantHeap: "3072", wantGrace: 5*60 + 30, wantST: "300000",
 			wantPodLbl: map[string]string{"team": "lake"}, wantSidecar: true,
 		},
 	}
@@ -84,9 +98,24 @@ func TestUnitCreate(t *testing.T) {
 				}
 			}
 			c := d.Spec.Template.Spec.Containers[0]
-			wantArgs := []string{"optimizer", tc.wantHeap, "-a", "thrift://ams:1261", "-p", itoa(tc.threads), "-g", "group-a", "-id", "u1"}
+			wantArgs := []string{"optimizer", tc.wantHeap, "-a", "thrift://ams:1261", "-p", itoa(tc.threads), "-g", "group-a"}
+			if tc.wantST != "" {
+				wantArgs = append(wantArgs, "-st", tc.wantST)
+			}
+			wantArgs = append(wantArgs, "-id", "u1")
+			if tc.extra["master-slave-mode"] == true {
+				wantArgs = append(wantArgs, "-msm")
+			}
 			if !slices.Equal(c.Command, []string{"/entrypoint.sh"}) || !slices.Equal(c.Args, wantArgs) {
 				t.Errorf("command %v %v, want /entrypoint.sh %v", c.Command, c.Args, wantArgs)
+			}
+			checkOptimizerArgs(t, d)
+			var secrets []string
+			for _, s := range d.Spec.Template.Spec.ImagePullSecrets {
+				secrets = append(secrets, s.Name)
+			}
+			if !slices.Equal(secrets, tc.wantSecrets) {
+				t.Errorf("imagePullSecrets %v, want %v", secrets, tc.wantSecrets)
 			}
 			for _, rl := range []corev1.ResourceList{c.Resources.Requests, c.Resources.Limits} {
 				if q := rl[corev1.ResourceCPU]; q.Cmp(resource.MustParse(tc.wantCPU)) != 0 {
@@ -190,7 +219,7 @@ func TestUnitDrainAndRelease(t *testing.T) {
 	target := sdk.Target{Chain: "lake", Name: "group-a"}
 	realize(t, r, target, "req-1", sdk.Decision{Add: []sdk.UnitAdd{{UnitID: "u1", Size: 1}, {UnitID: "u2", Size: 1}, {UnitID: "u3", Size: 1}}})
 	for _, u := range []string{"u1", "u2", "u3"} {
-		createPod(t, kube, ns, "ebb-optimizer-"+u+"-pod", map[string]string{LabelApp: "ebb-optimizer-" + u, LabelManagedBy: ManagedByValue})
+		createUnitPod(t, kube, ns, u)
 	}
 
 	mustContain(t, realize(t, r, target, "req-2", sdk.Decision{Drain: []string{"u1"}}), "draining u1")
@@ -279,17 +308,17 @@ func TestUnitOverrides(t *testing.T) {
 			t.Errorf("config override %v accepted", ov)
 		}
 	}
-	if _, err := r.RealizeConfigOverrides(ctx, sdk.OverridesRequest[string]{Target: target, Overrides: map[string]string{"image": "apache/amoro:0.9.0", "memory-per-thread-mb": "512"}}); err != nil {
+	if _, err := r.RealizeConfigOverrides(ctx, sdk.OverridesRequest[string]{Target: target, Overrides: map[string]string{"image": "apache/amoro:0.9.1", "memory-per-thread-mb": "512"}}); err != nil {
 		t.Fatalf("config overrides: %v", err)
 	}
 	realize(t, r, target, "req-2", sdk.Decision{Add: []sdk.UnitAdd{{UnitID: "u2", Size: 2}}})
 	old := getDeployment(t, kube, ns, "ebb-optimizer-u1").Spec.Template.Spec.Containers[0]
 	nu := getDeployment(t, kube, ns, "ebb-optimizer-u2").Spec.Template.Spec.Containers[0]
-	if old.Image != "apache/amoro:0.8.0" {
+	if old.Image != "apache/amoro:0.9.0" {
 		t.Errorf("running unit's image changed to %s", old.Image)
 	}
-	if q := nu.Resources.Limits[corev1.ResourceMemory]; nu.Image != "apache/amoro:0.9.0" || q.Cmp(resource.MustParse("1Gi")) != 0 {
-		t.Errorf("new unit: image %s memory %s, want apache/amoro:0.9.0 1Gi", nu.Image, q.String())
+	if q := nu.Resources.Limits[corev1.ResourceMemory]; nu.Image != "apache/amoro:0.9.1" || q.Cmp(resource.MustParse("1Gi")) != 0 {
+		t.Errorf("new unit: image %s memory %s, want apache/amoro:0.9.1 1Gi", nu.Image, q.String())
 	}
 }
 

@@ -24,18 +24,23 @@ type Config struct {
 	Workdir      string            `json:"workdir"`
 	DrainTimeout sdk.Duration      `json:"drain-timeout"`
 	BootTime     sdk.Duration      `json:"boot-time"`
+	// MemoryPerThreadMB is Amoro's group property `memory`: the local
+	// container starts `optimizer.sh start <memory * threads> …`.
+	MemoryPerThreadMB int64 `json:"memory-per-thread-mb"`
 }
 
 // Built-in placeholders of the command template. {group} and {target} are
-// the same value: Amoro calls the target an optimizer group.
-var builtins = []string{"unit", "threads", "group", "target", "chain"}
+// the same value: Amoro calls the target an optimizer group. {heap} is the
+// unit's memory in MB, optimizer.sh's second argument (its -Xmx).
+var builtins = []string{"unit", "threads", "heap", "group", "target", "chain"}
 
 // ConfigSchema is the plugin block's published config schema; its defaults
 // are what the runner fills in.
 func ConfigSchema() sdk.Schema {
 	return sdk.Schema{Attributes: []sdk.Attribute{
-		{Name: "command", Type: sdk.TypeListString, Required: true, Description: "argv of one unit, run without a shell. " +
-			"Placeholders: {unit} (unit id), {threads} (unit size), {group} and {target} (the chain's target), {chain}, " +
+		{Name: "command", Type: sdk.TypeListString, Required: true, Description: "argv of one unit, run without a shell and staying in the foreground, " +
+			"e.g. [\"/opt/amoro/bin/optimizer.sh\", \"start-foreground\", \"{heap}\", \"-a\", \"{ams}\", \"-p\", \"{threads}\", \"-g\", \"{group}\", \"-id\", \"{unit}\"]. " +
+			"Placeholders: {unit} (unit id), {threads} (unit size), {heap} (memory-per-thread-mb × threads), {group} and {target} (the chain's target), {chain}, " +
 			"and {key} for every key of vars. Write {{ and }} for literal braces."},
 		{Name: "vars", Type: sdk.TypeMapString, Default: map[string]string{}, Description: "Extra placeholders, e.g. ams-url = \"thrift://localhost:1261\". " +
 			"Config overrides may change them for units started later."},
@@ -46,11 +51,12 @@ func ConfigSchema() sdk.Schema {
 		{Name: "workdir", Type: sdk.TypeString, Default: "", Description: "Working directory of the units; a relative command path is found from here. Empty means the runner's."},
 		{Name: "drain-timeout", Type: sdk.TypeDuration, Default: "15m", Description: "How long a unit may take to exit after SIGTERM before its process group is killed."},
 		{Name: "boot-time", Type: sdk.TypeDuration, Default: "0s", Description: "A unit younger than this is reported as booting, then as running."},
+		{Name: "memory-per-thread-mb", Type: sdk.TypeNumber, Default: 1024, Description: "Amoro's group property `memory`: {heap} = this × threads, the heap in MB optimizer.sh gives the JVM."},
 	}}
 }
 
 func defaultConfig() Config {
-	return Config{DrainTimeout: sdk.Duration(15 * time.Minute)}
+	return Config{DrainTimeout: sdk.Duration(15 * time.Minute), MemoryPerThreadMB: 1024}
 }
 
 var placeholderName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_-]*$`)
@@ -74,7 +80,10 @@ func parseConfig(raw []byte) (Config, error) {
 			return Config{}, fmt.Errorf("vars: %q is a built-in placeholder and cannot be redefined", k)
 		}
 	}
-	known := placeholderValues(sdk.Target{}, "", 0, c.Vars, nil)
+	if c.MemoryPerThreadMB < 1 || c.MemoryPerThreadMB > 1<<20 {
+		return Config{}, fmt.Errorf("memory-per-thread-mb %d: want 1 to %d", c.MemoryPerThreadMB, 1<<20)
+	}
+	known := placeholderValues(sdk.Target{}, "", 0, 0, c.Vars, nil)
 	for i, arg := range c.Command {
 		if _, err := expand(arg, known); err != nil {
 			return Config{}, fmt.Errorf("command[%d] %q: %w", i, arg, err)
@@ -161,10 +170,11 @@ func checkExecutable(prog, workdir string) error {
 
 // placeholderValues is the substitution table for one unit: the built-ins,
 // then vars, then the target's config overrides of vars.
-func placeholderValues(t sdk.Target, unit string, size int64, vars, overrides map[string]string) map[string]string {
+func placeholderValues(t sdk.Target, unit string, size, memPerThreadMB int64, vars, overrides map[string]string) map[string]string {
 	m := map[string]string{
 		"unit":    unit,
 		"threads": fmt.Sprint(size),
+		"heap":    fmt.Sprint(size * memPerThreadMB),
 		"group":   t.Name,
 		"target":  t.Name,
 		"chain":   t.Chain,

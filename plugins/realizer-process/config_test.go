@@ -32,6 +32,8 @@ func TestConfigure(t *testing.T) {
 		{"shell variable", `{"command":["sh","-c","echo ${HOME}"],"state-dir":%q}`, "unknown placeholder {HOME}"},
 		{"unknown placeholder in env", `{"command":["sh"],"env":{"X":"{nope}"},"state-dir":%q}`, "env X: unknown placeholder {nope}"},
 		{"var shadows a built-in", `{"command":["sh"],"vars":{"unit":"x"},"state-dir":%q}`, `"unit" is a built-in placeholder`},
+		{"var shadows heap", `{"command":["sh"],"vars":{"heap":"x"},"state-dir":%q}`, `"heap" is a built-in placeholder`},
+		{"memory", `{"command":["sh"],"memory-per-thread-mb":0,"state-dir":%q}`, "memory-per-thread-mb 0"},
 		{"bad var name", `{"command":["sh"],"vars":{"a b":"x"},"state-dir":%q}`, `"a b" cannot be a placeholder name`},
 		{"bad env name", `{"command":["sh"],"env":{"A=B":"x"},"state-dir":%q}`, `"A=B" is not a valid variable name`},
 		{"missing program", `{"command":["no-such-program-ebb"],"state-dir":%q}`, `command "no-such-program-ebb"`},
@@ -81,13 +83,14 @@ func TestConfigDefaults(t *testing.T) {
 }
 
 func TestExpand(t *testing.T) {
-	vals := placeholderValues(sdk.Target{Chain: "c", Name: "g"}, "u-1", 4, map[string]string{"ams-url": "thrift://a", "heap": "1g"}, map[string]string{"heap": "2g", "stray": "x"})
+	vals := placeholderValues(sdk.Target{Chain: "c", Name: "g"}, "u-1", 4, 512, map[string]string{"ams-url": "thrift://a", "mem": "1g"}, map[string]string{"mem": "2g", "stray": "x"})
 	tests := []struct {
 		in, want, err string
 	}{
 		{"-id {unit}", "-id u-1", ""},
 		{"{threads}/{group}/{target}/{chain}", "4/g/g/c", ""},
-		{"-a {ams-url} -m {heap}", "-a thrift://a -m 2g", ""},
+		{"-a {ams-url} -m {mem}", "-a thrift://a -m 2g", ""},
+		{"start-foreground {heap}", "start-foreground 2048", ""},
 		{"{{unit}} {{{unit}}}", "{unit} {u-1}", ""},
 		{`{"k": 1}`, `{"k": 1}`, ""},
 		{"{ unit }", "{ unit }", ""},

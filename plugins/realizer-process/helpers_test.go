@@ -95,6 +95,12 @@ func killUnits(t *testing.T, stateDir string) {
 				continue
 			}
 			var rec record
+			if json.Unmarshal(b, &rec) == nil && rec.Starting {
+				if pid, _, ok := findByToken(rec.Token); ok {
+					_ = syscall.Kill(-pid, syscall.SIGKILL)
+				}
+				continue
+			}
 			if json.Unmarshal(b, &rec) == nil && rec.Pid > 1 {
 				if ok, _ := liveness(&rec); ok {
 					_ = syscall.Kill(-rec.Pid, syscall.SIGKILL)

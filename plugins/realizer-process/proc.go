@@ -84,15 +84,49 @@ func liveness(rec *record) (alive bool, reason string) {
 	if st.StartTicks != rec.ProcStart {
 		return false, "pid now belongs to another process"
 	}
-	if argv, err := readNulList(rec.Pid, "cmdline"); err == nil && slices.Equal(argv, rec.Argv) {
+	argv, aerr := readNulList(rec.Pid, "cmdline")
+	if aerr == nil && slices.Equal(argv, rec.Argv) {
 		return true, ""
 	}
 	// A wrapper script that execs its program changes the command line but
 	// keeps the environment the unit was started with.
-	if env, err := readNulList(rec.Pid, "environ"); err == nil && slices.Contains(env, tokenEnv+"="+rec.Token) {
+	env, eerr := readNulList(rec.Pid, "environ")
+	if eerr == nil && slices.Contains(env, tokenEnv+"="+rec.Token) {
+		return true, ""
+	}
+	// A process that is exiting has released its memory, so both read
+	// empty: with the same start time it is still the unit, on its way out.
+	if aerr == nil && eerr == nil && len(argv) == 0 && len(env) == 0 {
 		return true, ""
 	}
 	return false, "pid now runs another command"
+}
+
+// findByToken looks for the live process group leader started with the
+// unit's token: the unit of an intent record whose plugin died before it
+// recorded the pid. Units lead their own process group, so children that
+// inherited the token are not mistaken for it.
+func findByToken(token string) (pid int, st procStat, ok bool) {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0, procStat{}, false
+	}
+	want := tokenEnv + "=" + token
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid <= 1 {
+			continue
+		}
+		st, err := readStat(pid)
+		if err != nil || st.Pgrp != pid || st.State == 'Z' || st.State == 'X' {
+			continue
+		}
+		// Processes of other users cannot be read: not ours anyway.
+		if env, err := readNulList(pid, "environ"); err == nil && slices.Contains(env, want) {
+			return pid, st, true
+		}
+	}
+	return 0, procStat{}, false
 }
 
 // signalGroup signals the unit's process group, which holds the unit and

@@ -11,6 +11,19 @@
 // Draining sends SIGTERM to the unit's process group; a unit still alive
 // drain-timeout later is killed with SIGKILL on the next Inventory or
 // Realize. Linux only: it reads /proc.
+//
+// For Amoro the command is the script's own foreground form, as Amoro's
+// local container runs it (`optimizer.sh start <memory*threads> <args>`,
+// but in the foreground so that the process is the unit):
+//
+//	["/opt/amoro/bin/optimizer.sh", "start-foreground", "{heap}",
+//	 "-a", "{ams}", "-p", "{threads}", "-g", "{group}", "-id", "{unit}"]
+//
+// optimizer.sh dispatches on its first argument and passes the second as
+// -Xmx<heap>m. An optimizer from 0.9 finishes its in-flight tasks on
+// SIGTERM within its -st (default 10 minutes: add "-st" with the
+// drain-timeout in ms to match); an 0.8 optimizer has no shutdown hook and
+// stops at once, leaving its tasks to AMS's heartbeat expiry.
 package process
 
 import (
@@ -69,6 +82,10 @@ type Realizer struct {
 
 	now func() time.Time
 	log hclog.Logger
+	// diesAfterStart, set by tests, makes start return right after the
+	// process started, as a plugin killed at that moment would: nothing
+	// after that point runs.
+	diesAfterStart func(unit string) bool
 }
 
 var _ sdk.Realizer = (*Realizer)(nil)
@@ -179,6 +196,26 @@ func (r *Realizer) scan(ctx context.Context, cfg *Config, target sdk.Target, not
 	live := map[string]*record{}
 	var errs []error
 	for _, rec := range recs {
+		if rec.Starting {
+			// The plugin that wrote it died while starting the unit; the
+			// state dir lock was held until the unit had exec'd (the child
+			// shares the lock's file until exec closes it), so the process
+			// exists now with its token, or never will.
+			pid, st, found := findByToken(rec.Token)
+			if !found {
+				note("%s: its start was interrupted and no process carries its token, forgotten", rec.Unit)
+				if err := r.st.remove(rec); err != nil {
+					errs = append(errs, err)
+				}
+				continue
+			}
+			rec.Pid, rec.ProcStart, rec.Starting = pid, st.StartTicks, false
+			if err := r.st.save(rec); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			note("%s: found pid %d, started before the plugin that started it died", rec.Unit, pid)
+		}
 		if ok, why := liveness(rec); !ok {
 			note("%s: %s (pid %d), forgotten", rec.Unit, why, rec.Pid)
 			if err := r.st.remove(rec); err != nil {
@@ -388,7 +425,7 @@ func (r *Realizer) waitGone(ctx context.Context, rec *record, max time.Duration)
 // group so that signals reach its children and a SIGINT to the runner's
 // terminal does not; no parent-death signal, so it outlives the plugin.
 func (r *Realizer) start(cfg *Config, t sdk.Target, unit string, size int64, amend func(*record)) (*record, error) {
-	vals := placeholderValues(t, unit, size, cfg.Vars, r.overrides[t.String()])
+	vals := placeholderValues(t, unit, size, cfg.MemoryPerThreadMB, cfg.Vars, r.overrides[t.String()])
 	argv := make([]string, len(cfg.Command))
 	for i, a := range cfg.Command {
 		v, err := expand(a, vals)
@@ -432,6 +469,19 @@ func (r *Realizer) start(cfg *Config, t sdk.Target, unit string, size int64, ame
 	fmt.Fprintf(logf, "=== ebb %s: starting unit %s (%d threads) of %v at %s: %q\n",
 		Name, unit, size, t, startedAt.UTC().Format(time.RFC3339), argv)
 
+	rec := &record{
+		Unit: unit, Chain: t.Chain, Target: t.Name, Size: size,
+		Argv: argv, Token: token, Log: logPath, StartedAt: startedAt, Starting: true,
+	}
+	if amend != nil {
+		amend(rec)
+	}
+	// The intent record comes first: a plugin killed between starting the
+	// process and recording its pid leaves a record the next one resolves
+	// by the token (scan), instead of a live unit nobody knows of.
+	if err := r.st.save(rec); err != nil {
+		return nil, fmt.Errorf("starting %s: %w", unit, err)
+	}
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Dir = cfg.Workdir
 	cmd.Env = env
@@ -439,6 +489,9 @@ func (r *Realizer) start(cfg *Config, t sdk.Target, unit string, size int64, ame
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		fmt.Fprintf(logf, "=== ebb %s: start failed: %v\n", Name, err)
+		if rerr := r.st.remove(rec); rerr != nil {
+			return nil, fmt.Errorf("starting %s: %w (and %v)", unit, err, rerr)
+		}
 		return nil, fmt.Errorf("starting %s: %w", unit, err)
 	}
 	pid := cmd.Process.Pid
@@ -457,18 +510,15 @@ func (r *Realizer) start(cfg *Config, t sdk.Target, unit string, size int64, ame
 		delete(r.children, pid)
 		r.childMu.Unlock()
 	}()
+	if r.diesAfterStart != nil && r.diesAfterStart(unit) {
+		return nil, fmt.Errorf("starting %s: the plugin died (test)", unit)
+	}
 	if statErr != nil {
 		_ = signalGroup(pid, syscall.SIGKILL)
+		_ = r.st.remove(rec)
 		return nil, fmt.Errorf("starting %s: reading /proc of pid %d: %w", unit, pid, statErr)
 	}
-	rec := &record{
-		Unit: unit, Chain: t.Chain, Target: t.Name, Size: size,
-		Pid: pid, ProcStart: ps.StartTicks, Argv: argv, Token: token,
-		Log: logPath, StartedAt: startedAt,
-	}
-	if amend != nil {
-		amend(rec)
-	}
+	rec.Pid, rec.ProcStart, rec.Starting = pid, ps.StartTicks, false
 	if err := r.st.save(rec); err != nil {
 		// An unrecorded unit could never be found again: better none.
 		_ = signalGroup(pid, syscall.SIGKILL)

@@ -37,6 +37,11 @@ type record struct {
 	// process, so a retried decision does not restart it again.
 	RestartRequest string `json:"restart-request,omitempty"`
 	Restarts       int    `json:"restarts,omitempty"`
+	// Starting marks an intent record, written before the process is
+	// started and replaced once its pid is known. A plugin that dies in
+	// between leaves it behind, and the next one finds the process by its
+	// token instead of losing a live unit.
+	Starting bool `json:"starting,omitempty"`
 }
 
 func (r *record) target() sdk.Target { return sdk.Target{Chain: r.Chain, Name: r.Target} }
@@ -129,7 +134,7 @@ func (s store) list(t sdk.Target) ([]*record, error) {
 			return nil, fmt.Errorf("reading pid file: %w", err)
 		}
 		var r record
-		if err := json.Unmarshal(b, &r); err != nil || r.Pid <= 1 || r.Unit == "" {
+		if err := json.Unmarshal(b, &r); err != nil || (r.Pid <= 1 && !(r.Starting && r.Pid == 0 && r.Token != "")) || r.Unit == "" {
 			return nil, fmt.Errorf("pid file %s is not one this plugin wrote (%v): move it away if its process is gone",
 				filepath.Join(dir, name), err)
 		}
