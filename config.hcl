@@ -15,7 +15,8 @@
 #   env("X", "fallback")  ... or the fallback when X is unset or empty.
 #   file("path")          a text file's contents, relative to this file.
 #   lower, upper, trimspace, join, split, concat, coalesce: as in Terraform.
-# Durations are strings with a unit: "500ms", "30s", "5m", "1h30m".
+# Durations are strings with a unit: "500ms", "30s", "5m", "1h30m", or as
+# Amoro writes them: "1min", "15 min", "1 minute".
 
 # Directory of third-party plugin binaries, relative to this file. Builtin
 # plugins (collector-ams, evaluator-dra, realizer-k8s, realizer-process) need
