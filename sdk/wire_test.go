@@ -27,7 +27,8 @@ func TestWireRoundTrip(t *testing.T) {
 	}
 	d := &Decision{DesiredCapacity: 8, Add: []UnitAdd{{UnitID: "u-2", Size: 2}}, Drain: []string{"u-1"},
 		Remove: []UnitRemove{{UnitID: "u-0", Force: true}}, Restart: []string{"u-3"},
-		ParallelismOverrides: map[string]int64{"v1": 4}, ConfigOverrides: map[string]string{"k": "v"}, Reason: "why", Vetoed: true}
+		ParallelismOverrides: map[string]int64{"v1": 4}, ConfigOverrides: map[string]string{"k": "v"}, Reason: "why", Vetoed: true,
+		Metrics: map[string]float64{"backlog_seconds": 90, "ramp_step": 4}}
 	if got := decisionFromPB(decisionToPB(d)); !reflect.DeepEqual(got, d) {
 		t.Errorf("decision:\n got %+v\nwant %+v", got, d)
 	}
