@@ -77,7 +77,16 @@ type round struct {
 	externalThreads, externalBusy int64
 
 	registered, busy, inflight, effective int64
-	tasks                                 int64
+	// draining is the threads of draining units; drainingBusy what they
+	// still run: work that is not unmet demand (Amoro's drain accounting).
+	draining, drainingBusy int64
+	// busyTasks are the scheduled and running tasks outside draining
+	// units; tasks adds the serviceable planned ones: the threads the work
+	// needs now (Amoro's busy + serviceablePlanned).
+	busyTasks, tasks int64
+	// contradiction says why the snapshot contradicts the inventory; such
+	// a snapshot counts as degraded.
+	contradiction string
 
 	dec   sdk.Decision
 	notes []string
@@ -108,6 +117,7 @@ func Evaluate(cfg Config, req sdk.EvaluateRequest) (sdk.EvaluateResponse, error)
 		degraded: req.SnapshotDegraded || !req.Snapshot.Complete,
 		known:    map[string]bool{},
 	}
+	r.checkClaims()
 	r.run()
 	b, err := st.Encode()
 	if err != nil {
@@ -130,7 +140,9 @@ func checkRequest(req sdk.EvaluateRequest) error {
 		return fmt.Errorf("request lists %d workers and %d units, more than %d", len(req.Snapshot.Workers), len(req.Inventory), maxEntries)
 	}
 	for _, w := range req.Snapshot.Workers {
-		if w.Threads < 0 || w.Threads > maxCount || w.BusyThreads < 0 || w.BusyThreads > maxCount {
+		// Too large a claim is judged against the inventory (checkClaims);
+		// a negative one is no count at all.
+		if w.Threads < 0 || w.BusyThreads < 0 {
 			return fmt.Errorf("snapshot: worker %q has %d busy of %d threads", w.ID, w.BusyThreads, w.Threads)
 		}
 	}
@@ -151,7 +163,9 @@ func checkRequest(req sdk.EvaluateRequest) error {
 }
 
 func (r *round) run() {
-	if r.degraded {
+	if r.contradiction != "" {
+		r.note("snapshot contradicts the inventory (%s): the inventory's unit sizes count, and the snapshot is treated as degraded", r.contradiction)
+	} else if r.degraded {
 		why := "the runner marked it stale"
 		if !r.req.Snapshot.Complete {
 			why = "incomplete"
@@ -166,7 +180,7 @@ func (r *round) run() {
 	r.handleOrphans()
 	r.measure()
 	switch {
-	case r.effective > r.p.ceiling():
+	case r.effective > r.p.MaxParallelism:
 		r.enforceCeiling()
 	case r.effective < r.p.MinParallelism:
 		r.fillFloor()
@@ -218,10 +232,12 @@ func (r *round) observe() {
 			u.size = r.p.ExecutorParallelism
 		}
 		alive, busyNow := false, false
+		var tokens []string
 		for _, w := range byUnit[iu.ID] {
 			switch w.State {
 			case sdk.WorkerRegistered:
 				alive = true
+				tokens = append(tokens, w.ID)
 				u.threads += w.Threads
 				u.busy += busyThreads(w)
 			case sdk.WorkerDraining:
@@ -241,6 +257,11 @@ func (r *round) observe() {
 				busyNow = true
 			}
 		}
+		// The inventory's size is what the platform runs; workers claiming
+		// more are wrong (checkClaims has said so).
+		u.threads = min(u.threads, u.size)
+		u.busy = min(u.busy, u.threads)
+		u.inflight = min(u.inflight, u.size)
 		switch {
 		case iu.Phase == sdk.PhaseDraining || !us.DrainSince.IsZero():
 			u.kind = kindDraining
@@ -256,7 +277,7 @@ func (r *round) observe() {
 			u.kind = kindRegistered
 			us.Registered = true
 			us.OrphanSince, us.LastRestart, us.Restarts = time.Time{}, time.Time{}, 0
-			r.trackIdle(u, byUnit[iu.ID], busyNow)
+			r.trackIdle(u, byUnit[iu.ID], tokens, busyNow)
 		case u.stale:
 			u.kind = kindSuspect
 		case !us.Registered && r.now.Sub(bootAnchor(iu, us, r.now)) < r.p.BootTimeout.D():
@@ -265,8 +286,13 @@ func (r *round) observe() {
 			u.kind = kindOrphan
 			// An incomplete worker list can hide a live worker, so orphan
 			// detection only starts on a trustworthy snapshot.
-			if us.OrphanSince.IsZero() && !r.degraded {
-				us.OrphanSince = r.now
+			if !r.degraded {
+				if us.OrphanSince.IsZero() {
+					us.OrphanSince = r.now
+				}
+				// Its registration is over: a worker that comes back
+				// earns its idle time afresh (Amoro prunes the token).
+				us.Workers, us.LastBusy = nil, time.Time{}
 			}
 		}
 		r.units = append(r.units, u)
@@ -346,8 +372,24 @@ func bootAnchor(iu sdk.Unit, us *UnitState, now time.Time) time.Time {
 // trackIdle keeps the start of a unit's idle time: a busy unit (or one whose
 // load is unknown) is busy now; a newly registered one starts idle now, so a
 // unit that never gets work still becomes removable (Amoro's seeding).
-func (r *round) trackIdle(u *unit, workers []sdk.Worker, busyNow bool) {
+//
+// The clock belongs to the worker registrations (Amoro keys it by optimizer
+// token): a worker that re-registers under the same unit (a restarted pod,
+// same unit id, new token) starts a fresh clock instead of inheriting the
+// old one and being drained right after it came back.
+func (r *round) trackIdle(u *unit, workers []sdk.Worker, tokens []string, busyNow bool) {
 	us := u.st
+	slices.Sort(tokens)
+	tokens = slices.Compact(tokens)
+	if len(us.Workers) > 0 {
+		for _, t := range tokens {
+			if _, found := slices.BinarySearch(us.Workers, t); !found {
+				us.LastBusy = time.Time{}
+				break
+			}
+		}
+	}
+	us.Workers = tokens
 	if busyNow {
 		us.LastBusy = r.now
 		return
@@ -356,7 +398,7 @@ func (r *round) trackIdle(u *unit, workers []sdk.Worker, busyNow bool) {
 		us.LastBusy = r.now
 	}
 	for _, w := range workers {
-		if w.State != sdk.WorkerRegistered || w.LastBusyAt.IsZero() {
+		if w.State != sdk.WorkerRegistered || w.LastBusyAt.IsZero() || w.LastBusyAt.Before(w.RegisteredAt) {
 			continue
 		}
 		if at := w.LastBusyAt.UTC(); at.After(us.LastBusy) && !at.After(r.now) {
@@ -424,6 +466,13 @@ func (r *round) handleOrphans() {
 		if !us.LastRestart.IsZero() {
 			anchor, since = us.LastRestart, fmt.Sprintf("restart %d", us.Restarts)
 		}
+		if !us.Registered {
+			// The realizer may well report it running: the process is up
+			// but never registered (issue 10).
+			r.note("%s has no registered optimizer after the boot window (boot-timeout %s) although the platform runs it (phase %s): "+
+				"likely its group does not exist in the engine (Amoro: no such optimizer group in AMS; the optimizer retries for ever) "+
+				"or it cannot reach the engine's address", u.id, fmtDur(r.p.BootTimeout.D()), u.inv.Phase)
+		}
 		waited := r.now.Sub(anchor)
 		if waited < grace {
 			r.note("orphan %s (%s for %s): waiting for grace-period %s", u.id, since, fmtDur(waited), fmtDur(grace))
@@ -463,6 +512,9 @@ func (r *round) measure() {
 		case kindRegistered:
 			r.registered += u.threads
 			r.busy += u.busy
+		case kindDraining:
+			r.draining += u.size
+			r.drainingBusy += u.inflight
 		case kindBooting, kindOrphan:
 			r.inflight += u.size
 		case kindSuspect:
@@ -476,7 +528,9 @@ func (r *round) measure() {
 		}
 	}
 	r.effective = r.registered + r.inflight
-	r.tasks = r.req.Snapshot.Demand.Tasks()
+	d := r.req.Snapshot.Demand
+	r.busyTasks = max(0, d.ScheduledTasks+d.RunningTasks-r.drainingBusy)
+	r.tasks = r.busyTasks + d.ServiceablePlanned()
 }
 
 func (r *round) resetBacklog() {
@@ -487,7 +541,7 @@ func (r *round) resetBacklog() {
 // units that do no work yet go first, then the least loaded.
 func (r *round) enforceCeiling() {
 	r.resetBacklog()
-	ceiling := r.p.ceiling()
+	ceiling := r.p.MaxParallelism
 	if r.degraded {
 		r.note("%d threads above max-parallelism %d, but not draining on a degraded snapshot", r.effective, ceiling)
 		return
@@ -557,16 +611,25 @@ func (r *round) enforceCeiling() {
 	r.note("%s, %d -> %d threads", msg, before, r.effective)
 }
 
-// fillFloor adds units at once, without timers, up to min-parallelism.
+// allowed is how many whole units fit below the ceiling: none when fewer
+// than executor-parallelism threads remain (Amoro's allowedInstances).
+func (r *round) allowed() int64 {
+	return max(0, (r.p.MaxParallelism-r.effective)/r.p.ExecutorParallelism)
+}
+
+// fillFloor adds whole units at once, without timers, until min-parallelism
+// is covered: ceil(deficit / executor-parallelism) units, as many as fit.
 func (r *round) fillFloor() {
 	r.resetBacklog()
-	deficit := r.p.MinParallelism - r.effective
-	total := min(deficit, r.p.ceiling()-r.effective)
-	if total <= 0 {
+	k := r.p.ExecutorParallelism
+	before := r.effective
+	n := min(ceilDiv(r.p.MinParallelism-r.effective, k), r.allowed())
+	if n <= 0 {
+		r.note("below the floor: %d threads < min-parallelism %d, but fewer than %d threads (one unit) remain below max-parallelism %d",
+			before, r.p.MinParallelism, k, r.p.MaxParallelism)
 		return
 	}
-	before := r.effective
-	sizes := r.addUnits(total, ceilDiv(total, r.p.ExecutorParallelism))
+	sizes := r.addUnits(n)
 	r.st.LastScaleUp = r.now
 	r.note("below the floor: %d threads < min-parallelism %d: %s, %d -> %d threads", before, r.p.MinParallelism, describeSizes(sizes), before, r.effective)
 }
@@ -575,7 +638,9 @@ func (r *round) fillFloor() {
 func (r *round) scaleUp() bool {
 	d := r.req.Snapshot.Demand
 	shortfall := max(0, r.tasks-r.effective)
-	future := d.PendingTables > 0 && (r.effective == 0 || r.busy >= r.effective)
+	// Future demand: pending tables while every thread is busy (with no
+	// units at all nothing plans, so pending tables are the only signal).
+	future := d.PendingTables > 0 && (r.effective == 0 || max(r.busy, r.busyTasks) >= r.effective)
 	if shortfall == 0 && !future {
 		// A degraded snapshot may lack the demand (a collector is down):
 		// missing data is not an empty queue, so the backlog's timers and
@@ -588,6 +653,11 @@ func (r *round) scaleUp() bool {
 		}
 		if !r.st.BacklogSince.IsZero() {
 			r.note("backlog cleared after %s", fmtDur(r.now.Sub(r.st.BacklogSince)))
+		}
+		if d.PendingTables > 0 && d.ServiceablePlanned() == 0 && r.effective > 0 && r.busyTasks < r.effective {
+			// Amoro's planning-bound warning: scaling out adds idle threads.
+			r.note("planning-bound: %d idle threads while %d tables are pending and no task is planned (raise AMS's optimizer.max-planning-parallelism)",
+				r.effective-r.busyTasks, d.PendingTables)
 		}
 		r.resetBacklog()
 		return false
@@ -607,10 +677,16 @@ func (r *round) scaleUp() bool {
 	default:
 		what = fmt.Sprintf("%d pending tables with all %d threads busy", d.PendingTables, r.effective)
 	}
-	room := r.p.ceiling() - r.effective
-	if room <= 0 {
+	k := r.p.ExecutorParallelism
+	allowed := r.allowed()
+	if allowed == 0 {
 		r.st.Ramp = 1
-		r.note("%s for %s, but at max-parallelism %d", what, fmtDur(lasted), r.p.ceiling())
+		if r.effective >= r.p.MaxParallelism {
+			r.note("%s for %s, but at max-parallelism %d", what, fmtDur(lasted), r.p.MaxParallelism)
+		} else {
+			r.note("%s for %s, but only %d threads remain below max-parallelism %d, fewer than one unit of %d",
+				what, fmtDur(lasted), r.p.MaxParallelism-r.effective, r.p.MaxParallelism, k)
+		}
 		return true
 	}
 	first := r.st.LastScaleUp.Before(r.st.BacklogSince)
@@ -631,27 +707,28 @@ func (r *round) scaleUp() bool {
 		when = fmt.Sprintf("for %s, sustained %s", fmtDur(lasted), fmtDur(r.p.SustainedBacklogTimeout.D()))
 	}
 	before := r.effective
-	k := r.p.ExecutorParallelism
 	if shortfall > 0 {
 		ramp := max(r.st.Ramp, 1)
-		n := min(ramp, ceilDiv(shortfall, k))
-		total := min(n*k, room)
-		// Spark's rule: the ramp doubles only when the full increment was
-		// granted; capping by the shortfall or the ceiling resets it.
+		want := ceilDiv(shortfall, k)
+		n := min(ramp, want, allowed)
+		// Spark's rule (ExecutorAllocationManager.addExecutors): the ramp
+		// doubles when the full increment was granted; a round capped by
+		// the backlog or the ceiling resets it. Amoro doubles whenever the
+		// want exceeds the ramp (README: differences).
 		capped := ""
 		switch {
-		case n == ramp && total == n*k:
+		case n == ramp:
 			r.st.Ramp = min(ramp*2, maxRamp)
-		case total < n*k:
-			r.st.Ramp, capped = 1, fmt.Sprintf(", capped by max-parallelism %d", r.p.ceiling())
+		case n == allowed && allowed < want:
+			r.st.Ramp, capped = 1, fmt.Sprintf(", capped by max-parallelism %d", r.p.MaxParallelism)
 		default:
 			r.st.Ramp, capped = 1, ", capped by the backlog"
 		}
-		sizes := r.addUnits(total, ceilDiv(total, k))
+		sizes := r.addUnits(n)
 		r.note("%s %s: %s (ramp %d%s), %d -> %d threads", what, when, describeSizes(sizes), ramp, capped, before, r.effective)
 	} else {
 		r.st.Ramp = 1
-		sizes := r.addUnits(min(k, room), 1)
+		sizes := r.addUnits(1)
 		r.note("%s %s: pre-warm %s, %d -> %d threads", what, when, describeSizes(sizes), before, r.effective)
 	}
 	r.st.NextAddAt = r.now.Add(r.p.SustainedBacklogTimeout.D())
@@ -709,20 +786,16 @@ func (r *round) scaleDown() {
 	r.note("%s idle %s >= %s with no demand: drain, %d -> %d threads", v.id, fmtDur(idle), fmtDur(idleTimeout), before, r.effective)
 }
 
-// addUnits requests total threads over n units whose sizes differ by at most
-// one thread (seed 004's balance) and returns the sizes.
-func (r *round) addUnits(total, n int64) []int64 {
-	if n <= 0 || total <= 0 {
+// addUnits requests n units of exactly executor-parallelism threads each:
+// the pod size the user sized memory for (Amoro's threadCount = K).
+func (r *round) addUnits(n int64) []int64 {
+	if n <= 0 {
 		return nil
 	}
+	size := r.p.ExecutorParallelism
 	sizes := make([]int64, n)
 	for i := range sizes {
-		sizes[i] = total / n
-		if int64(i) < total%n {
-			sizes[i]++
-		}
-	}
-	for _, size := range sizes {
+		sizes[i] = size
 		id := r.nextID()
 		r.known[id] = true
 		r.st.Units[id] = &UnitState{Size: size, RequestedAt: r.now}
@@ -772,9 +845,10 @@ func (r *round) finish() {
 	slices.Sort(r.dec.Restart)
 	slices.SortFunc(r.dec.Remove, func(a, b sdk.UnitRemove) int { return strings.Compare(a.UnitID, b.UnitID) })
 	r.dec.DesiredCapacity = max(r.effective, 0)
+	r.dec.Metrics = r.metrics()
 	d := r.req.Snapshot.Demand
-	status := fmt.Sprintf("capacity %d threads (%d registered, %d in flight), %d busy; %d tasks, %d pending tables; floor %d, ceiling %s",
-		r.registered+r.inflight, r.registered, r.inflight, r.busy, r.tasks, d.PendingTables, r.p.MinParallelism, r.p.ceilingString())
+	status := fmt.Sprintf("capacity %d threads (%d registered, %d in flight), %d busy; %d tasks, %d pending tables; floor %d, ceiling %d",
+		r.registered+r.inflight, r.registered, r.inflight, r.busy, r.tasks, d.PendingTables, r.p.MinParallelism, r.p.MaxParallelism)
 	if len(r.notes) == 0 {
 		r.dec.Reason = "steady: " + status
 		return
