@@ -55,6 +55,7 @@ chain "{{.Chain}}" {
   interval   = "1s"
   policy {
     min-parallelism      = 2
+    max-parallelism      = 8
     executor-parallelism = 2
   }
 }

@@ -351,6 +351,7 @@ chain "amoro" {
   target     = "group-a"
   policy {
     min-parallelism      = 2
+    max-parallelism      = 8
     executor-parallelism = 2
   }
 }`, rest, metricsAddr, c.pluginDir, c.units))
