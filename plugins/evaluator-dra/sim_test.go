@@ -51,6 +51,8 @@ type simUnit struct {
 	busy        int64
 	busyUnknown bool
 	stale       bool
+	// token is the worker's id (Amoro's optimizer token); empty means "w-<id>".
+	token string
 }
 
 var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
@@ -111,7 +113,11 @@ func (s *sim) request() sdk.EvaluateRequest {
 		if !u.registered || u.dead {
 			continue
 		}
-		w := sdk.Worker{ID: "w-" + id, UnitID: id, Threads: u.unit.Size, BusyThreads: u.busy, BusyKnown: !u.busyUnknown, State: sdk.WorkerRegistered}
+		token := u.token
+		if token == "" {
+			token = "w-" + id
+		}
+		w := sdk.Worker{ID: token, UnitID: id, Threads: u.unit.Size, BusyThreads: u.busy, BusyKnown: !u.busyUnknown, State: sdk.WorkerRegistered}
 		if u.unit.Phase == sdk.PhaseDraining {
 			w.State = sdk.WorkerDraining
 		}
@@ -381,10 +387,29 @@ func capacityBefore(req sdk.EvaluateRequest, p Policy, prev *State) int64 {
 			total += size
 		}
 	}
+	// A unit counts at most its size, whatever its workers claim.
+	claimed := map[string]int64{}
 	for _, w := range req.Snapshot.Workers {
 		if w.State == sdk.WorkerRegistered && !excluded[w.UnitID] {
-			total += w.Threads
+			claimed[w.UnitID] += min(w.Threads, maxCount)
 		}
+	}
+	sizes := map[string]int64{}
+	for _, u := range req.Inventory {
+		size := u.Size
+		if us := prev.Units[u.ID]; size <= 0 && us != nil {
+			size = us.Size
+		}
+		if size <= 0 {
+			size = p.ExecutorParallelism
+		}
+		sizes[u.ID] = size
+	}
+	for id, n := range claimed {
+		if size, ok := sizes[id]; ok && id != "" {
+			n = min(n, size)
+		}
+		total += n
 	}
 	for id, us := range prev.Units {
 		if !inInv[id] && us.SeenAt.IsZero() && !us.Released && !us.RequestedAt.IsZero() &&
