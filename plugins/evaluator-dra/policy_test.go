@@ -50,6 +50,11 @@ func TestCheckPolicy(t *testing.T) {
 				t.Errorf("got %d", p.ExecutorParallelism)
 			}
 		}},
+		{name: "no 1024 hard limit", policy: `{"max-parallelism":4096}`, check: func(t *testing.T, p Policy) {
+			if p.MaxParallelism != 4096 {
+				t.Errorf("got %d", p.MaxParallelism)
+			}
+		}},
 		{name: "min above max", policy: `{"min-parallelism":10,"max-parallelism":8}`, attrs: []string{"min-parallelism"}, msg: "min-parallelism 10 is above max-parallelism 8"},
 		{name: "zero threads per unit", policy: `{"executor-parallelism":0,"max-parallelism":8}`, attrs: []string{"executor-parallelism"}, msg: "at least 1 thread"},
 		{name: "unit larger than ceiling", policy: `{"executor-parallelism":8,"max-parallelism":4}`, attrs: []string{"executor-parallelism"}, msg: "above max-parallelism 4"},
