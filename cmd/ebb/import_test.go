@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ebbscale/ebb/emulator/ams"
 	"github.com/ebbscale/ebb/internal/amoro"
 )
 
@@ -118,5 +119,33 @@ func TestImportAmoro(t *testing.T) {
 	_, errOut, code = c.runEnv(secret, "import", "amoro", "--url", srv.URL, "--group", "default", "--auth-type", "token", "--api-key", "key1")
 	if code != 1 || !strings.Contains(errOut, "dynamic-allocation.max-parallelism is not set") {
 		t.Errorf("no ceiling: exit %d: %s", code, errOut)
+	}
+}
+
+// TestImportAmoroFromEmulator: the same against the AMS emulator's
+// resourceGroups endpoint and its token check.
+func TestImportAmoroFromEmulator(t *testing.T) {
+	c := newCLI(t)
+	e, err := ams.New(ams.Options{
+		Auth: ams.Auth{Type: ams.AuthToken, APIKey: "k", Secret: "s"},
+		Groups: []ams.GroupConfig{{Name: "g1", Container: "flink", Properties: map[string]string{
+			"dynamic-allocation.enabled": "true", "dynamic-allocation.max-parallelism": "12",
+			"dynamic-allocation.executor-parallelism": "3", "dynamic-allocation.min-parallelism": "3",
+			"dynamic-allocation.executor-idle-timeout": "1min", "dynamic-allocation.sustained-backlog-timeout": "30s",
+		}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(e.Handler())
+	t.Cleanup(srv.Close)
+	out, errOut, code := c.runEnv([]string{"EBB_AMS_SECRET=s"}, "import", "amoro", "--url", srv.URL, "--group", "g1", "--auth-type", "token", "--api-key", "k")
+	if code != 0 || !strings.Contains(out, "max-parallelism           = 12") || !strings.Contains(out, `executor-idle-timeout     = "1min"`) {
+		t.Fatalf("import: exit %d\n%s%s", code, out, errOut)
+	}
+	old := "  policy {\n    min-parallelism      = 2\n    max-parallelism      = 8\n    executor-parallelism = 1\n  }\n"
+	cfg := c.write("emulated.hcl", strings.Replace(c.config(""), old, out, 1))
+	if vo, ve, code := c.run("validate", cfg); code != 0 {
+		t.Fatalf("ebb validate of the imported policy: exit %d\n%s%s", code, vo, ve)
 	}
 }
