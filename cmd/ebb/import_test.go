@@ -42,6 +42,7 @@ func amsResourceGroups(t *testing.T, apiKey, secret string) *httptest.Server {
 	return srv
 }
 
+// runEnv runs ebb with extra environment variables (secrets stay out of argv).
 func (c *cli) runEnv(env []string, args ...string) (string, string, int) {
 	c.t.Helper()
 	cmd := exec.Command(c.ebb, args...)
