@@ -701,3 +701,38 @@ func TestNeverRegisteredUnitSaysWhy(t *testing.T) {
 	wantContains(t, d.Reason, id+" has no registered optimizer after the boot window (boot-timeout 3m) although the platform runs it (phase running)",
 		"no such optimizer group in AMS")
 }
+
+// FuzzFromAmoro: whatever a group's properties hold, the import answers with
+// an error or with lines that parse as a policy (valid or with problems
+// named), never a panic.
+func FuzzFromAmoro(f *testing.F) {
+	f.Add("true", "4", "32", "4", "2min", "20 s", "10 minutes", "90000", "15min")
+	f.Add("false", "-1", "lots", "0", "0s", "", "5m", "9223372036854775807 days", "1.5h")
+	f.Fuzz(func(t *testing.T, enabled, minP, maxP, k, backlog, sustained, idle, cooldown, drain string) {
+		props := map[string]string{"dynamic-allocation.enabled": enabled, "dynamic-allocation.min-parallelism": minP,
+			"dynamic-allocation.max-parallelism": maxP, "dynamic-allocation.executor-parallelism": k,
+			"dynamic-allocation.scheduler-backlog-timeout": backlog, "dynamic-allocation.sustained-backlog-timeout": sustained,
+			"dynamic-allocation.executor-idle-timeout": idle, "dynamic-allocation.scale-down-cooldown": cooldown,
+			"dynamic-allocation.drain-timeout": drain}
+		im, err := FromAmoro(props)
+		if err != nil {
+			return
+		}
+		obj := map[string]json.RawMessage{}
+		for _, l := range im.Lines {
+			key, v, ok := strings.Cut(l, " = ")
+			if !ok || !json.Valid([]byte(v)) {
+				t.Fatalf("line %q is not key = JSON value", l)
+			}
+			obj[key] = json.RawMessage(v)
+		}
+		raw, _ := json.Marshal(obj)
+		if _, problems := CheckPolicy(raw); len(problems) > 0 {
+			for _, p := range problems {
+				if p.Attribute == "" {
+					t.Fatalf("a problem without an attribute: %+v", p)
+				}
+			}
+		}
+	})
+}
