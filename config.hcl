@@ -163,10 +163,11 @@ chain "amoro-optimizers" {
   enabled          = true
 
   # The policy holds the keys of all the chain's evaluators; each evaluator
-  # receives only its own. Names follow Amoro's dynamic allocation settings.
+  # receives only its own. Names follow Amoro's dynamic allocation settings
+  # (`ebb import amoro --url URL --group G` prints them for an AMS group).
   policy {
     min-parallelism      = 4                  # floor, in threads
-    max-parallelism      = var.max_optimizers # ceiling, in threads
+    max-parallelism      = var.max_optimizers # ceiling, in threads (required)
     executor-parallelism = 4                  # threads per optimizer unit
 
     executor-idle-timeout     = "5m"  # remove a unit idle this long
