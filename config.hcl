@@ -15,7 +15,8 @@
 #   env("X", "fallback")  ... or the fallback when X is unset or empty.
 #   file("path")          a text file's contents, relative to this file.
 #   lower, upper, trimspace, join, split, concat, coalesce: as in Terraform.
-# Durations are strings with a unit: "500ms", "30s", "5m", "1h30m".
+# Durations are strings with a unit: "500ms", "30s", "5m", "1h30m", or as
+# Amoro writes them: "1min", "15 min", "1 minute".
 
 # Directory of third-party plugin binaries, relative to this file. Builtin
 # plugins (collector-ams, evaluator-dra, realizer-k8s, realizer-process) need
@@ -179,10 +180,11 @@ chain "amoro-optimizers" {
   enabled          = true
 
   # The policy holds the keys of all the chain's evaluators; each evaluator
-  # receives only its own. Names follow Amoro's dynamic allocation settings.
+  # receives only its own. Names follow Amoro's dynamic allocation settings
+  # (`ebb import amoro --url URL --group G` prints them for an AMS group).
   policy {
     min-parallelism      = 4                  # floor, in threads
-    max-parallelism      = var.max_optimizers # ceiling, in threads
+    max-parallelism      = var.max_optimizers # ceiling, in threads (required)
     executor-parallelism = 4                  # threads per optimizer unit
 
     executor-idle-timeout     = "5m"  # remove a unit idle this long

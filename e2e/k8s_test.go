@@ -345,7 +345,7 @@ var idleDrain = regexp.MustCompile(`(\S+) idle (\S+) >= \S+ with no demand: drai
 // of process, realizer-k8s against a real API server.
 func TestKubernetesScenario(t *testing.T) {
 	long(t)
-	k := setupK8s(t, 4*time.Second)
+	k := setupK8s(t, 30*time.Second) // Amoro's minimum executor-idle-timeout
 	k.waitFloor()
 	// Idle at the floor for a few rounds: nothing may happen.
 	v, err := k.runner.chain(chainName)
@@ -486,7 +486,7 @@ func (f *faults) halt() {
 func TestKubernetesFaults(t *testing.T) {
 	long(t)
 	const minKills, maxKills = 20, 24
-	k := setupK8s(t, 8*time.Second)
+	k := setupK8s(t, 30*time.Second) // Amoro's minimum executor-idle-timeout
 	k.waitFloor()
 	seed := uint64(time.Now().UnixNano())
 	if v := os.Getenv("EBB_E2E_SEED"); v != "" {

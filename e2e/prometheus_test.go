@@ -55,6 +55,7 @@ chain "{{.Chain}}" {
   interval   = "1s"
   policy {
     min-parallelism      = 2
+    max-parallelism      = 8
     executor-parallelism = 2
   }
 }
@@ -155,6 +156,31 @@ scrape_configs:
 	}
 	if up, ok, err := promQuery(promAddr, `up{job="ebb"}`); err != nil || !ok || up != 1 {
 		t.Errorf("up{job=\"ebb\"} = %v (found %v, err %v), want 1", up, ok, err)
+	}
+
+	// The per-chain DRA figures (README: metrics), read back through PromQL:
+	// the floor of 2 threads is one unit of 2, added once; at rest there is
+	// no backlog and the ramp is at its first step.
+	sel := `{job="ebb",chain="prom",target="prom"}`
+	for _, c := range []struct {
+		query string
+		want  float64
+	}{
+		{"ebb_evaluator_desired_threads" + sel, 2},
+		{"ebb_evaluator_effective_threads" + sel, 2},
+		{"ebb_evaluator_registered_threads" + sel, 2},
+		{"ebb_evaluator_booting_threads" + sel, 0},
+		{"ebb_evaluator_draining_threads" + sel, 0},
+		{"ebb_evaluator_backlog_seconds" + sel, 0},
+		{"ebb_evaluator_ramp_step" + sel, 1},
+		{`ebb_chain_units_total{job="ebb",chain="prom",target="prom",action="add"}`, 1},
+		{`sum(ebb_chain_suppressed_decisions_total{job="ebb",chain="prom"}) or vector(0)`, 0},
+	} {
+		waitFor(t, time.Minute, "Prometheus to return "+c.query, func() bool {
+			v, ok, err := promQuery(promAddr, c.query)
+			seen = fmt.Sprintf("value %v, found %v, error %v", v, ok, err)
+			return err == nil && ok && v == c.want
+		}, func() string { return seen + fmt.Sprintf(", want %v", c.want) })
 	}
 }
 

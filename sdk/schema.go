@@ -3,7 +3,11 @@ package sdk
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"math"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -15,8 +19,9 @@ const (
 	TypeString
 	TypeNumber
 	TypeBool
-	// TypeDuration is written as a Go duration string ("30s", "1h30m") and
-	// must not be negative.
+	// TypeDuration is written as a Go duration string ("30s", "1h30m") or in
+	// Amoro's syntax ("1min", "15 min"; see ParseDuration) and must not be
+	// negative.
 	TypeDuration
 	TypeListString
 	TypeMapString
@@ -132,16 +137,67 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// ParseDuration parses a non-negative Go duration string.
+// ParseDuration parses a non-negative duration written either as a Go
+// duration ("30s", "5m", "1h30m") or in Apache Amoro's syntax ("30s", "1min",
+// "15 min", "1 minute", "2 days"), so that a group's properties paste into a
+// policy unchanged. A bare number is refused: Amoro reads it as milliseconds,
+// which is rarely what a person writing "30" means.
 func ParseDuration(s string) (time.Duration, error) {
 	v, err := time.ParseDuration(s)
 	if err != nil {
-		return 0, fmt.Errorf("invalid duration %q: want a number and a unit such as \"30s\", \"5m\" or \"1h30m\"", s)
+		var perr error
+		v, perr = parseAmoroDuration(s)
+		if perr != nil {
+			return 0, fmt.Errorf("invalid duration %q: %w", s, perr)
+		}
 	}
 	if v < 0 {
 		return 0, fmt.Errorf("duration %q must not be negative", s)
 	}
 	return v, nil
+}
+
+// amoroUnits are the labels of Amoro's ConfigHelpers.TimeUtils.TimeUnit
+// (amoro-common/.../config/ConfigHelpers.java): a singular label, and for
+// the plural ones the same word with an "s".
+var amoroUnits = map[string]time.Duration{
+	"d": 24 * time.Hour, "day": 24 * time.Hour, "days": 24 * time.Hour,
+	"h": time.Hour, "hour": time.Hour, "hours": time.Hour,
+	"min": time.Minute, "minute": time.Minute, "minutes": time.Minute,
+	"s": time.Second, "sec": time.Second, "secs": time.Second, "second": time.Second, "seconds": time.Second,
+	"ms": time.Millisecond, "milli": time.Millisecond, "millis": time.Millisecond,
+	"millisecond": time.Millisecond, "milliseconds": time.Millisecond,
+	"µs": time.Microsecond, "micro": time.Microsecond, "micros": time.Microsecond,
+	"microsecond": time.Microsecond, "microseconds": time.Microsecond,
+	"ns": time.Nanosecond, "nano": time.Nanosecond, "nanos": time.Nanosecond,
+	"nanosecond": time.Nanosecond, "nanoseconds": time.Nanosecond,
+}
+
+// parseAmoroDuration follows TimeUtils.parseDuration: digits, optional
+// spaces, a unit label in any case, surrounding spaces trimmed.
+func parseAmoroDuration(s string) (time.Duration, error) {
+	const want = `want a number and a unit such as "30s", "5m", "1h30m", or Amoro's "1min", "15 min"`
+	t := strings.TrimSpace(s)
+	i := 0
+	for i < len(t) && t[i] >= '0' && t[i] <= '9' {
+		i++
+	}
+	if i == 0 {
+		return 0, errors.New(want)
+	}
+	label := strings.ToLower(strings.TrimSpace(t[i:]))
+	if label == "" {
+		return 0, errors.New(`a number needs a unit ("30s", "1min"); Amoro would read a bare number as milliseconds`)
+	}
+	unit, ok := amoroUnits[label]
+	if !ok {
+		return 0, errors.New(want)
+	}
+	n, err := strconv.ParseInt(t[:i], 10, 64)
+	if err != nil || n > math.MaxInt64/int64(unit) {
+		return 0, errors.New("too large")
+	}
+	return time.Duration(n) * unit, nil
 }
 
 // DecodeConfig decodes a config or policy JSON object into v, refusing keys v

@@ -229,6 +229,10 @@ type Decision struct {
 	Reason               string
 	// Vetoed by a later evaluator in the chain: nothing is realized.
 	Vetoed bool
+	// Metrics are figures only the evaluator knows (its backlog timer, its
+	// ramp), keyed by snake_case names; the runner exports each as the gauge
+	// ebb_evaluator_<name>{chain,target}. They never change what is realized.
+	Metrics map[string]float64
 }
 
 // Direction tells whether the decision adds capacity, takes it away, both or

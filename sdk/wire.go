@@ -243,6 +243,7 @@ func decisionToPB(d *Decision) *pb.Decision {
 		ConfigOverrides:      d.ConfigOverrides,
 		Reason:               d.Reason,
 		Vetoed:               d.Vetoed,
+		Metrics:              d.Metrics,
 	}
 	for _, a := range d.Add {
 		out.Add = append(out.Add, &pb.UnitAdd{UnitId: a.UnitID, Size: a.Size})
@@ -265,6 +266,7 @@ func decisionFromPB(d *pb.Decision) *Decision {
 		ConfigOverrides:      d.ConfigOverrides,
 		Reason:               d.Reason,
 		Vetoed:               d.Vetoed,
+		Metrics:              d.Metrics,
 	}
 	for _, a := range d.Add {
 		out.Add = append(out.Add, UnitAdd{UnitID: a.UnitId, Size: a.Size})

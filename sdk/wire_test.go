@@ -2,6 +2,7 @@ package sdk
 
 import (
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 )
@@ -26,7 +27,8 @@ func TestWireRoundTrip(t *testing.T) {
 	}
 	d := &Decision{DesiredCapacity: 8, Add: []UnitAdd{{UnitID: "u-2", Size: 2}}, Drain: []string{"u-1"},
 		Remove: []UnitRemove{{UnitID: "u-0", Force: true}}, Restart: []string{"u-3"},
-		ParallelismOverrides: map[string]int64{"v1": 4}, ConfigOverrides: map[string]string{"k": "v"}, Reason: "why", Vetoed: true}
+		ParallelismOverrides: map[string]int64{"v1": 4}, ConfigOverrides: map[string]string{"k": "v"}, Reason: "why", Vetoed: true,
+		Metrics: map[string]float64{"backlog_seconds": 90, "ramp_step": 4}}
 	if got := decisionFromPB(decisionToPB(d)); !reflect.DeepEqual(got, d) {
 		t.Errorf("decision:\n got %+v\nwant %+v", got, d)
 	}
@@ -62,7 +64,7 @@ func TestDecisionSummaryAndDirection(t *testing.T) {
 }
 
 func TestParseDurationRejectsBadInput(t *testing.T) {
-	for _, s := range []string{"", "5", "-1s", "1 minute", "1d"} {
+	for _, s := range []string{"", "5", "30", "-1s", "-1min", "1 fortnight", "5m30", "min", "99999999999999999999s", "9223372036854775807 days"} {
 		if _, err := ParseDuration(s); err == nil {
 			t.Errorf("ParseDuration(%q) accepted", s)
 		}
@@ -76,4 +78,36 @@ func TestParseDurationRejectsBadInput(t *testing.T) {
 	if err := DecodeConfig([]byte(`{"d":"90s","extra":1}`), &cfg); err == nil {
 		t.Fatal("unknown key accepted")
 	}
+}
+
+// Amoro's duration syntax (ConfigHelpers.TimeUtils.parseDuration) is read
+// beside Go's, so a group's dynamic-allocation properties paste unchanged.
+func TestParseDurationAmoroSyntax(t *testing.T) {
+	for in, want := range map[string]time.Duration{
+		"1min": time.Minute, "15 min": 15 * time.Minute, "30s": 30 * time.Second, "1 minute": time.Minute,
+		"5MIN": 5 * time.Minute, " 2 hours ": 2 * time.Hour, "1d": 24 * time.Hour, "500 millis": 500 * time.Millisecond,
+		"10 secs": 10 * time.Second, "3µs": 3 * time.Microsecond, "0": 0,
+		// Go's own syntax keeps its meaning: "5m" is five minutes (Amoro rejects it).
+		"5m": 5 * time.Minute, "1h30m": 90 * time.Minute,
+	} {
+		got, err := ParseDuration(in)
+		if err != nil || got != want {
+			t.Errorf("ParseDuration(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	if _, err := ParseDuration("30"); err == nil || !strings.Contains(err.Error(), "milliseconds") {
+		t.Errorf("a bare number: %v, want an error that says Amoro reads it as milliseconds", err)
+	}
+}
+
+func FuzzParseDuration(f *testing.F) {
+	for _, s := range []string{"30s", "1min", "15 min", "1 minute", "5m", "", "30", "-1min", "9223372036854775807ns", "1.5h"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		d, err := ParseDuration(s)
+		if err == nil && d < 0 {
+			t.Fatalf("ParseDuration(%q) = %v: negative", s, d)
+		}
+	})
 }

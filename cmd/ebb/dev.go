@@ -33,7 +33,8 @@ import (
 var devWorkload []byte
 
 // devConfig is the chain `ebb dev` runs: every plugin a real process, the
-// optimizers real processes too. Timeouts are shortened so that the whole
+// optimizers real processes too. Timeouts are shortened (the idle timeout to
+// Amoro's minimum, 30s) so that the whole
 // story (floor, burst, ramp-up, drain, scale-down) plays out in minutes.
 var devConfig = template.Must(template.New("dev").Parse(`
 state {
@@ -77,7 +78,7 @@ chain "dev" {
     sustained-backlog-timeout = "3s"
     scale-up-cooldown         = "3s"
     scale-down-cooldown       = "2s"
-    executor-idle-timeout     = "12s"
+    executor-idle-timeout     = "30s"
     drain-timeout             = "1m"
     boot-timeout              = "20s"
     auto-restart {

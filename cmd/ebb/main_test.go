@@ -58,17 +58,7 @@ func (c *cli) write(name, content string) string {
 
 func (c *cli) run(args ...string) (string, string, int) {
 	c.t.Helper()
-	cmd := exec.Command(c.ebb, args...)
-	var out, errOut bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		c.t.Fatal(err)
-	}
-	return out.String(), errOut.String(), code
+	return c.runEnv(nil, args...)
 }
 
 // config is a chain of the test collector, the builtin DRA evaluator and
@@ -351,6 +341,7 @@ chain "amoro" {
   target     = "group-a"
   policy {
     min-parallelism      = 2
+    max-parallelism      = 8
     executor-parallelism = 2
   }
 }`, rest, metricsAddr, c.pluginDir, c.units))

@@ -193,7 +193,7 @@ func TestBad(t *testing.T) {
 			`21:3: The argument "url" is required (AMS base URL)`,
 			`26:1: The argument "url" is required`,
 			`32:13: timeout: duration "-1s" must not be negative`,
-			`35:23: request-timeout: invalid duration "5 seconds"`,
+			`35:23: request-timeout: invalid duration "5 secondz"`,
 			`41:13: timeout must be greater than zero`,
 			`44:23: request-timeout: duration "-5s" must not be negative`,
 		}},

@@ -21,6 +21,12 @@ type Metrics struct {
 	CurrentCapacity *prometheus.GaugeVec
 	DemandTasks     *prometheus.GaugeVec
 	TargetConflicts *prometheus.GaugeVec
+	// Units counts realized unit actions (add, drain, remove, restart);
+	// a request repeated until the unit is listed counts once.
+	Units *prometheus.CounterVec
+	// Suppressed counts decisions the staleness rule cut down.
+	Suppressed *prometheus.CounterVec
+	evaluator  *evaluatorGauges
 }
 
 // New creates the instruments and registers them, with the Go and process
@@ -61,9 +67,18 @@ func New() *Metrics {
 			Name: "ebb_target_conflicts",
 			Help: "1 while the chain's target is scaled by something else (the platform's own autoscaler) and ebb changes nothing on it, else 0.",
 		}, []string{"chain"}),
+		Units: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ebb_chain_units_total",
+			Help: "Unit actions realized, by action (add, drain, remove, restart).",
+		}, []string{"chain", "target", "action"}),
+		Suppressed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ebb_chain_suppressed_decisions_total",
+			Help: "Decisions whose scale-down the staleness rule suppressed (stale or incomplete snapshot).",
+		}, []string{"chain", "target"}),
 	}
+	m.evaluator = &evaluatorGauges{reg: m.Registry, gauges: map[string]*prometheus.GaugeVec{}}
 	m.Registry.MustRegister(m.Evaluations, m.Decisions, m.PluginCalls, m.PluginRestarts,
-		m.DesiredCapacity, m.CurrentCapacity, m.DemandTasks, m.TargetConflicts,
+		m.DesiredCapacity, m.CurrentCapacity, m.DemandTasks, m.TargetConflicts, m.Units, m.Suppressed,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

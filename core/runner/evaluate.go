@@ -82,6 +82,7 @@ func (r *Runner) evaluate(ctx context.Context, ch *config.Chain, p chainPlugins,
 	}
 	newStates := state.ChainState{}
 	var prev *sdk.Decision
+	figures := map[string]float64{} // every evaluator's Decision.Metrics, later ones win
 	for i, inst := range p.evaluators {
 		name := ch.Evaluators[i]
 		req := sdk.EvaluateRequest{
@@ -103,8 +104,15 @@ func (r *Runner) evaluate(ctx context.Context, ch *config.Chain, p chainPlugins,
 		newStates[name] = resp.State
 		d := resp.Decision
 		prev = &d
+		for k, v := range d.Metrics {
+			figures[k] = v
+		}
 	}
 	ev.Decision = *prev
+	ev.Decision.Metrics = nil
+	if len(figures) > 0 {
+		ev.Decision.Metrics = figures
+	}
 	switch {
 	case ev.Snapshot.Conflict != "":
 		ev.Conflict = ev.Snapshot.Conflict

@@ -269,10 +269,14 @@ func (r *Runner) tick(ctx context.Context, l *chainLoop) {
 	l.ticks++
 	l.lastAt = r.opts.Clock()
 	l.lastErr = err
+	prev := l.last
 	if ev != nil && ev.Record.Status != "" {
 		l.last = ev
 	}
 	l.mu.Unlock()
+	if ev != nil && ev.Record.Status != "" {
+		r.exportChainMetrics(ev, prev)
+	}
 	r.log(ev, err)
 	if r.opts.OnEvaluation != nil {
 		r.opts.OnEvaluation(ev, err)

@@ -1,7 +1,6 @@
 package dra
 
 import (
-	"cmp"
 	"fmt"
 	"slices"
 	"strings"
@@ -77,7 +76,16 @@ type round struct {
 	externalThreads, externalBusy int64
 
 	registered, busy, inflight, effective int64
-	tasks                                 int64
+	// draining is the threads of draining units; drainingBusy what they
+	// still run: work that is not unmet demand (Amoro's drain accounting).
+	draining, drainingBusy int64
+	// busyTasks are the scheduled and running tasks outside draining
+	// units; tasks adds the serviceable planned ones: the threads the work
+	// needs now (Amoro's busy + serviceablePlanned).
+	busyTasks, tasks int64
+	// contradiction says why the snapshot contradicts the inventory; such
+	// a snapshot counts as degraded.
+	contradiction string
 
 	dec   sdk.Decision
 	notes []string
@@ -108,6 +116,7 @@ func Evaluate(cfg Config, req sdk.EvaluateRequest) (sdk.EvaluateResponse, error)
 		degraded: req.SnapshotDegraded || !req.Snapshot.Complete,
 		known:    map[string]bool{},
 	}
+	r.checkClaims()
 	r.run()
 	b, err := st.Encode()
 	if err != nil {
@@ -130,7 +139,9 @@ func checkRequest(req sdk.EvaluateRequest) error {
 		return fmt.Errorf("request lists %d workers and %d units, more than %d", len(req.Snapshot.Workers), len(req.Inventory), maxEntries)
 	}
 	for _, w := range req.Snapshot.Workers {
-		if w.Threads < 0 || w.Threads > maxCount || w.BusyThreads < 0 || w.BusyThreads > maxCount {
+		// Too large a claim is judged against the inventory (checkClaims);
+		// a negative one is no count at all.
+		if w.Threads < 0 || w.BusyThreads < 0 {
 			return fmt.Errorf("snapshot: worker %q has %d busy of %d threads", w.ID, w.BusyThreads, w.Threads)
 		}
 	}
@@ -151,7 +162,9 @@ func checkRequest(req sdk.EvaluateRequest) error {
 }
 
 func (r *round) run() {
-	if r.degraded {
+	if r.contradiction != "" {
+		r.note("snapshot contradicts the inventory (%s): the inventory's unit sizes count, and the snapshot is treated as degraded", r.contradiction)
+	} else if r.degraded {
 		why := "the runner marked it stale"
 		if !r.req.Snapshot.Complete {
 			why = "incomplete"
@@ -166,7 +179,7 @@ func (r *round) run() {
 	r.handleOrphans()
 	r.measure()
 	switch {
-	case r.effective > r.p.ceiling():
+	case r.effective > r.p.MaxParallelism:
 		r.enforceCeiling()
 	case r.effective < r.p.MinParallelism:
 		r.fillFloor()
@@ -218,10 +231,12 @@ func (r *round) observe() {
 			u.size = r.p.ExecutorParallelism
 		}
 		alive, busyNow := false, false
+		var tokens []string
 		for _, w := range byUnit[iu.ID] {
 			switch w.State {
 			case sdk.WorkerRegistered:
 				alive = true
+				tokens = append(tokens, w.ID)
 				u.threads += w.Threads
 				u.busy += busyThreads(w)
 			case sdk.WorkerDraining:
@@ -241,6 +256,11 @@ func (r *round) observe() {
 				busyNow = true
 			}
 		}
+		// The inventory's size is what the platform runs; workers claiming
+		// more are wrong (checkClaims has said so).
+		u.threads = min(u.threads, u.size)
+		u.busy = min(u.busy, u.threads)
+		u.inflight = min(u.inflight, u.size)
 		switch {
 		case iu.Phase == sdk.PhaseDraining || !us.DrainSince.IsZero():
 			u.kind = kindDraining
@@ -256,7 +276,7 @@ func (r *round) observe() {
 			u.kind = kindRegistered
 			us.Registered = true
 			us.OrphanSince, us.LastRestart, us.Restarts = time.Time{}, time.Time{}, 0
-			r.trackIdle(u, byUnit[iu.ID], busyNow)
+			r.trackIdle(u, byUnit[iu.ID], tokens, busyNow)
 		case u.stale:
 			u.kind = kindSuspect
 		case !us.Registered && r.now.Sub(bootAnchor(iu, us, r.now)) < r.p.BootTimeout.D():
@@ -265,8 +285,13 @@ func (r *round) observe() {
 			u.kind = kindOrphan
 			// An incomplete worker list can hide a live worker, so orphan
 			// detection only starts on a trustworthy snapshot.
-			if us.OrphanSince.IsZero() && !r.degraded {
-				us.OrphanSince = r.now
+			if !r.degraded {
+				if us.OrphanSince.IsZero() {
+					us.OrphanSince = r.now
+				}
+				// Its registration is over: a worker that comes back
+				// earns its idle time afresh (Amoro prunes the token).
+				us.Workers, us.LastBusy = nil, time.Time{}
 			}
 		}
 		r.units = append(r.units, u)
@@ -346,8 +371,24 @@ func bootAnchor(iu sdk.Unit, us *UnitState, now time.Time) time.Time {
 // trackIdle keeps the start of a unit's idle time: a busy unit (or one whose
 // load is unknown) is busy now; a newly registered one starts idle now, so a
 // unit that never gets work still becomes removable (Amoro's seeding).
-func (r *round) trackIdle(u *unit, workers []sdk.Worker, busyNow bool) {
+//
+// The clock belongs to the worker registrations (Amoro keys it by optimizer
+// token): a worker that re-registers under the same unit (a restarted pod,
+// same unit id, new token) starts a fresh clock instead of inheriting the
+// old one and being drained right after it came back.
+func (r *round) trackIdle(u *unit, workers []sdk.Worker, tokens []string, busyNow bool) {
 	us := u.st
+	slices.Sort(tokens)
+	tokens = slices.Compact(tokens)
+	if len(us.Workers) > 0 {
+		for _, t := range tokens {
+			if _, found := slices.BinarySearch(us.Workers, t); !found {
+				us.LastBusy = time.Time{}
+				break
+			}
+		}
+	}
+	us.Workers = tokens
 	if busyNow {
 		us.LastBusy = r.now
 		return
@@ -356,7 +397,7 @@ func (r *round) trackIdle(u *unit, workers []sdk.Worker, busyNow bool) {
 		us.LastBusy = r.now
 	}
 	for _, w := range workers {
-		if w.State != sdk.WorkerRegistered || w.LastBusyAt.IsZero() {
+		if w.State != sdk.WorkerRegistered || w.LastBusyAt.IsZero() || w.LastBusyAt.Before(w.RegisteredAt) {
 			continue
 		}
 		if at := w.LastBusyAt.UTC(); at.After(us.LastBusy) && !at.After(r.now) {
@@ -424,6 +465,13 @@ func (r *round) handleOrphans() {
 		if !us.LastRestart.IsZero() {
 			anchor, since = us.LastRestart, fmt.Sprintf("restart %d", us.Restarts)
 		}
+		if !us.Registered {
+			// The realizer may well report it running: the process is up
+			// but never registered (issue 10).
+			r.note("%s has no registered optimizer after the boot window (boot-timeout %s) although the platform runs it (phase %s): "+
+				"likely its group does not exist in the engine (Amoro: no such optimizer group in AMS; the optimizer retries for ever) "+
+				"or it cannot reach the engine's address", u.id, fmtDur(r.p.BootTimeout.D()), u.inv.Phase)
+		}
 		waited := r.now.Sub(anchor)
 		if waited < grace {
 			r.note("orphan %s (%s for %s): waiting for grace-period %s", u.id, since, fmtDur(waited), fmtDur(grace))
@@ -463,6 +511,9 @@ func (r *round) measure() {
 		case kindRegistered:
 			r.registered += u.threads
 			r.busy += u.busy
+		case kindDraining:
+			r.draining += u.size
+			r.drainingBusy += u.inflight
 		case kindBooting, kindOrphan:
 			r.inflight += u.size
 		case kindSuspect:
@@ -476,273 +527,9 @@ func (r *round) measure() {
 		}
 	}
 	r.effective = r.registered + r.inflight
-	r.tasks = r.req.Snapshot.Demand.Tasks()
-}
-
-func (r *round) resetBacklog() {
-	r.st.BacklogSince, r.st.NextAddAt, r.st.Ramp = time.Time{}, time.Time{}, 1
-}
-
-// enforceCeiling drains down to max-parallelism after it was lowered:
-// units that do no work yet go first, then the least loaded.
-func (r *round) enforceCeiling() {
-	r.resetBacklog()
-	ceiling := r.p.ceiling()
-	if r.degraded {
-		r.note("%d threads above max-parallelism %d, but not draining on a degraded snapshot", r.effective, ceiling)
-		return
-	}
-	// Requests not listed yet are cancelled first: they cost nothing.
-	for _, pu := range r.pending {
-		if r.effective <= ceiling {
-			break
-		}
-		if pu.registered || r.effective-pu.st.Size < r.p.MinParallelism {
-			continue
-		}
-		delete(r.st.Units, pu.id)
-		r.effective -= pu.st.Size
-		r.note("cancel request %s (%d threads): above max-parallelism %d", pu.id, pu.st.Size, ceiling)
-	}
-	r.pending = slices.DeleteFunc(r.pending, func(pu *pending) bool { return r.st.Units[pu.id] == nil })
-	var idle, working []*unit
-	for _, u := range r.units {
-		switch u.kind {
-		case kindBooting, kindOrphan:
-			idle = append(idle, u)
-		case kindRegistered:
-			if u.threads > 0 {
-				working = append(working, u)
-			}
-		}
-	}
-	slices.SortStableFunc(working, func(a, b *unit) int {
-		return cmp.Or(cmp.Compare(a.busy, b.busy), a.st.LastBusy.Compare(b.st.LastBusy), strings.Compare(a.id, b.id))
-	})
-	before := r.effective
-	var acted []string
-	for _, u := range append(idle, working...) {
-		if r.effective <= ceiling {
-			break
-		}
-		threads := u.threads
-		if u.kind != kindRegistered {
-			threads = u.size
-		}
-		if r.effective-threads < r.p.MinParallelism {
-			continue
-		}
-		r.effective -= threads
-		if u.kind == kindRegistered {
-			u.st.DrainSince = r.now
-			u.kind = kindDraining
-			r.dec.Drain = append(r.dec.Drain, u.id)
-			acted = append(acted, fmt.Sprintf("drain %s (%d of %d threads busy)", u.id, u.busy, u.threads))
-		} else {
-			u.st.Released = true
-			u.kind = kindReleased
-			r.dec.Remove = append(r.dec.Remove, sdk.UnitRemove{UnitID: u.id})
-			acted = append(acted, fmt.Sprintf("remove %s (not registered)", u.id))
-		}
-	}
-	if len(acted) > 0 {
-		r.st.LastScaleDown = r.now
-	}
-	msg := fmt.Sprintf("%d threads above max-parallelism %d: ", before, ceiling)
-	if len(acted) > 0 {
-		msg += strings.Join(acted, ", ")
-	} else {
-		msg += "nothing can go without breaking min-parallelism"
-	}
-	r.note("%s, %d -> %d threads", msg, before, r.effective)
-}
-
-// fillFloor adds units at once, without timers, up to min-parallelism.
-func (r *round) fillFloor() {
-	r.resetBacklog()
-	deficit := r.p.MinParallelism - r.effective
-	total := min(deficit, r.p.ceiling()-r.effective)
-	if total <= 0 {
-		return
-	}
-	before := r.effective
-	sizes := r.addUnits(total, ceilDiv(total, r.p.ExecutorParallelism))
-	r.st.LastScaleUp = r.now
-	r.note("below the floor: %d threads < min-parallelism %d: %s, %d -> %d threads", before, r.p.MinParallelism, describeSizes(sizes), before, r.effective)
-}
-
-// scaleUp applies both demand layers and reports whether there was demand.
-func (r *round) scaleUp() bool {
 	d := r.req.Snapshot.Demand
-	shortfall := max(0, r.tasks-r.effective)
-	future := d.PendingTables > 0 && (r.effective == 0 || r.busy >= r.effective)
-	if shortfall == 0 && !future {
-		// A degraded snapshot may lack the demand (a collector is down):
-		// missing data is not an empty queue, so the backlog's timers and
-		// ramp wait for a good snapshot instead of starting over.
-		if r.degraded {
-			if !r.st.BacklogSince.IsZero() {
-				r.note("backlog of %s not judged on a degraded snapshot", fmtDur(r.now.Sub(r.st.BacklogSince)))
-			}
-			return false
-		}
-		if !r.st.BacklogSince.IsZero() {
-			r.note("backlog cleared after %s", fmtDur(r.now.Sub(r.st.BacklogSince)))
-		}
-		r.resetBacklog()
-		return false
-	}
-	if r.st.BacklogSince.IsZero() {
-		r.st.BacklogSince = r.now
-		r.st.NextAddAt = r.now.Add(r.p.SchedulerBacklogTimeout.D())
-		r.st.Ramp = 1
-	}
-	lasted := r.now.Sub(r.st.BacklogSince)
-	var what string
-	switch {
-	case shortfall > 0:
-		what = fmt.Sprintf("backlog %d tasks", shortfall)
-	case r.effective == 0:
-		what = fmt.Sprintf("%d pending tables with no units (cold start)", d.PendingTables)
-	default:
-		what = fmt.Sprintf("%d pending tables with all %d threads busy", d.PendingTables, r.effective)
-	}
-	room := r.p.ceiling() - r.effective
-	if room <= 0 {
-		r.st.Ramp = 1
-		r.note("%s for %s, but at max-parallelism %d", what, fmtDur(lasted), r.p.ceiling())
-		return true
-	}
-	first := r.st.LastScaleUp.Before(r.st.BacklogSince)
-	if r.now.Before(r.st.NextAddAt) {
-		timer := "scheduler-backlog-timeout " + fmtDur(r.p.SchedulerBacklogTimeout.D())
-		if !first {
-			timer = "sustained-backlog-timeout " + fmtDur(r.p.SustainedBacklogTimeout.D())
-		}
-		r.note("%s for %s, waiting for %s (next add in %s)", what, fmtDur(lasted), timer, fmtDur(r.st.NextAddAt.Sub(r.now)))
-		return true
-	}
-	if cd := r.p.ScaleUpCooldown.D(); !r.st.LastScaleUp.IsZero() && r.now.Sub(r.st.LastScaleUp) < cd {
-		r.note("%s for %s, waiting for scale-up-cooldown %s (next add in %s)", what, fmtDur(lasted), fmtDur(cd), fmtDur(r.st.LastScaleUp.Add(cd).Sub(r.now)))
-		return true
-	}
-	when := fmt.Sprintf("for %s > %s", fmtDur(lasted), fmtDur(r.p.SchedulerBacklogTimeout.D()))
-	if !first {
-		when = fmt.Sprintf("for %s, sustained %s", fmtDur(lasted), fmtDur(r.p.SustainedBacklogTimeout.D()))
-	}
-	before := r.effective
-	k := r.p.ExecutorParallelism
-	if shortfall > 0 {
-		ramp := max(r.st.Ramp, 1)
-		n := min(ramp, ceilDiv(shortfall, k))
-		total := min(n*k, room)
-		// Spark's rule: the ramp doubles only when the full increment was
-		// granted; capping by the shortfall or the ceiling resets it.
-		capped := ""
-		switch {
-		case n == ramp && total == n*k:
-			r.st.Ramp = min(ramp*2, maxRamp)
-		case total < n*k:
-			r.st.Ramp, capped = 1, fmt.Sprintf(", capped by max-parallelism %d", r.p.ceiling())
-		default:
-			r.st.Ramp, capped = 1, ", capped by the backlog"
-		}
-		sizes := r.addUnits(total, ceilDiv(total, k))
-		r.note("%s %s: %s (ramp %d%s), %d -> %d threads", what, when, describeSizes(sizes), ramp, capped, before, r.effective)
-	} else {
-		r.st.Ramp = 1
-		sizes := r.addUnits(min(k, room), 1)
-		r.note("%s %s: pre-warm %s, %d -> %d threads", what, when, describeSizes(sizes), before, r.effective)
-	}
-	r.st.NextAddAt = r.now.Add(r.p.SustainedBacklogTimeout.D())
-	r.st.LastScaleUp = r.now
-	return true
-}
-
-// scaleDown drains the longest-idle unit, one per round, in rounds with no
-// demand, never below the floor nor below the tasks still to run.
-func (r *round) scaleDown() {
-	if r.degraded {
-		return
-	}
-	idleTimeout := r.p.ExecutorIdleTimeout.D()
-	keep := max(r.p.MinParallelism, r.tasks)
-	var candidates []*unit
-	heldByFloor := ""
-	for _, u := range r.units {
-		if u.kind != kindRegistered || u.threads == 0 || !u.busyKnown || u.busy > 0 || u.drainingWorker || u.stale {
-			continue
-		}
-		if r.now.Sub(u.st.LastBusy) < idleTimeout {
-			continue
-		}
-		if r.effective-u.threads < keep {
-			heldByFloor = u.id
-			continue
-		}
-		candidates = append(candidates, u)
-	}
-	if len(candidates) == 0 {
-		if heldByFloor != "" {
-			r.note("%s is idle but draining it would leave fewer than %d threads (min-parallelism %d, %d tasks)", heldByFloor, keep, r.p.MinParallelism, r.tasks)
-		}
-		return
-	}
-	// Longest idle first; among equally idle units the least loaded, then
-	// the smallest, so the remaining units stay balanced.
-	slices.SortStableFunc(candidates, func(a, b *unit) int {
-		return cmp.Or(a.st.LastBusy.Compare(b.st.LastBusy), cmp.Compare(a.inflight, b.inflight),
-			cmp.Compare(a.threads, b.threads), strings.Compare(a.id, b.id))
-	})
-	v := candidates[0]
-	idle := r.now.Sub(v.st.LastBusy)
-	if cd := r.p.ScaleDownCooldown.D(); !r.st.LastScaleDown.IsZero() && r.now.Sub(r.st.LastScaleDown) < cd {
-		r.note("%s idle %s, waiting for scale-down-cooldown %s (next in %s)", v.id, fmtDur(idle), fmtDur(cd), fmtDur(r.st.LastScaleDown.Add(cd).Sub(r.now)))
-		return
-	}
-	before := r.effective
-	r.effective -= v.threads
-	v.st.DrainSince = r.now
-	v.kind = kindDraining
-	r.st.LastScaleDown = r.now
-	r.dec.Drain = append(r.dec.Drain, v.id)
-	r.note("%s idle %s >= %s with no demand: drain, %d -> %d threads", v.id, fmtDur(idle), fmtDur(idleTimeout), before, r.effective)
-}
-
-// addUnits requests total threads over n units whose sizes differ by at most
-// one thread (seed 004's balance) and returns the sizes.
-func (r *round) addUnits(total, n int64) []int64 {
-	if n <= 0 || total <= 0 {
-		return nil
-	}
-	sizes := make([]int64, n)
-	for i := range sizes {
-		sizes[i] = total / n
-		if int64(i) < total%n {
-			sizes[i]++
-		}
-	}
-	for _, size := range sizes {
-		id := r.nextID()
-		r.known[id] = true
-		r.st.Units[id] = &UnitState{Size: size, RequestedAt: r.now}
-		r.dec.Add = append(r.dec.Add, sdk.UnitAdd{UnitID: id, Size: size})
-		r.effective += size
-	}
-	return sizes
-}
-
-// nextID is deterministic: the counter lives in the state, and ids already
-// in use (inventory, state, workers) are skipped, so a lost state cannot
-// collide with existing units.
-func (r *round) nextID() string {
-	for {
-		id := fmt.Sprintf("%s-%d", r.prefix, r.st.NextSeq)
-		r.st.NextSeq++
-		if !r.known[id] {
-			return id
-		}
-	}
+	r.busyTasks = max(0, d.ScheduledTasks+d.RunningTasks-r.drainingBusy)
+	r.tasks = r.busyTasks + d.ServiceablePlanned()
 }
 
 // repeatPendingAdds asks again for units requested earlier that the
@@ -772,9 +559,10 @@ func (r *round) finish() {
 	slices.Sort(r.dec.Restart)
 	slices.SortFunc(r.dec.Remove, func(a, b sdk.UnitRemove) int { return strings.Compare(a.UnitID, b.UnitID) })
 	r.dec.DesiredCapacity = max(r.effective, 0)
+	r.dec.Metrics = r.metrics()
 	d := r.req.Snapshot.Demand
-	status := fmt.Sprintf("capacity %d threads (%d registered, %d in flight), %d busy; %d tasks, %d pending tables; floor %d, ceiling %s",
-		r.registered+r.inflight, r.registered, r.inflight, r.busy, r.tasks, d.PendingTables, r.p.MinParallelism, r.p.ceilingString())
+	status := fmt.Sprintf("capacity %d threads (%d registered, %d in flight), %d busy; %d tasks, %d pending tables; floor %d, ceiling %d",
+		r.registered+r.inflight, r.registered, r.inflight, r.busy, r.tasks, d.PendingTables, r.p.MinParallelism, r.p.MaxParallelism)
 	if len(r.notes) == 0 {
 		r.dec.Reason = "steady: " + status
 		return

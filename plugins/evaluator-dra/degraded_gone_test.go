@@ -14,7 +14,7 @@ import (
 // then be drained below the floor. (Found by the e2e fault test.)
 func TestGoneUnitRememberedAcrossDegradedSnapshot(t *testing.T) {
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	policy := json.RawMessage(`{"min-parallelism":2,"executor-parallelism":2,"executor-idle-timeout":"8s","scale-down-cooldown":"1s"}`)
+	policy := json.RawMessage(`{"min-parallelism":2,"max-parallelism":8,"executor-parallelism":2,"executor-idle-timeout":"30s","sustained-backlog-timeout":"15s","scale-down-cooldown":"1s"}`)
 	worker := func(unit string, busy int64) sdk.Worker {
 		return sdk.Worker{ID: "w-" + unit, UnitID: unit, Threads: 2, BusyThreads: busy, BusyKnown: true, State: sdk.WorkerRegistered}
 	}
@@ -42,15 +42,15 @@ func TestGoneUnitRememberedAcrossDegradedSnapshot(t *testing.T) {
 		return resp.Decision
 	}
 	step(0, true, inventory("a", "b"), worker("a", 1), worker("b", 0))
-	if d := step(10*time.Second, true, inventory("a", "b"), worker("a", 1), worker("b", 0)); len(d.Drain) != 1 || d.Drain[0] != "b" {
+	if d := step(40*time.Second, true, inventory("a", "b"), worker("a", 1), worker("b", 0)); len(d.Drain) != 1 || d.Drain[0] != "b" {
 		t.Fatalf("want b drained, got %s: %s", d.Summary(), d.Reason)
 	}
 	// b's unit is gone; AMS lists its worker until the heartbeat expires.
-	step(11*time.Second, true, inventory("a"), worker("a", 1), worker("b", 0))
-	step(12*time.Second, false, inventory("a"))
-	d := step(13*time.Second, true, inventory("a"), worker("a", 1), worker("b", 0))
+	step(41*time.Second, true, inventory("a"), worker("a", 1), worker("b", 0))
+	step(42*time.Second, false, inventory("a"))
+	d := step(43*time.Second, true, inventory("a"), worker("a", 1), worker("b", 0))
 	wantContains(t, d.Reason, "capacity 2 threads (2 registered")
-	if d = step(22*time.Second, true, inventory("a"), worker("a", 0), worker("b", 0)); len(d.Drain) > 0 {
+	if d = step(80*time.Second, true, inventory("a"), worker("a", 0), worker("b", 0)); len(d.Drain) > 0 {
 		t.Fatalf("drained %v, the floor's only unit: %s", d.Drain, d.Reason)
 	}
 }
@@ -61,7 +61,7 @@ func TestGoneUnitRememberedAcrossDegradedSnapshot(t *testing.T) {
 // fault test.)
 func TestBacklogSurvivesDegradedSnapshot(t *testing.T) {
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	policy := json.RawMessage(`{"min-parallelism":2,"executor-parallelism":2,"scheduler-backlog-timeout":"2s","sustained-backlog-timeout":"2s","scale-up-cooldown":"2s"}`)
+	policy := json.RawMessage(`{"min-parallelism":2,"max-parallelism":100,"executor-parallelism":2,"scheduler-backlog-timeout":"2s","sustained-backlog-timeout":"2s","scale-up-cooldown":"2s"}`)
 	inv := []sdk.Unit{{ID: "a", Size: 2, Phase: sdk.PhaseRunning, CreatedAt: t0}}
 	busy := sdk.Snapshot{Complete: true, Demand: sdk.Demand{PlannedTasks: 100, RunningTasks: 2},
 		Workers: []sdk.Worker{{ID: "w-a", UnitID: "a", Threads: 2, BusyThreads: 2, BusyKnown: true, State: sdk.WorkerRegistered}}}

@@ -37,11 +37,11 @@ func TestSparkCrossCheck(t *testing.T) {
 		demand sdk.Demand
 		boot   int
 	}{
-		{name: "200 tasks, max 50", policy: `{"executor-parallelism":1,"max-parallelism":50,"scheduler-backlog-timeout":"1s","sustained-backlog-timeout":"1s","scale-up-cooldown":"0s"}`,
+		{name: "200 tasks, max 50", policy: `{"executor-parallelism":1,"max-parallelism":50,"scheduler-backlog-timeout":"1s","sustained-backlog-timeout":"1s","scale-up-cooldown":"1ns"}`,
 			demand: sdk.Demand{PlannedTasks: 200}},
-		{name: "50 tasks, unbounded, units register at once", policy: `{"executor-parallelism":1,"scheduler-backlog-timeout":"1s","sustained-backlog-timeout":"1s","scale-up-cooldown":"0s"}`,
+		{name: "50 tasks, unbounded, units register at once", policy: `{"executor-parallelism":1,"scheduler-backlog-timeout":"1s","sustained-backlog-timeout":"1s","scale-up-cooldown":"1ns"}`,
 			demand: sdk.Demand{PlannedTasks: 50}},
-		{name: "50 tasks, units still booting", policy: `{"executor-parallelism":1,"scheduler-backlog-timeout":"1s","sustained-backlog-timeout":"1s","scale-up-cooldown":"0s"}`,
+		{name: "50 tasks, units still booting", policy: `{"executor-parallelism":1,"scheduler-backlog-timeout":"1s","sustained-backlog-timeout":"1s","scale-up-cooldown":"1ns"}`,
 			demand: sdk.Demand{PlannedTasks: 30, RunningTasks: 20}, boot: 10},
 	}
 	for _, c := range cases {
@@ -74,8 +74,8 @@ func TestFloor(t *testing.T) {
 		wantSizes []int64
 		reason    string
 	}{
-		{name: "empty group, balanced units", policy: `{"min-parallelism":10,"executor-parallelism":4}`,
-			wantSizes: []int64{4, 3, 3}, reason: "below the floor: 0 threads < min-parallelism 10: +3 units (4,3,3 threads), 0 -> 10 threads"},
+		{name: "empty group, whole units", policy: `{"min-parallelism":10,"executor-parallelism":4}`,
+			wantSizes: []int64{4, 4, 4}, reason: "below the floor: 0 threads < min-parallelism 10: +3 units of 4 threads, 0 -> 12 threads"},
 		{name: "partly filled", policy: `{"min-parallelism":12,"executor-parallelism":4}`, running: 2, size: 4,
 			wantSizes: []int64{4}, reason: "8 threads < min-parallelism 12: +1 unit of 4 threads, 8 -> 12 threads"},
 		{name: "at the floor", policy: `{"min-parallelism":8,"executor-parallelism":4}`, running: 2, size: 4},
@@ -158,8 +158,8 @@ func TestScaleUpCooldown(t *testing.T) {
 }
 
 func TestCeiling(t *testing.T) {
-	t.Run("never exceeded, last batch balanced", func(t *testing.T) {
-		s := newSim(t, `{"executor-parallelism":4,"max-parallelism":22,"scheduler-backlog-timeout":"1s","sustained-backlog-timeout":"1s","scale-up-cooldown":"0s"}`)
+	t.Run("never exceeded, whole units only", func(t *testing.T) {
+		s := newSim(t, `{"executor-parallelism":4,"max-parallelism":22,"scheduler-backlog-timeout":"1s","sustained-backlog-timeout":"1s","scale-up-cooldown":"1ns"}`)
 		s.demand = sdk.Demand{PlannedTasks: 500}
 		s.step(0)
 		var batches [][]int64
@@ -172,11 +172,12 @@ func TestCeiling(t *testing.T) {
 				t.Fatalf("%d threads above the ceiling", s.threads())
 			}
 		}
-		want := [][]int64{{4}, {4, 4}, {4, 3, 3}}
+		// 20 threads leave 2 below the ceiling: no 2-thread unit.
+		want := [][]int64{{4}, {4, 4}, {4, 4}}
 		if !reflect.DeepEqual(batches, want) {
 			t.Errorf("batches %v, want %v", batches, want)
 		}
-		wantContains(t, s.log[len(s.log)-1].Reason, "at max-parallelism 22")
+		wantContains(t, s.log[len(s.log)-1].Reason, "only 2 threads remain below max-parallelism 22, fewer than one unit of 4")
 	})
 	t.Run("lowered: drain the least loaded down to it at once", func(t *testing.T) {
 		s := newSim(t, `{"executor-parallelism":4,"max-parallelism":8}`)
@@ -229,7 +230,7 @@ func TestDrainTimeout(t *testing.T) {
 }
 
 func TestFutureLayer(t *testing.T) {
-	s := newSim(t, `{"executor-parallelism":4,"sustained-backlog-timeout":"30s","scale-up-cooldown":"0s"}`)
+	s := newSim(t, `{"executor-parallelism":4,"sustained-backlog-timeout":"30s","scale-up-cooldown":"1ns"}`)
 	s.bootRounds = 6
 	s.autoBusy = true
 	s.demand = sdk.Demand{PendingTables: 5}
@@ -260,7 +261,7 @@ func TestFutureLayer(t *testing.T) {
 }
 
 func TestBootingCountsAsCapacity(t *testing.T) {
-	s := newSim(t, `{"executor-parallelism":2,"scheduler-backlog-timeout":"10s","sustained-backlog-timeout":"10s","scale-up-cooldown":"0s"}`)
+	s := newSim(t, `{"executor-parallelism":2,"scheduler-backlog-timeout":"10s","sustained-backlog-timeout":"10s","scale-up-cooldown":"1ns"}`)
 	s.bootRounds = 1000 // they boot for as long as the test runs (within boot-timeout)
 	s.demand = sdk.Demand{PlannedTasks: 6}
 	var total int64
@@ -393,11 +394,12 @@ func TestDegradedSnapshot(t *testing.T) {
 	}
 
 	// Scale-up still happens on a degraded snapshot.
-	s = newSim(t, `{"executor-parallelism":4,"scheduler-backlog-timeout":"0s","scale-up-cooldown":"0s"}`)
+	s = newSim(t, `{"executor-parallelism":4,"scheduler-backlog-timeout":"1ns","scale-up-cooldown":"1ns"}`)
 	s.running(1, 4)
 	s.degraded = true
 	s.demand = sdk.Demand{PlannedTasks: 20}
-	d = s.step(0)
+	s.step(0)
+	d = s.step(time.Second)
 	if len(d.Add) != 1 {
 		t.Fatalf("no scale-up on a degraded snapshot: %s", d.Reason)
 	}
@@ -493,7 +495,7 @@ func TestAutoRestart(t *testing.T) {
 }
 
 func TestBalanceScaleInTieBreak(t *testing.T) {
-	s := newSim(t, `{"executor-parallelism":4,"executor-idle-timeout":"1m","scale-down-cooldown":"0s"}`)
+	s := newSim(t, `{"executor-parallelism":4,"executor-idle-timeout":"1m","scale-down-cooldown":"1ns"}`)
 	// Three units registered at the same moment, never busy: equally idle.
 	for _, u := range []struct {
 		id   string
@@ -545,7 +547,7 @@ func TestUnitIDsSkipExistingOnes(t *testing.T) {
 
 func TestBadInput(t *testing.T) {
 	good := func() sdk.EvaluateRequest {
-		return sdk.EvaluateRequest{Policy: json.RawMessage(`{}`), Now: t0, Snapshot: sdk.Snapshot{Complete: true},
+		return sdk.EvaluateRequest{Policy: json.RawMessage(`{"max-parallelism":8}`), Now: t0, Snapshot: sdk.Snapshot{Complete: true},
 			Inventory: []sdk.Unit{{ID: "a", Size: 1, Phase: sdk.PhaseRunning}}}
 	}
 	cases := []struct {
@@ -613,7 +615,7 @@ func TestUnknownBusyAndPreviousIgnored(t *testing.T) {
 // started by hand, or scale-down stalls and scale-up comes late.
 func TestWorkerOfGoneUnitIsNotCapacity(t *testing.T) {
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	policy := json.RawMessage(`{"min-parallelism":2,"executor-parallelism":2}`)
+	policy := json.RawMessage(`{"min-parallelism":2,"max-parallelism":8,"executor-parallelism":2}`)
 	worker := func(unit string) sdk.Worker {
 		return sdk.Worker{ID: "w-" + unit, UnitID: unit, Threads: 2, BusyKnown: true, State: sdk.WorkerRegistered, LastBusyAt: now}
 	}

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"math"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -20,8 +19,9 @@ import (
 type Policy struct {
 	// MinParallelism is the floor in threads.
 	MinParallelism int64 `json:"min-parallelism"`
-	// MaxParallelism is the ceiling in threads; 0 means unbounded (Amoro's
-	// Integer.MAX_VALUE default).
+	// MaxParallelism is the ceiling in threads. It is required, as in
+	// Amoro's merged allocation (DynamicAllocationConfig.validate): an
+	// autoscaler without a ceiling is a cost bomb.
 	MaxParallelism int64 `json:"max-parallelism"`
 	// ExecutorParallelism is the threads per unit (Spark's executor cores).
 	ExecutorParallelism     int64        `json:"executor-parallelism"`
@@ -44,7 +44,8 @@ type AutoRestart struct {
 	GracePeriod sdk.Duration `json:"grace-period"`
 }
 
-// DefaultPolicy is the policy an empty `policy { }` block means.
+// DefaultPolicy holds the defaults of every optional key; MaxParallelism
+// has none (0: unset), so a policy must name it.
 func DefaultPolicy() Policy {
 	return Policy{
 		MinParallelism:          0,
@@ -65,25 +66,12 @@ func DefaultPolicy() Policy {
 	}
 }
 
+// minIdleTimeout is Amoro's DYNAMIC_ALLOCATION_EXECUTOR_IDLE_TIMEOUT_MIN.
+const minIdleTimeout = 30 * time.Second
+
 // maxCount bounds every count the evaluator accepts, so sums of threads can
 // never overflow int64 whatever a policy or a collector sends.
 const maxCount = 1 << 40
-
-// ceiling returns the thread ceiling, with "unbounded" as a number that
-// arithmetic on counts below maxCount cannot overflow.
-func (p Policy) ceiling() int64 {
-	if p.MaxParallelism == 0 {
-		return 4 * maxCount
-	}
-	return p.MaxParallelism
-}
-
-func (p Policy) ceilingString() string {
-	if p.MaxParallelism == 0 {
-		return "unbounded"
-	}
-	return strconv.FormatInt(p.MaxParallelism, 10)
-}
 
 // PolicySchema is what Info publishes, so the runner type-checks the policy
 // block at load time; defaults mirror DefaultPolicy.
@@ -94,16 +82,16 @@ func PolicySchema() sdk.Schema {
 		Attributes: []sdk.Attribute{
 			{Name: "min-parallelism", Type: sdk.TypeNumber, Default: d.MinParallelism,
 				Description: "Floor in threads: below it units are added at once, and scale-down never goes under it."},
-			{Name: "max-parallelism", Type: sdk.TypeNumber, Default: d.MaxParallelism,
-				Description: "Ceiling in threads; 0 means unbounded. Above it (after lowering it) units are drained down to it."},
+			{Name: "max-parallelism", Type: sdk.TypeNumber, Required: true,
+				Description: "Ceiling in threads (required). Above it (after lowering it) units are drained down to it."},
 			{Name: "executor-parallelism", Type: sdk.TypeNumber, Default: d.ExecutorParallelism,
-				Description: "Threads per unit (one optimizer process); at least 1."},
+				Description: "Threads per unit (one optimizer process): every unit has exactly this many; 1 to max-parallelism."},
 			{Name: "executor-idle-timeout", Type: sdk.TypeDuration, Default: dur(d.ExecutorIdleTimeout),
-				Description: "Drain a unit once it has been idle this long (and there is no demand)."},
+				Description: "Drain a unit once it has been idle this long (and there is no demand); at least 30s."},
 			{Name: "scheduler-backlog-timeout", Type: sdk.TypeDuration, Default: dur(d.SchedulerBacklogTimeout),
 				Description: "How long a backlog must last before the first scale-up."},
 			{Name: "sustained-backlog-timeout", Type: sdk.TypeDuration, Default: dur(d.SustainedBacklogTimeout),
-				Description: "Interval between later scale-up rounds while the backlog lasts."},
+				Description: "Interval between later scale-up rounds while the backlog lasts; at most half of executor-idle-timeout."},
 			{Name: "scale-up-cooldown", Type: sdk.TypeDuration, Default: dur(d.ScaleUpCooldown),
 				Description: "Minimum time between two demand-driven scale-ups."},
 			{Name: "scale-down-cooldown", Type: sdk.TypeDuration, Default: dur(d.ScaleDownCooldown),
@@ -204,11 +192,14 @@ func CheckPolicy(raw json.RawMessage) (Policy, []sdk.PolicyProblem) {
 		// Consistency checks on half-decoded values would only add noise.
 		return p, problems
 	}
+	if _, ok := obj["max-parallelism"]; !ok {
+		add("max-parallelism", "is required: the ceiling in threads (Amoro requires dynamic-allocation.max-parallelism too)")
+	}
 	if p.MinParallelism < 0 {
 		add("min-parallelism", "must not be negative, got %d", p.MinParallelism)
 	}
-	if p.MaxParallelism < 0 {
-		add("max-parallelism", "must not be negative (0 means unbounded), got %d", p.MaxParallelism)
+	if _, ok := obj["max-parallelism"]; ok && p.MaxParallelism < 1 {
+		add("max-parallelism", "must be at least 1 thread, got %d", p.MaxParallelism)
 	}
 	if p.ExecutorParallelism < 1 {
 		add("executor-parallelism", "must be at least 1 thread per unit, got %d", p.ExecutorParallelism)
@@ -221,14 +212,44 @@ func CheckPolicy(raw json.RawMessage) (Policy, []sdk.PolicyProblem) {
 			add(c.attr, "%d is too large (at most %d)", c.v, int64(maxCount))
 		}
 	}
+	// The checks of Amoro's DynamicAllocationConfig.validate, in its order.
 	if p.MaxParallelism > 0 && p.MinParallelism > p.MaxParallelism {
 		add("min-parallelism", "min-parallelism %d is above max-parallelism %d", p.MinParallelism, p.MaxParallelism)
 	}
 	if p.MaxParallelism > 0 && p.ExecutorParallelism > p.MaxParallelism {
 		add("executor-parallelism", "executor-parallelism %d is above max-parallelism %d: not even one full unit fits", p.ExecutorParallelism, p.MaxParallelism)
 	}
-	if p.BootTimeout <= 0 {
-		add("boot-timeout", "must be positive: with 0 every new unit would be an orphan before it could register")
+	if k := p.ExecutorParallelism; k >= 1 && k <= maxCount && p.MinParallelism >= 0 && p.MinParallelism <= maxCount &&
+		p.MaxParallelism > 0 && p.MinParallelism <= p.MaxParallelism && k <= p.MaxParallelism {
+		if floor := ceilDiv(p.MinParallelism, k) * k; floor > p.MaxParallelism {
+			add("min-parallelism", "min-parallelism %d needs %d units of executor-parallelism %d = %d threads, above max-parallelism %d: the floor could never be reached in whole units",
+				p.MinParallelism, floor/k, k, floor, p.MaxParallelism)
+		}
+	}
+	if p.ExecutorIdleTimeout.D() < minIdleTimeout {
+		add("executor-idle-timeout", "must be at least %s, got %s", fmtDur(minIdleTimeout), fmtDur(p.ExecutorIdleTimeout.D()))
+	}
+	for _, c := range []struct {
+		attr string
+		v    sdk.Duration
+		why  string
+	}{
+		{"scheduler-backlog-timeout", p.SchedulerBacklogTimeout, "with 0 any backlog would scale up at once"},
+		{"sustained-backlog-timeout", p.SustainedBacklogTimeout, "with 0 every round of a backlog would scale up again"},
+		{"scale-up-cooldown", p.ScaleUpCooldown, "use a short one such as 1s to let sustained-backlog-timeout alone space scale-ups"},
+		{"scale-down-cooldown", p.ScaleDownCooldown, "with 0 idle units would be drained all at once"},
+		{"drain-timeout", p.DrainTimeout, "with 0 every drain would be a force removal"},
+		{"boot-timeout", p.BootTimeout, "with 0 every new unit would be an orphan before it could register"},
+	} {
+		if c.v <= 0 {
+			add(c.attr, "must be positive: %s", c.why)
+		}
+	}
+	// Amoro: the evaluation cadence is also the idle observation's
+	// resolution; sampling slower than half the idle timeout can drain a
+	// unit that worked between two samples.
+	if p.SustainedBacklogTimeout > 0 && p.ExecutorIdleTimeout >= sdk.Duration(minIdleTimeout) && 2*p.SustainedBacklogTimeout.D() > p.ExecutorIdleTimeout.D() {
+		add("sustained-backlog-timeout", "%s is more than half of executor-idle-timeout %s", fmtDur(p.SustainedBacklogTimeout.D()), fmtDur(p.ExecutorIdleTimeout.D()))
 	}
 	if p.AutoRestart.MaxRetries < 0 {
 		add("auto-restart.max-retries", "must not be negative, got %d", p.AutoRestart.MaxRetries)

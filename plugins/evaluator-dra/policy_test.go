@@ -20,36 +20,43 @@ func TestCheckPolicy(t *testing.T) {
 		msg   string
 		check func(t *testing.T, p Policy)
 	}{
-		{name: "empty means defaults", policy: ``, check: func(t *testing.T, p Policy) {
-			if !reflect.DeepEqual(p, DefaultPolicy()) {
+		{name: "only the ceiling means defaults", policy: `{"max-parallelism":8}`, check: func(t *testing.T, p Policy) {
+			want := DefaultPolicy()
+			want.MaxParallelism = 8
+			if !reflect.DeepEqual(p, want) {
 				t.Errorf("got %+v", p)
 			}
 		}},
 		{name: "full", policy: `{"min-parallelism":4,"max-parallelism":64,"executor-parallelism":4,"executor-idle-timeout":"2m",
-			"scheduler-backlog-timeout":"10s","sustained-backlog-timeout":"5s","scale-up-cooldown":"0s","scale-down-cooldown":"30s",
+			"scheduler-backlog-timeout":"10s","sustained-backlog-timeout":"5s","scale-up-cooldown":"1s","scale-down-cooldown":"30s",
 			"drain-timeout":"1h","boot-timeout":"90s","auto-restart":{"enabled":true,"max-retries":2,"grace-period":"1m"}}`,
 			check: func(t *testing.T, p Policy) {
 				want := Policy{MinParallelism: 4, MaxParallelism: 64, ExecutorParallelism: 4,
 					ExecutorIdleTimeout: sdk.Duration(2 * time.Minute), SchedulerBacklogTimeout: sdk.Duration(10 * time.Second),
-					SustainedBacklogTimeout: sdk.Duration(5 * time.Second), ScaleDownCooldown: sdk.Duration(30 * time.Second),
+					SustainedBacklogTimeout: sdk.Duration(5 * time.Second), ScaleUpCooldown: sdk.Duration(time.Second), ScaleDownCooldown: sdk.Duration(30 * time.Second),
 					DrainTimeout: sdk.Duration(time.Hour), BootTimeout: sdk.Duration(90 * time.Second),
 					AutoRestart: AutoRestart{Enabled: true, MaxRetries: 2, GracePeriod: sdk.Duration(time.Minute)}}
 				if !reflect.DeepEqual(p, want) {
 					t.Errorf("got %+v\nwant %+v", p, want)
 				}
 			}},
-		{name: "auto-restart as a one-element block list", policy: `{"auto-restart":[{"enabled":true}]}`, check: func(t *testing.T, p Policy) {
+		{name: "auto-restart as a one-element block list", policy: `{"max-parallelism":8,"auto-restart":[{"enabled":true}]}`, check: func(t *testing.T, p Policy) {
 			if !p.AutoRestart.Enabled || p.AutoRestart.MaxRetries != 5 {
 				t.Errorf("got %+v", p.AutoRestart)
 			}
 		}},
-		{name: "whole float accepted", policy: `{"executor-parallelism":4.0}`, check: func(t *testing.T, p Policy) {
+		{name: "whole float accepted", policy: `{"executor-parallelism":4.0,"max-parallelism":8}`, check: func(t *testing.T, p Policy) {
 			if p.ExecutorParallelism != 4 {
 				t.Errorf("got %d", p.ExecutorParallelism)
 			}
 		}},
+		{name: "no 1024 hard limit", policy: `{"max-parallelism":4096}`, check: func(t *testing.T, p Policy) {
+			if p.MaxParallelism != 4096 {
+				t.Errorf("got %d", p.MaxParallelism)
+			}
+		}},
 		{name: "min above max", policy: `{"min-parallelism":10,"max-parallelism":8}`, attrs: []string{"min-parallelism"}, msg: "min-parallelism 10 is above max-parallelism 8"},
-		{name: "zero threads per unit", policy: `{"executor-parallelism":0}`, attrs: []string{"executor-parallelism"}, msg: "at least 1 thread"},
+		{name: "zero threads per unit", policy: `{"executor-parallelism":0,"max-parallelism":8}`, attrs: []string{"executor-parallelism"}, msg: "at least 1 thread"},
 		{name: "unit larger than ceiling", policy: `{"executor-parallelism":8,"max-parallelism":4}`, attrs: []string{"executor-parallelism"}, msg: "above max-parallelism 4"},
 		{name: "negative duration", policy: `{"drain-timeout":"-5m"}`, attrs: []string{"drain-timeout"}, msg: "must not be negative"},
 		{name: "duration without unit", policy: `{"scale-up-cooldown":"30"}`, attrs: []string{"scale-up-cooldown"}, msg: "invalid duration"},
@@ -58,9 +65,9 @@ func TestCheckPolicy(t *testing.T) {
 		{name: "fractional threads", policy: `{"executor-parallelism":2.5}`, attrs: []string{"executor-parallelism"}, msg: "whole number"},
 		{name: "unknown key", policy: `{"min-parallelsim":2}`, attrs: []string{"min-parallelsim"}, msg: "unknown policy attribute"},
 		{name: "unknown auto-restart key", policy: `{"auto-restart":{"retries":2}}`, attrs: []string{"auto-restart.retries"}, msg: "unknown attribute"},
-		{name: "negative retries", policy: `{"auto-restart":{"max-retries":-1}}`, attrs: []string{"auto-restart.max-retries"}, msg: "negative"},
-		{name: "zero grace", policy: `{"auto-restart":{"grace-period":"0s"}}`, attrs: []string{"auto-restart.grace-period"}, msg: "positive"},
-		{name: "zero boot timeout", policy: `{"boot-timeout":"0s"}`, attrs: []string{"boot-timeout"}, msg: "positive"},
+		{name: "negative retries", policy: `{"max-parallelism":8,"auto-restart":{"max-retries":-1}}`, attrs: []string{"auto-restart.max-retries"}, msg: "negative"},
+		{name: "zero grace", policy: `{"max-parallelism":8,"auto-restart":{"grace-period":"0s"}}`, attrs: []string{"auto-restart.grace-period"}, msg: "positive"},
+		{name: "zero boot timeout", policy: `{"max-parallelism":8,"boot-timeout":"0s"}`, attrs: []string{"boot-timeout"}, msg: "positive"},
 		{name: "not an object", policy: `[1,2]`, attrs: []string{""}, msg: "not a JSON object"},
 		{name: "bool as string", policy: `{"auto-restart":{"enabled":"yes"}}`, attrs: []string{"auto-restart.enabled"}, msg: "true or false"},
 	}
@@ -101,8 +108,12 @@ func TestSchemaDefaultsDecodeToDefaultPolicy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	obj := map[string]any{}
+	// max-parallelism is required and has no default; the rest do.
+	obj := map[string]any{"max-parallelism": 8}
 	for _, a := range info.PolicySchema.Attributes {
+		if a.Required {
+			continue
+		}
 		obj[a.Name] = a.Default
 	}
 	for _, b := range info.PolicySchema.Blocks {
@@ -120,8 +131,10 @@ func TestSchemaDefaultsDecodeToDefaultPolicy(t *testing.T) {
 	if err != nil {
 		t.Fatalf("schema defaults %s: %v", raw, err)
 	}
-	if !reflect.DeepEqual(p, DefaultPolicy()) {
-		t.Errorf("schema defaults give %+v, want %+v", p, DefaultPolicy())
+	want := DefaultPolicy()
+	want.MaxParallelism = 8
+	if !reflect.DeepEqual(p, want) {
+		t.Errorf("schema defaults give %+v, want %+v", p, want)
 	}
 	// Every field of Policy is published.
 	if got, want := len(info.PolicySchema.Attributes)+len(info.PolicySchema.Blocks), reflect.TypeOf(Policy{}).NumField(); got != want {
@@ -152,7 +165,7 @@ func TestConfigure(t *testing.T) {
 				t.Fatal(err)
 			}
 			resp, err := e.Evaluate(context.Background(), sdk.EvaluateRequest{
-				Target: sdk.Target{Chain: "c", Name: "Group_A"}, Policy: json.RawMessage(`{"min-parallelism":1}`),
+				Target: sdk.Target{Chain: "c", Name: "Group_A"}, Policy: json.RawMessage(`{"min-parallelism":1,"max-parallelism":8}`),
 				Now: t0, Snapshot: sdk.Snapshot{Complete: true},
 			})
 			if err != nil {

@@ -17,20 +17,15 @@ import (
 // walks reach every branch within a few dozen rounds.
 func randomPolicy(r *rand.Rand) string {
 	k := 1 + r.Int64N(4)
-	maxP := int64(0)
-	if r.IntN(3) > 0 {
-		maxP = k * (1 + r.Int64N(8))
-	}
-	minP := r.Int64N(3 * k)
-	if maxP > 0 {
-		minP = min(minP, maxP)
-	}
+	// Not always a multiple of k, so "fewer than k threads remain" happens.
+	maxP := k*(1+r.Int64N(8)) + r.Int64N(k)
+	minP := min(r.Int64N(3*k), maxP/k*k)
 	dur := func(choices ...string) string { return choices[r.IntN(len(choices))] }
 	return fmt.Sprintf(`{"min-parallelism":%d,"max-parallelism":%d,"executor-parallelism":%d,"executor-idle-timeout":%q,
 		"scheduler-backlog-timeout":%q,"sustained-backlog-timeout":%q,"scale-up-cooldown":%q,"scale-down-cooldown":%q,
 		"drain-timeout":%q,"boot-timeout":%q,"auto-restart":{"enabled":%v,"max-retries":%d,"grace-period":%q}}`,
-		minP, maxP, k, dur("0s", "10s", "1m"), dur("0s", "5s", "30s"), dur("0s", "5s", "20s"), dur("0s", "15s"),
-		dur("0s", "20s"), dur("30s", "2m"), dur("20s", "1m"), r.IntN(2) == 0, r.IntN(3), dur("10s", "1m"))
+		minP, maxP, k, dur("30s", "1m"), dur("1ns", "5s", "30s"), dur("1ns", "5s", "15s"), dur("1ns", "15s"),
+		dur("1ns", "20s"), dur("30s", "2m"), dur("20s", "1m"), r.IntN(2) == 0, r.IntN(3), dur("10s", "1m"))
 }
 
 // randomWalk runs a simulation whose environment changes at random between
@@ -50,6 +45,10 @@ func randomWalk(t *testing.T, seed uint64, steps int) {
 	for i := 0; i < steps; i++ {
 		if r.IntN(3) == 0 {
 			s.demand = sdk.Demand{PlannedTasks: r.Int64N(30), RunningTasks: r.Int64N(10), ScheduledTasks: r.Int64N(3), PendingTables: r.Int64N(3) * r.Int64N(2)}
+			if r.IntN(2) == 0 { // a quota-aware collector
+				s.demand.ServiceableKnown = true
+				s.demand.ServiceablePlannedTasks = r.Int64N(s.demand.PlannedTasks + 1)
+			}
 		}
 		s.autoBusy = r.IntN(2) == 0
 		s.degraded = r.IntN(6) == 0
@@ -111,9 +110,9 @@ func FuzzEvaluate(f *testing.F) {
 // FuzzEvaluateRaw feeds arbitrary policy and state bytes: the evaluator must
 // answer with an error or a coherent decision, never panic, and be pure.
 func FuzzEvaluateRaw(f *testing.F) {
-	f.Add([]byte(`{"min-parallelism":2}`), []byte(nil), int64(5))
-	f.Add([]byte(`{}`), []byte(`{"version":1,"next-seq":3,"ramp":2,"units":{"u-1":{"size":2,"requested-at":"2026-03-01T11:59:00Z"}}}`), int64(40))
-	f.Add([]byte(`{"auto-restart":{"enabled":true}}`), []byte(`{"version":1,"units":{"u-1":{"seen-at":"2026-03-01T11:00:00Z","registered":true,"drain-since":"2026-03-01T11:50:00Z"}}}`), int64(0))
+	f.Add([]byte(`{"min-parallelism":2,"max-parallelism":8}`), []byte(nil), int64(5))
+	f.Add([]byte(`{"max-parallelism":8}`), []byte(`{"version":1,"next-seq":3,"ramp":2,"units":{"u-1":{"size":2,"requested-at":"2026-03-01T11:59:00Z"}}}`), int64(40))
+	f.Add([]byte(`{"max-parallelism":8,"auto-restart":{"enabled":true}}`), []byte(`{"version":1,"units":{"u-1":{"seen-at":"2026-03-01T11:00:00Z","registered":true,"drain-since":"2026-03-01T11:50:00Z"}}}`), int64(0))
 	f.Fuzz(func(t *testing.T, policy, state []byte, tasks int64) {
 		req := sdk.EvaluateRequest{
 			Target: sdk.Target{Chain: "c", Name: "g"}, Policy: policy, State: state, Now: t0,

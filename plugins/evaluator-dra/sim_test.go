@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"slices"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -50,11 +51,16 @@ type simUnit struct {
 	busy        int64
 	busyUnknown bool
 	stale       bool
+	// token is the worker's id (Amoro's optimizer token); empty means "w-<id>".
+	token string
 }
 
 var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
+// newSim runs policy; one that names no max-parallelism (required) gets a
+// ceiling high enough not to matter, so tests of other rules stay short.
 func newSim(t *testing.T, policy string) *sim {
+	policy = withCeiling(policy)
 	return &sim{t: t, policy: policy, target: sdk.Target{Chain: "amoro", Name: "Group_A"}, now: t0, units: map[string]*simUnit{}}
 }
 
@@ -107,7 +113,11 @@ func (s *sim) request() sdk.EvaluateRequest {
 		if !u.registered || u.dead {
 			continue
 		}
-		w := sdk.Worker{ID: "w-" + id, UnitID: id, Threads: u.unit.Size, BusyThreads: u.busy, BusyKnown: !u.busyUnknown, State: sdk.WorkerRegistered}
+		token := u.token
+		if token == "" {
+			token = "w-" + id
+		}
+		w := sdk.Worker{ID: token, UnitID: id, Threads: u.unit.Size, BusyThreads: u.busy, BusyKnown: !u.busyUnknown, State: sdk.WorkerRegistered}
 		if u.unit.Phase == sdk.PhaseDraining {
 			w.State = sdk.WorkerDraining
 		}
@@ -255,31 +265,19 @@ func checkInvariants(t *testing.T, req sdk.EvaluateRequest, resp sdk.EvaluateRes
 		if _, ok := prev.Units[a.UnitID]; ok {
 			continue // a repeated request for a unit already counted
 		}
-		if a.Size <= 0 || a.Size > p.ExecutorParallelism {
-			t.Errorf("unit %s of size %d (executor-parallelism %d)", a.UnitID, a.Size, p.ExecutorParallelism)
+		// Whole units: exactly executor-parallelism threads, always.
+		if a.Size != p.ExecutorParallelism {
+			t.Errorf("unit %s of size %d, not executor-parallelism %d", a.UnitID, a.Size, p.ExecutorParallelism)
 		}
 		if _, ok := units[a.UnitID]; ok {
 			t.Errorf("adds %s, which exists", a.UnitID)
 		}
 		newThreads += a.Size
 	}
-	sizes := map[int64]bool{}
-	for _, a := range d.Add {
-		if _, repeated := prev.Units[a.UnitID]; !repeated {
-			sizes[a.Size] = true
-		}
-	}
-	var lo, hi int64 = 1 << 62, 0
-	for s := range sizes {
-		lo, hi = min(lo, s), max(hi, s)
-	}
-	if len(sizes) > 0 && hi-lo > 1 {
-		t.Errorf("unbalanced batch: sizes %v", d.Add)
-	}
 	effective := capacityBefore(req, p, prev) - releasedNow(req, d, p, prev)
 	if newThreads > 0 {
-		if effective+newThreads > p.ceiling() {
-			t.Errorf("adds %d threads to %d, above max-parallelism %d: %s", newThreads, effective, p.ceiling(), d.Reason)
+		if effective+newThreads > p.MaxParallelism {
+			t.Errorf("adds %d threads to %d, above max-parallelism %d: %s", newThreads, effective, p.MaxParallelism, d.Reason)
 		}
 		tasks := req.Snapshot.Demand.Tasks()
 		if effective >= p.MinParallelism && tasks <= effective && req.Snapshot.Demand.PendingTables == 0 {
@@ -303,7 +301,7 @@ func checkInvariants(t *testing.T, req sdk.EvaluateRequest, resp sdk.EvaluateRes
 				known = known && w.BusyKnown
 			}
 		}
-		if (busy > 0 || !known) && effective <= p.ceiling() {
+		if (busy > 0 || !known) && effective <= p.MaxParallelism {
 			t.Errorf("drains busy unit %s (%d busy, known %v) within the ceiling: %s", u.ID, busy, known, d.Reason)
 		}
 		drained += threads
@@ -311,7 +309,7 @@ func checkInvariants(t *testing.T, req sdk.EvaluateRequest, resp sdk.EvaluateRes
 	if drained > 0 && effective-drained < p.MinParallelism {
 		t.Errorf("drains %d of %d threads, below min-parallelism %d: %s", drained, effective, p.MinParallelism, d.Reason)
 	}
-	if len(d.Drain) > 1 && effective <= p.ceiling() {
+	if len(d.Drain) > 1 && effective <= p.MaxParallelism {
 		t.Errorf("drains %d units in one round within the ceiling: %v", len(d.Drain), d.Drain)
 	}
 	for _, r := range d.Remove {
@@ -389,10 +387,29 @@ func capacityBefore(req sdk.EvaluateRequest, p Policy, prev *State) int64 {
 			total += size
 		}
 	}
+	// A unit counts at most its size, whatever its workers claim.
+	claimed := map[string]int64{}
 	for _, w := range req.Snapshot.Workers {
 		if w.State == sdk.WorkerRegistered && !excluded[w.UnitID] {
-			total += w.Threads
+			claimed[w.UnitID] += min(w.Threads, maxCount)
 		}
+	}
+	sizes := map[string]int64{}
+	for _, u := range req.Inventory {
+		size := u.Size
+		if us := prev.Units[u.ID]; size <= 0 && us != nil {
+			size = us.Size
+		}
+		if size <= 0 {
+			size = p.ExecutorParallelism
+		}
+		sizes[u.ID] = size
+	}
+	for id, n := range claimed {
+		if size, ok := sizes[id]; ok && id != "" {
+			n = min(n, size)
+		}
+		total += n
 	}
 	for id, us := range prev.Units {
 		if !inInv[id] && us.SeenAt.IsZero() && !us.Released && !us.RequestedAt.IsZero() &&
@@ -430,4 +447,14 @@ func releasedNow(req sdk.EvaluateRequest, d sdk.Decision, p Policy, prev *State)
 		}
 	}
 	return n
+}
+
+func withCeiling(policy string) string {
+	if strings.Contains(policy, `"max-parallelism"`) {
+		return policy
+	}
+	if strings.TrimSpace(policy) == "" || strings.TrimSpace(policy) == "{}" {
+		return `{"max-parallelism":1000}`
+	}
+	return `{"max-parallelism":1000,` + strings.TrimPrefix(strings.TrimSpace(policy), "{")
 }

@@ -49,6 +49,9 @@ type UnitState struct {
 	// LastBusy is when the unit was last seen busy (or first registered):
 	// the start of its idle time.
 	LastBusy time.Time `json:"last-busy,omitzero"`
+	// Workers are the ids (Amoro's tokens) of the registered workers the
+	// idle clock belongs to, sorted; a new one restarts the clock.
+	Workers []string `json:"workers,omitempty"`
 	// OrphanSince is when the unit was found without a live worker.
 	OrphanSince time.Time `json:"orphan-since,omitzero"`
 	Restarts    int64     `json:"restarts,omitempty"`

@@ -57,7 +57,7 @@ func TestStateSurvivesPluginRestart(t *testing.T) {
 	}
 	proc, remote := start()
 
-	const policy = `{"executor-parallelism":2,"scheduler-backlog-timeout":"10s","sustained-backlog-timeout":"10s","scale-up-cooldown":"0s","executor-idle-timeout":"1m","scale-down-cooldown":"0s"}`
+	const policy = `{"executor-parallelism":2,"scheduler-backlog-timeout":"10s","sustained-backlog-timeout":"10s","scale-up-cooldown":"1ns","executor-idle-timeout":"1m","scale-down-cooldown":"1ns"}`
 	s := newSim(t, policy) // drives the environment; its own evaluation is the in-process reference
 	s.bootRounds = 1
 	s.autoBusy = true

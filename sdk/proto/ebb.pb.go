@@ -1475,7 +1475,10 @@ type Decision struct {
 	ConfigOverrides      map[string]string `protobuf:"bytes,7,rep,name=config_overrides,json=configOverrides,proto3" json:"config_overrides,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	Reason               string            `protobuf:"bytes,8,opt,name=reason,proto3" json:"reason,omitempty"`
 	// An evaluator later in a chain can veto: nothing is realized.
-	Vetoed        bool `protobuf:"varint,9,opt,name=vetoed,proto3" json:"vetoed,omitempty"`
+	Vetoed bool `protobuf:"varint,9,opt,name=vetoed,proto3" json:"vetoed,omitempty"`
+	// Figures only the evaluator knows (backlog duration, ramp step), by
+	// snake_case name; the runner exports them as gauges. Never acted upon.
+	Metrics       map[string]float64 `protobuf:"bytes,10,rep,name=metrics,proto3" json:"metrics,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"fixed64,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1571,6 +1574,13 @@ func (x *Decision) GetVetoed() bool {
 		return x.Vetoed
 	}
 	return false
+}
+
+func (x *Decision) GetMetrics() map[string]float64 {
+	if x != nil {
+		return x.Metrics
+	}
+	return nil
 }
 
 type EvaluateRequest struct {
@@ -2192,7 +2202,7 @@ const file_ebb_proto_rawDesc = "" +
 	"\n" +
 	"UnitRemove\x12\x17\n" +
 	"\aunit_id\x18\x01 \x01(\tR\x06unitId\x12\x14\n" +
-	"\x05force\x18\x02 \x01(\bR\x05force\"\xc0\x04\n" +
+	"\x05force\x18\x02 \x01(\bR\x05force\"\xbc\x05\n" +
 	"\bDecision\x12)\n" +
 	"\x10desired_capacity\x18\x01 \x01(\x03R\x0fdesiredCapacity\x12(\n" +
 	"\x03add\x18\x02 \x03(\v2\x16.ebb.plugin.v1.UnitAddR\x03add\x12\x14\n" +
@@ -2202,13 +2212,18 @@ const file_ebb_proto_rawDesc = "" +
 	"\x15parallelism_overrides\x18\x06 \x03(\v21.ebb.plugin.v1.Decision.ParallelismOverridesEntryR\x14parallelismOverrides\x12W\n" +
 	"\x10config_overrides\x18\a \x03(\v2,.ebb.plugin.v1.Decision.ConfigOverridesEntryR\x0fconfigOverrides\x12\x16\n" +
 	"\x06reason\x18\b \x01(\tR\x06reason\x12\x16\n" +
-	"\x06vetoed\x18\t \x01(\bR\x06vetoed\x1aG\n" +
+	"\x06vetoed\x18\t \x01(\bR\x06vetoed\x12>\n" +
+	"\ametrics\x18\n" +
+	" \x03(\v2$.ebb.plugin.v1.Decision.MetricsEntryR\ametrics\x1aG\n" +
 	"\x19ParallelismOverridesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\x1aB\n" +
 	"\x14ConfigOverridesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xed\x02\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a:\n" +
+	"\fMetricsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\"\xed\x02\n" +
 	"\x0fEvaluateRequest\x12-\n" +
 	"\x06target\x18\x01 \x01(\v2\x15.ebb.plugin.v1.TargetR\x06target\x12\x1f\n" +
 	"\vpolicy_json\x18\x02 \x01(\fR\n" +
@@ -2309,7 +2324,7 @@ func file_ebb_proto_rawDescGZIP() []byte {
 }
 
 var file_ebb_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_ebb_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
+var file_ebb_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
 var file_ebb_proto_goTypes = []any{
 	(Kind)(0),                           // 0: ebb.plugin.v1.Kind
 	(Type)(0),                           // 1: ebb.plugin.v1.Type
@@ -2349,8 +2364,9 @@ var file_ebb_proto_goTypes = []any{
 	nil,                                 // 35: ebb.plugin.v1.Unit.LabelsEntry
 	nil,                                 // 36: ebb.plugin.v1.Decision.ParallelismOverridesEntry
 	nil,                                 // 37: ebb.plugin.v1.Decision.ConfigOverridesEntry
-	nil,                                 // 38: ebb.plugin.v1.ParallelismOverridesRequest.OverridesEntry
-	nil,                                 // 39: ebb.plugin.v1.ConfigOverridesRequest.OverridesEntry
+	nil,                                 // 38: ebb.plugin.v1.Decision.MetricsEntry
+	nil,                                 // 39: ebb.plugin.v1.ParallelismOverridesRequest.OverridesEntry
+	nil,                                 // 40: ebb.plugin.v1.ConfigOverridesRequest.OverridesEntry
 }
 var file_ebb_proto_depIdxs = []int32{
 	0,  // 0: ebb.plugin.v1.PluginInfo.kind:type_name -> ebb.plugin.v1.Kind
@@ -2379,42 +2395,43 @@ var file_ebb_proto_depIdxs = []int32{
 	23, // 23: ebb.plugin.v1.Decision.remove:type_name -> ebb.plugin.v1.UnitRemove
 	36, // 24: ebb.plugin.v1.Decision.parallelism_overrides:type_name -> ebb.plugin.v1.Decision.ParallelismOverridesEntry
 	37, // 25: ebb.plugin.v1.Decision.config_overrides:type_name -> ebb.plugin.v1.Decision.ConfigOverridesEntry
-	12, // 26: ebb.plugin.v1.EvaluateRequest.target:type_name -> ebb.plugin.v1.Target
-	16, // 27: ebb.plugin.v1.EvaluateRequest.snapshot:type_name -> ebb.plugin.v1.Snapshot
-	19, // 28: ebb.plugin.v1.EvaluateRequest.inventory:type_name -> ebb.plugin.v1.Unit
-	13, // 29: ebb.plugin.v1.EvaluateRequest.now:type_name -> ebb.plugin.v1.Timestamp
-	24, // 30: ebb.plugin.v1.EvaluateRequest.previous:type_name -> ebb.plugin.v1.Decision
-	27, // 31: ebb.plugin.v1.ValidatePolicyResponse.problems:type_name -> ebb.plugin.v1.PolicyProblem
-	24, // 32: ebb.plugin.v1.EvaluateResponse.decision:type_name -> ebb.plugin.v1.Decision
-	12, // 33: ebb.plugin.v1.RealizeRequest.target:type_name -> ebb.plugin.v1.Target
-	24, // 34: ebb.plugin.v1.RealizeRequest.decision:type_name -> ebb.plugin.v1.Decision
-	12, // 35: ebb.plugin.v1.ParallelismOverridesRequest.target:type_name -> ebb.plugin.v1.Target
-	38, // 36: ebb.plugin.v1.ParallelismOverridesRequest.overrides:type_name -> ebb.plugin.v1.ParallelismOverridesRequest.OverridesEntry
-	12, // 37: ebb.plugin.v1.ConfigOverridesRequest.target:type_name -> ebb.plugin.v1.Target
-	39, // 38: ebb.plugin.v1.ConfigOverridesRequest.overrides:type_name -> ebb.plugin.v1.ConfigOverridesRequest.OverridesEntry
-	5,  // 39: ebb.plugin.v1.Plugin.Info:input_type -> ebb.plugin.v1.InfoRequest
-	10, // 40: ebb.plugin.v1.Plugin.Configure:input_type -> ebb.plugin.v1.ConfigureRequest
-	14, // 41: ebb.plugin.v1.Collector.Collect:input_type -> ebb.plugin.v1.CollectRequest
-	25, // 42: ebb.plugin.v1.Evaluator.Evaluate:input_type -> ebb.plugin.v1.EvaluateRequest
-	26, // 43: ebb.plugin.v1.Evaluator.ValidatePolicy:input_type -> ebb.plugin.v1.ValidatePolicyRequest
-	20, // 44: ebb.plugin.v1.Realizer.Inventory:input_type -> ebb.plugin.v1.InventoryRequest
-	30, // 45: ebb.plugin.v1.Realizer.Realize:input_type -> ebb.plugin.v1.RealizeRequest
-	32, // 46: ebb.plugin.v1.Realizer.RealizeParallelismOverrides:input_type -> ebb.plugin.v1.ParallelismOverridesRequest
-	33, // 47: ebb.plugin.v1.Realizer.RealizeConfigOverrides:input_type -> ebb.plugin.v1.ConfigOverridesRequest
-	6,  // 48: ebb.plugin.v1.Plugin.Info:output_type -> ebb.plugin.v1.PluginInfo
-	11, // 49: ebb.plugin.v1.Plugin.Configure:output_type -> ebb.plugin.v1.ConfigureResponse
-	15, // 50: ebb.plugin.v1.Collector.Collect:output_type -> ebb.plugin.v1.CollectResponse
-	29, // 51: ebb.plugin.v1.Evaluator.Evaluate:output_type -> ebb.plugin.v1.EvaluateResponse
-	28, // 52: ebb.plugin.v1.Evaluator.ValidatePolicy:output_type -> ebb.plugin.v1.ValidatePolicyResponse
-	21, // 53: ebb.plugin.v1.Realizer.Inventory:output_type -> ebb.plugin.v1.InventoryResponse
-	31, // 54: ebb.plugin.v1.Realizer.Realize:output_type -> ebb.plugin.v1.RealizeResponse
-	31, // 55: ebb.plugin.v1.Realizer.RealizeParallelismOverrides:output_type -> ebb.plugin.v1.RealizeResponse
-	31, // 56: ebb.plugin.v1.Realizer.RealizeConfigOverrides:output_type -> ebb.plugin.v1.RealizeResponse
-	48, // [48:57] is the sub-list for method output_type
-	39, // [39:48] is the sub-list for method input_type
-	39, // [39:39] is the sub-list for extension type_name
-	39, // [39:39] is the sub-list for extension extendee
-	0,  // [0:39] is the sub-list for field type_name
+	38, // 26: ebb.plugin.v1.Decision.metrics:type_name -> ebb.plugin.v1.Decision.MetricsEntry
+	12, // 27: ebb.plugin.v1.EvaluateRequest.target:type_name -> ebb.plugin.v1.Target
+	16, // 28: ebb.plugin.v1.EvaluateRequest.snapshot:type_name -> ebb.plugin.v1.Snapshot
+	19, // 29: ebb.plugin.v1.EvaluateRequest.inventory:type_name -> ebb.plugin.v1.Unit
+	13, // 30: ebb.plugin.v1.EvaluateRequest.now:type_name -> ebb.plugin.v1.Timestamp
+	24, // 31: ebb.plugin.v1.EvaluateRequest.previous:type_name -> ebb.plugin.v1.Decision
+	27, // 32: ebb.plugin.v1.ValidatePolicyResponse.problems:type_name -> ebb.plugin.v1.PolicyProblem
+	24, // 33: ebb.plugin.v1.EvaluateResponse.decision:type_name -> ebb.plugin.v1.Decision
+	12, // 34: ebb.plugin.v1.RealizeRequest.target:type_name -> ebb.plugin.v1.Target
+	24, // 35: ebb.plugin.v1.RealizeRequest.decision:type_name -> ebb.plugin.v1.Decision
+	12, // 36: ebb.plugin.v1.ParallelismOverridesRequest.target:type_name -> ebb.plugin.v1.Target
+	39, // 37: ebb.plugin.v1.ParallelismOverridesRequest.overrides:type_name -> ebb.plugin.v1.ParallelismOverridesRequest.OverridesEntry
+	12, // 38: ebb.plugin.v1.ConfigOverridesRequest.target:type_name -> ebb.plugin.v1.Target
+	40, // 39: ebb.plugin.v1.ConfigOverridesRequest.overrides:type_name -> ebb.plugin.v1.ConfigOverridesRequest.OverridesEntry
+	5,  // 40: ebb.plugin.v1.Plugin.Info:input_type -> ebb.plugin.v1.InfoRequest
+	10, // 41: ebb.plugin.v1.Plugin.Configure:input_type -> ebb.plugin.v1.ConfigureRequest
+	14, // 42: ebb.plugin.v1.Collector.Collect:input_type -> ebb.plugin.v1.CollectRequest
+	25, // 43: ebb.plugin.v1.Evaluator.Evaluate:input_type -> ebb.plugin.v1.EvaluateRequest
+	26, // 44: ebb.plugin.v1.Evaluator.ValidatePolicy:input_type -> ebb.plugin.v1.ValidatePolicyRequest
+	20, // 45: ebb.plugin.v1.Realizer.Inventory:input_type -> ebb.plugin.v1.InventoryRequest
+	30, // 46: ebb.plugin.v1.Realizer.Realize:input_type -> ebb.plugin.v1.RealizeRequest
+	32, // 47: ebb.plugin.v1.Realizer.RealizeParallelismOverrides:input_type -> ebb.plugin.v1.ParallelismOverridesRequest
+	33, // 48: ebb.plugin.v1.Realizer.RealizeConfigOverrides:input_type -> ebb.plugin.v1.ConfigOverridesRequest
+	6,  // 49: ebb.plugin.v1.Plugin.Info:output_type -> ebb.plugin.v1.PluginInfo
+	11, // 50: ebb.plugin.v1.Plugin.Configure:output_type -> ebb.plugin.v1.ConfigureResponse
+	15, // 51: ebb.plugin.v1.Collector.Collect:output_type -> ebb.plugin.v1.CollectResponse
+	29, // 52: ebb.plugin.v1.Evaluator.Evaluate:output_type -> ebb.plugin.v1.EvaluateResponse
+	28, // 53: ebb.plugin.v1.Evaluator.ValidatePolicy:output_type -> ebb.plugin.v1.ValidatePolicyResponse
+	21, // 54: ebb.plugin.v1.Realizer.Inventory:output_type -> ebb.plugin.v1.InventoryResponse
+	31, // 55: ebb.plugin.v1.Realizer.Realize:output_type -> ebb.plugin.v1.RealizeResponse
+	31, // 56: ebb.plugin.v1.Realizer.RealizeParallelismOverrides:output_type -> ebb.plugin.v1.RealizeResponse
+	31, // 57: ebb.plugin.v1.Realizer.RealizeConfigOverrides:output_type -> ebb.plugin.v1.RealizeResponse
+	49, // [49:58] is the sub-list for method output_type
+	40, // [40:49] is the sub-list for method input_type
+	40, // [40:40] is the sub-list for extension type_name
+	40, // [40:40] is the sub-list for extension extendee
+	0,  // [0:40] is the sub-list for field type_name
 }
 
 func init() { file_ebb_proto_init() }
@@ -2428,7 +2445,7 @@ func file_ebb_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ebb_proto_rawDesc), len(file_ebb_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   35,
+			NumMessages:   36,
 			NumExtensions: 0,
 			NumServices:   4,
 		},

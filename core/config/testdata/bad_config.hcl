@@ -32,7 +32,7 @@ collector "durations" {
   timeout = "-1s"
   config {
     url             = "http://ams"
-    request-timeout = "5 seconds"
+    request-timeout = "5 secondz"
   }
 }
 
