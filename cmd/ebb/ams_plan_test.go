@@ -127,7 +127,7 @@ func TestPlanRefusesAGroupAMSScales(t *testing.T) {
 	metrics := httptest.NewServer(e.MetricsHandler())
 	defer metrics.Close()
 	// The floor alone would add a unit.
-	cfg := c.amsChain(rest.URL, metrics.URL+"/metrics", "amoro-dra", "min-parallelism = 2\n    executor-parallelism = 2")
+	cfg := c.amsChain(rest.URL, metrics.URL+"/metrics", "amoro-dra", "min-parallelism = 2\n    max-parallelism = 8\n    executor-parallelism = 2")
 	out, errOut, code := c.run("plan", cfg)
 	if code != 0 {
 		t.Fatalf("plan: exit %d: %s", code, errOut)
