@@ -486,6 +486,7 @@ func (l *loader) pluginBlock(kind sdk.Kind, blk *hcl.Block, ctx *hcl.EvalContext
 		body, where = configs[0].Body, configs[0].DefRange
 	}
 	obj, d := decodeBody(body, info.ConfigSchema, info.ConfigSchema, ctx, where, "")
+	d = append(d, withDefaults(info.ConfigSchema, obj, where)...)
 	diags = append(diags, d...)
 	if !d.HasErrors() {
 		raw, err := json.Marshal(obj)
@@ -520,7 +521,7 @@ func checkNumbers(body hcl.Body) hcl.Diagnostics {
 	var diags hcl.Diagnostics
 	_ = hclsyntax.VisitAll(sb, func(n hclsyntax.Node) hcl.Diagnostics {
 		lit, ok := n.(*hclsyntax.LiteralValueExpr)
-		if ok && lit.Val.Type() == cty.Number && lit.Val.IsKnown() && !lit.Val.IsNull() && !inRange(lit.Val.AsBigFloat()) {
+		if ok && lit.Val.Type() == cty.Number && lit.Val.IsKnown() && !lit.Val.IsNull() && !sdk.NumberInRange(lit.Val.AsBigFloat()) {
 			diags = append(diags, &hcl.Diagnostic{
 				Severity: hcl.DiagError,
 				Summary:  "Number out of range",
