@@ -46,9 +46,10 @@ type Resolver interface {
 // PluginDirSetter is implemented by a Resolver that looks for external
 // plugin binaries in the configured plugin_dir. Load calls SetPluginDir with
 // the absolute directory before the first Info call, because the directory is
-// itself part of the configuration being loaded.
+// itself part of the configuration being loaded. An error (the directory does
+// not exist) is reported at plugin_dir.
 type PluginDirSetter interface {
-	SetPluginDir(dir string)
+	SetPluginDir(dir string) error
 }
 
 // Config is a loaded, fully validated configuration.
@@ -227,7 +228,9 @@ func (l *loader) load(body hcl.Body, overrides map[string]string) hcl.Diagnostic
 
 	diags = append(diags, l.settings(content, ctx)...)
 	if ps, ok := l.resolver.(PluginDirSetter); ok && l.cfg.PluginDir != "" {
-		ps.SetPluginDir(l.cfg.PluginDir)
+		if err := ps.SetPluginDir(l.cfg.PluginDir); err != nil {
+			diags = append(diags, attrError(content.Attributes["plugin_dir"], "Invalid plugin_dir", err.Error()+"."))
+		}
 	}
 
 	l.blocks = map[sdk.Kind][]*PluginBlock{}

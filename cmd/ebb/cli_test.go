@@ -1,0 +1,116 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// `ebb plugins NAME` shows a plugin's keys, and docs/plugins/NAME.md is
+// exactly what `ebb plugins --markdown NAME` prints (a stale page fails).
+func TestPluginsShowsKeys(t *testing.T) {
+	c := newCLI(t)
+	out, errOut, code := c.run("plugins", "evaluator-dra")
+	if code != 0 {
+		t.Fatalf("plugins evaluator-dra: exit %d: %s", code, errOut)
+	}
+	for _, want := range []string{"policy { } keys", "executor-idle-timeout", "duration", `"5m"`, "auto-restart.max-retries",
+		"Drain a unit once it has been idle this long"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("plugins evaluator-dra lacks %q:\n%s", want, out)
+		}
+	}
+	out, _, _ = c.run("plugins", "realizer-process")
+	if !strings.Contains(out, "command") || !strings.Contains(out, "required") || strings.Contains(out, "policy { }") {
+		t.Errorf("plugins realizer-process:\n%s", out)
+	}
+	for _, name := range builtinNames() {
+		out, errOut, code := c.run("plugins", "--markdown", name)
+		if code != 0 {
+			t.Fatalf("plugins --markdown %s: exit %d: %s", name, code, errOut)
+		}
+		page, err := os.ReadFile(filepath.Join("..", "..", "docs", "plugins", name+".md"))
+		if err != nil || string(page) != out {
+			t.Errorf("docs/plugins/%s.md is stale (run go generate ./cmd/ebb): %v", name, err)
+		}
+	}
+	_, errOut, code = c.run("plugins", "no-such-plugin")
+	if code != 1 || !strings.Contains(errOut, `unknown plugin "no-such-plugin"`) {
+		t.Errorf("unknown plugin: exit %d: %s", code, errOut)
+	}
+}
+
+// --plugin-dir works for every command that lists it, a directory that does
+// not exist is an error, `ebb plugins --config` reads plugin_dir, and a
+// binary that is not a plugin is named in one line.
+func TestPluginDir(t *testing.T) {
+	c := newCLI(t)
+	noDir := c.write("nodir.hcl", strings.Replace(c.config(""), "plugin_dir = ", "# plugin_dir = ", 1))
+	for _, args := range [][]string{
+		{"validate", noDir, "--plugin-dir", c.pluginDir},
+		{"plan", noDir, "-plugin-dir", c.pluginDir},
+		{"plugins", "--plugin-dir", c.pluginDir},
+		{"plugins", "--config", c.write("dir.hcl", c.config(""))},
+	} {
+		out, errOut, code := c.run(args...)
+		if code != 0 || !strings.Contains(out+errOut, "") {
+			t.Errorf("%v: exit %d\n%s%s", args, code, out, errOut)
+		}
+		if args[0] == "plugins" && !strings.Contains(out, filepath.Join(c.pluginDir, "test-collector")) {
+			t.Errorf("%v does not list the plugin directory's plugins:\n%s", args, out)
+		}
+	}
+	missing := filepath.Join(c.dir, "no-such-dir")
+	for _, args := range [][]string{
+		{"validate", noDir, "--plugin-dir", missing},
+		{"plan", noDir, "--plugin-dir", missing},
+		{"run", noDir, "--plugin-dir", missing},
+		{"plugins", "--plugin-dir", missing},
+	} {
+		_, errOut, code := c.run(args...)
+		if code != 1 || !strings.Contains(errOut, "--plugin-dir: plugin directory "+missing+" does not exist") {
+			t.Errorf("%v: exit %d: %s", args, code, errOut)
+		}
+	}
+	bad := c.write("baddir.hcl", strings.Replace(c.config(""), c.pluginDir, missing, 1))
+	_, errOut, code := c.run("validate", bad)
+	if code != 1 || !strings.Contains(errOut, bad+":2:14: Invalid plugin_dir: plugin directory "+missing+" does not exist") {
+		t.Errorf("plugin_dir that does not exist: exit %d: %s", code, errOut)
+	}
+
+	script := filepath.Join(c.pluginDir, "not-a-plugin")
+	if err := os.WriteFile(script, []byte("#!/bin/sh\necho hello\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, code := c.run("plugins", "--plugin-dir", c.pluginDir)
+	want := `?        ` + script + ` (error: ` + script + ` is not an ebb plugin: it printed "hello" instead of the plugin handshake)`
+	if code != 0 || !strings.Contains(out, want+"\n") || strings.Contains(out+errOut, "go-plugin") || errOut != "" {
+		t.Errorf("a non-plugin binary: exit %d, want the line\n%s\ngot:\n%s%s", code, want, out, errOut)
+	}
+}
+
+// `ebb run FILE` takes the configuration as its argument, like validate.
+func TestRunTakesTheFileAsArgument(t *testing.T) {
+	c := newCLI(t)
+	cfg := c.write("ebb.hcl", c.config(""))
+	addr := freeAddr(t)
+	cmd := exec.Command(c.ebb, "run", cfg, "--http", addr, "--state", filepath.Join(c.dir, "ebb.db"))
+	var logs syncBuffer
+	cmd.Stderr = &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	waitHTTP(t, "http://"+addr+"/v1/health")
+	cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil || !strings.Contains(logs.String(), "config="+cfg) {
+		t.Fatalf("ebb run %s: %v\n%s", cfg, err, logs.String())
+	}
+	_, errOut, code := c.run("run", cfg, "--config", c.write("other.hcl", ""))
+	if code != 1 || !strings.Contains(errOut, "two configurations") {
+		t.Errorf("run FILE --config OTHER: exit %d: %s", code, errOut)
+	}
+}
