@@ -269,7 +269,7 @@ func (d Decision) Summary() string {
 		for i, a := range d.Add {
 			ids[i] = a.UnitID
 		}
-		parts = append(parts, fmt.Sprintf("+%d units (%s)", len(d.Add), strings.Join(ids, ",")))
+		parts = append(parts, fmt.Sprintf("+%s (%s)", Count(len(d.Add), "unit"), strings.Join(ids, ",")))
 	}
 	if len(d.Drain) > 0 {
 		parts = append(parts, "drain "+strings.Join(d.Drain, ","))
@@ -294,6 +294,14 @@ func (d Decision) Summary() string {
 		return "no action"
 	}
 	return strings.Join(parts, "; ")
+}
+
+// Count writes n and a noun, singular for one: "1 unit", "2 units".
+func Count[N int | int64](n N, noun string) string {
+	if n == 1 || n == -1 {
+		return fmt.Sprintf("%d %s", n, noun)
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }
 
 func formatMap[V any](m map[string]V) string {

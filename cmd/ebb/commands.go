@@ -138,7 +138,7 @@ func newValidateCmd() *cobra.Command {
 				return err
 			}
 			h.Close()
-			fmt.Fprintf(cmd.OutOrStdout(), "%s: valid (%d chains)\n", args[0], len(cfg.Chains))
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: valid (%s)\n", args[0], sdk.Count(len(cfg.Chains), "chain"))
 			return nil
 		},
 	}
@@ -206,7 +206,7 @@ func printEvaluation(w io.Writer, ev *runner.Evaluation) {
 		fmt.Fprintf(tw, "    %s\tunit %s\t%s\t%s\n", wk.ID, wk.UnitID, wk.State, busy)
 	}
 	tw.Flush()
-	fmt.Fprintf(w, "  inventory %d units\n", len(ev.Inventory))
+	fmt.Fprintf(w, "  inventory %s\n", sdk.Count(len(ev.Inventory), "unit"))
 	for _, u := range ev.Inventory {
 		fmt.Fprintf(tw, "    %s\t%s\tsize %d\tcreated %s\n", u.ID, u.Phase, u.Size, u.CreatedAt.Format(time.RFC3339))
 	}

@@ -191,7 +191,7 @@ func dev(ctx context.Context, out, errOut io.Writer, httpAddr string, workload [
 	go srv.Serve(ln)
 	defer srv.Close()
 
-	fmt.Fprintf(out, "ebb dev: AMS emulator at %s replaying %d tasks; optimizers are local processes\n", amsURL, len(rows))
+	fmt.Fprintf(out, "ebb dev: AMS emulator at %s replaying %s; optimizers are local processes\n", amsURL, sdk.Count(len(rows), "task"))
 	fmt.Fprintf(out, "ebb dev: chart and decisions at http://%s/   (Ctrl-C to stop)\n", ln.Addr())
 	fmt.Fprintf(out, "%-8s  %-22s  %-16s  %s\n", "time", "demand", "capacity", "action: reason")
 	err = r.Run(ctx)
@@ -211,7 +211,7 @@ func printDevLine(w io.Writer, ev *runner.Evaluation, err error) {
 		return
 	}
 	rec := ev.Record
-	demand := fmt.Sprintf("%d tasks, %d tables", rec.DemandTasks, rec.PendingTables)
+	demand := sdk.Count(rec.DemandTasks, "task") + ", " + sdk.Count(rec.PendingTables, "table")
 	capacity := fmt.Sprintf("%d -> %d thr", rec.CurrentCapacity, rec.DesiredCapacity)
 	fmt.Fprintf(w, "%-8s  %-22s  %-16s  %s: %s\n", now, demand, capacity, rec.Summary, rec.Reason)
 }

@@ -115,7 +115,7 @@ func TestValidate(t *testing.T) {
 	c := newCLI(t)
 	good := c.write("good.hcl", c.config(""))
 	out, errOut, code := c.run("validate", good)
-	if code != 0 || !strings.Contains(out, "valid (1 chains)") {
+	if code != 0 || !strings.Contains(out, "valid (1 chain)") {
 		t.Fatalf("valid config: exit %d, %s %s", code, out, errOut)
 	}
 
@@ -444,7 +444,7 @@ func TestDev(t *testing.T) {
 		t.Fatalf("ebb dev: %v\n%s\n%s", err, out.String(), errOut.String())
 	}
 	text := out.String()
-	for _, want := range []string{"+1 units (dev-1): below the floor", "releasing every optimizer"} {
+	for _, want := range []string{"+1 unit (dev-1): below the floor", "releasing every optimizer"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("output lacks %q:\n%s", want, text)
 		}
@@ -465,7 +465,7 @@ func TestExampleConfigIsValid(t *testing.T) {
 		{"validate", "../../config.hcl", "-var", "realizer=process", "-var=cluster=dev"},
 	} {
 		out, errOut, code := c.run(args...)
-		if code != 0 || !strings.Contains(out, "valid (1 chains)") {
+		if code != 0 || !strings.Contains(out, "valid (1 chain)") {
 			t.Errorf("%v: exit %d\n%s%s", args, code, out, errOut)
 		}
 	}

@@ -378,7 +378,7 @@ func (r *round) progressDrains() {
 		timedOut := elapsed >= r.p.DrainTimeout.D()
 		switch {
 		case !done && !timedOut:
-			busy := fmt.Sprintf("%d threads busy", u.inflight)
+			busy := sdk.Count(u.inflight, "thread") + " busy"
 			if !known {
 				busy = "load unknown"
 			}
@@ -601,7 +601,7 @@ func (r *round) scaleUp() bool {
 	var what string
 	switch {
 	case shortfall > 0:
-		what = fmt.Sprintf("backlog %d tasks", shortfall)
+		what = "backlog " + sdk.Count(shortfall, "task")
 	case r.effective == 0:
 		what = fmt.Sprintf("%d pending tables with no units (cold start)", d.PendingTables)
 	default:
@@ -773,8 +773,9 @@ func (r *round) finish() {
 	slices.SortFunc(r.dec.Remove, func(a, b sdk.UnitRemove) int { return strings.Compare(a.UnitID, b.UnitID) })
 	r.dec.DesiredCapacity = max(r.effective, 0)
 	d := r.req.Snapshot.Demand
-	status := fmt.Sprintf("capacity %d threads (%d registered, %d in flight), %d busy; %d tasks, %d pending tables; floor %d, ceiling %s",
-		r.registered+r.inflight, r.registered, r.inflight, r.busy, r.tasks, d.PendingTables, r.p.MinParallelism, r.p.ceilingString())
+	status := fmt.Sprintf("capacity %s (%d registered, %d in flight), %d busy; %s, %s; floor %d, ceiling %s",
+		sdk.Count(r.registered+r.inflight, "thread"), r.registered, r.inflight, r.busy, sdk.Count(r.tasks, "task"),
+		sdk.Count(d.PendingTables, "pending table"), r.p.MinParallelism, r.p.ceilingString())
 	if len(r.notes) == 0 {
 		r.dec.Reason = "steady: " + status
 		return
