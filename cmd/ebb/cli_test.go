@@ -1,12 +1,16 @@
 package main
 
 import (
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // `ebb plugins NAME` shows a plugin's keys, and docs/plugins/NAME.md is
@@ -113,4 +117,62 @@ func TestRunTakesTheFileAsArgument(t *testing.T) {
 	if code != 1 || !strings.Contains(errOut, "two configurations") {
 		t.Errorf("run FILE --config OTHER: exit %d: %s", code, errOut)
 	}
+}
+
+// The JSON of the HTTP API and of plan --json reads one way: snake_case
+// keys, enums by name, no zero times, no HTML escaping of "<".
+func TestJSONIsConsistent(t *testing.T) {
+	c := newCLI(t)
+	cfg := c.write("ebb.hcl", c.config(""))
+	addr := freeAddr(t)
+	cmd := exec.Command(c.ebb, "run", cfg, "--http", addr, "--state", filepath.Join(c.dir, "ebb.db"))
+	var logs syncBuffer
+	cmd.Stderr = &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	waitHTTP(t, "http://"+addr+"/v1/health")
+	var chains string
+	deadline := time.Now().Add(60 * time.Second)
+	for !strings.Contains(chains, `"phase": "`) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no unit in the inventory:\n%s\n%s", chains, logs.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+		chains = httpGet("http://" + addr + "/v1/chains")
+	}
+	detail := httpGet("http://" + addr + "/v1/chains/optimizers")
+	cmd.Process.Signal(syscall.SIGTERM)
+	cmd.Wait()
+	plan, errOut, code := c.run("plan", cfg, "--json")
+	if code != 0 {
+		t.Fatalf("plan: exit %d: %s", code, errOut)
+	}
+	key := regexp.MustCompile(`"([^"]+)":`)
+	for what, body := range map[string]string{"/v1/chains": chains, "/v1/chains/optimizers": detail, "plan --json": plan} {
+		for _, m := range key.FindAllStringSubmatch(body, -1) {
+			if k := m[1]; k != strings.ToLower(k) || strings.ContainsAny(k, " -") {
+				t.Errorf("%s: key %q is not snake_case", what, k)
+			}
+		}
+		for _, bad := range []string{`\u003c`, `\u003e`, "0001-01-01", `"phase": 3`, `"phase": 2`} {
+			if strings.Contains(body, bad) {
+				t.Errorf("%s contains %s:\n%s", what, bad, body)
+			}
+		}
+	}
+	if !strings.Contains(plan, `"phase": "`) || !strings.Contains(plan, " < min-parallelism") && !strings.Contains(plan, "floor") {
+		t.Errorf("plan --json:\n%s", plan)
+	}
+}
+
+func httpGet(url string) string {
+	resp, err := http.Get(url)
+	if err != nil {
+		return ""
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
 }

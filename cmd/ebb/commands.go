@@ -170,6 +170,7 @@ func newPlanCmd() *cobra.Command {
 			if asJSON {
 				enc := json.NewEncoder(cmd.OutOrStdout())
 				enc.SetIndent("", "  ")
+				enc.SetEscapeHTML(false) // reasons say "0 threads < min-parallelism 4"
 				if err := enc.Encode(map[string]any{"evaluations": evs}); err != nil {
 					return err
 				}

@@ -160,9 +160,15 @@ func TestPlanJSON(t *testing.T) {
 	}
 	var got struct {
 		Evaluations []struct {
-			Snapshot struct{ Demand struct{ PlannedTasks int64 } }
+			Snapshot struct {
+				Demand struct {
+					PlannedTasks int64 `json:"planned_tasks"`
+				}
+			}
 			Decision struct {
-				Add    []struct{ UnitID string }
+				Add []struct {
+					UnitID string `json:"unit_id"`
+				}
 				Reason string
 			}
 		}
@@ -358,11 +364,15 @@ chain "amoro" {
 		Evaluations []struct {
 			Snapshot struct {
 				Complete bool
-				Demand   struct{ PlannedTasks, RunningTasks int64 }
-				Workers  []struct {
-					UnitID               string
-					Threads, BusyThreads int64
-					BusyKnown            bool
+				Demand   struct {
+					PlannedTasks int64 `json:"planned_tasks"`
+					RunningTasks int64 `json:"running_tasks"`
+				}
+				Workers []struct {
+					UnitID      string `json:"unit_id"`
+					Threads     int64
+					BusyThreads int64 `json:"busy_threads"`
+					BusyKnown   bool  `json:"busy_known"`
 				}
 			}
 		}

@@ -1,6 +1,7 @@
 package runner
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -270,7 +271,11 @@ func (r *Runner) record(ev *Evaluation) state.Record {
 			capNow += u.Size
 		}
 	}
-	raw, _ := json.Marshal(ev.Decision)
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false) // kept as written: the API shows it verbatim
+	enc.Encode(ev.Decision)
+	raw := json.RawMessage(bytes.TrimSpace(buf.Bytes()))
 	return state.Record{
 		At:              ev.At,
 		Target:          ev.Target,

@@ -3,6 +3,7 @@
 package state
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -126,7 +127,7 @@ func (s *Store) Append(chain string, r *Record) error {
 			return err
 		}
 		r.Seq = seq
-		v, err := json.Marshal(r)
+		v, err := encodeRecord(r)
 		if err != nil {
 			return err
 		}
@@ -151,7 +152,7 @@ func (s *Store) Append(chain string, r *Record) error {
 
 // Update rewrites a record already in the log (to set its outcome).
 func (s *Store) Update(chain string, r Record) error {
-	v, err := json.Marshal(r)
+	v, err := encodeRecord(r)
 	if err != nil {
 		return err
 	}
@@ -196,4 +197,16 @@ func seqKey(seq uint64) []byte {
 	k := make([]byte, 8)
 	binary.BigEndian.PutUint64(k, seq)
 	return k
+}
+
+// encodeRecord keeps "<" and ">" as written: json.Marshal would escape them
+// (also inside Decision), and the API shows records verbatim.
+func encodeRecord(r any) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(r); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSpace(b.Bytes()), nil
 }

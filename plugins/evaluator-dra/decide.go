@@ -800,7 +800,7 @@ func describeSizes(sizes []int64) string {
 		}
 	}
 	if same {
-		return fmt.Sprintf("+%d %s of %d threads", len(sizes), unitWord, sizes[0])
+		return fmt.Sprintf("+%d %s of %s", len(sizes), unitWord, sdk.Count(sizes[0], "thread"))
 	}
 	parts := make([]string, len(sizes))
 	for i, s := range sizes {
