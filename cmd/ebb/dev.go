@@ -56,7 +56,7 @@ evaluator "dra" {
 realizer "local" {
   plugin = "realizer-process"
   config {
-    command   = ["{{.Self}}", "emulate", "optimizer", "-a", "{ams}", "-g", "{group}", "-p", "{threads}", "--id", "{unit}", "--heartbeat", "1s", "--poll", "200ms"]
+    command   = ["{{.Self}}", "emulate", "optimizer", "-a", "{ams}", "-g", "{group}", "-p", "{threads}", "--id", "{unit}", "--heartbeat", "1s", "--poll", "200ms", "--exit-with", "{{.Pid}}"]
     vars      = { ams = "{{.AMS}}" }
     state-dir = "{{.Dir}}/units"
     boot-time = "1s"
@@ -108,7 +108,9 @@ http://ADDR/ shows demand and capacity over time. Ctrl-C stops everything.`,
 				}
 				workload = b
 			}
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			// SIGHUP: the terminal closed. It stops ebb dev like Ctrl-C, so
+			// that its optimizers are released.
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 			defer stop()
 			if duration > 0 {
 				var cancel context.CancelFunc
@@ -158,7 +160,8 @@ func dev(ctx context.Context, out, errOut io.Writer, httpAddr string, workload [
 
 	// The chain, written out and loaded like any user's configuration.
 	var src bytes.Buffer
-	if err := devConfig.Execute(&src, map[string]string{"Dir": dir, "AMS": amsURL, "Self": self()}); err != nil {
+	// --exit-with covers what no deferred cleanup can: ebb dev SIGKILLed.
+	if err := devConfig.Execute(&src, map[string]string{"Dir": dir, "AMS": amsURL, "Self": self(), "Pid": fmt.Sprint(os.Getpid())}); err != nil {
 		return err
 	}
 	cfgPath := filepath.Join(dir, "dev.hcl")

@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/signal"
@@ -84,6 +86,7 @@ func newEmulateAMSCmd() *cobra.Command {
 
 func newEmulateOptimizerCmd() *cobra.Command {
 	var o ams.OptimizerOptions
+	var exitWith int
 	cmd := &cobra.Command{
 		Use:   "optimizer",
 		Short: "run an emulated Amoro optimizer: register, heartbeat, poll and run tasks; SIGTERM drains",
@@ -95,6 +98,9 @@ func newEmulateOptimizerCmd() *cobra.Command {
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			out := cmd.ErrOrStderr()
+			if exitWith > 0 {
+				go exitWithProcess(exitWith, out)
+			}
 			o.Logf = func(format string, args ...any) {
 				fmt.Fprintf(out, "%s optimizer %s: %s\n", time.Now().Format(time.TimeOnly), o.UnitID, fmt.Sprintf(format, args...))
 			}
@@ -110,5 +116,19 @@ func newEmulateOptimizerCmd() *cobra.Command {
 	cmd.Flags().DurationVar(&o.HeartbeatInterval, "heartbeat", 10*time.Second, "heartbeat interval")
 	cmd.Flags().DurationVar(&o.PollInterval, "poll", time.Second, "wait after an empty poll")
 	cmd.Flags().DurationVar(&o.ShutdownTimeout, "shutdown-timeout", 10*time.Minute, "on SIGTERM, finish held tasks within this")
+	cmd.Flags().IntVar(&exitWith, "exit-with", 0, "exit at once when the process with this pid is gone (ebb dev passes its own)")
 	return cmd
+}
+
+// exitWithProcess ends this optimizer once process pid is gone. ebb dev
+// uses it because it serves the AMS itself: if it dies, even by SIGKILL,
+// there is nothing left to drain to, and the optimizer must not poll on.
+func exitWithProcess(pid int, out io.Writer) {
+	for {
+		if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
+			fmt.Fprintf(out, "%s optimizer: process %d is gone; exiting\n", time.Now().Format(time.TimeOnly), pid)
+			os.Exit(1)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
 }
