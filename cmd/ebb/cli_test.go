@@ -113,6 +113,12 @@ func TestRunTakesTheFileAsArgument(t *testing.T) {
 	if err := cmd.Wait(); err != nil || !strings.Contains(logs.String(), "config="+cfg) {
 		t.Fatalf("ebb run %s: %v\n%s", cfg, err, logs.String())
 	}
+	// Plugins start and stop routinely; at info that is not news.
+	for _, noise := range []string{"plugin process exited", "plugin started", "failed to exit gracefully"} {
+		if strings.Contains(logs.String(), noise) {
+			t.Errorf("info-level log says %q:\n%s", noise, logs.String())
+		}
+	}
 	_, errOut, code := c.run("run", cfg, "--config", c.write("other.hcl", ""))
 	if code != 1 || !strings.Contains(errOut, "two configurations") {
 		t.Errorf("run FILE --config OTHER: exit %d: %s", code, errOut)
