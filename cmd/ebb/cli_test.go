@@ -100,15 +100,7 @@ func TestPluginDir(t *testing.T) {
 func TestRunTakesTheFileAsArgument(t *testing.T) {
 	c := newCLI(t)
 	cfg := c.write("ebb.hcl", c.config(""))
-	addr := freeAddr(t)
-	cmd := exec.Command(c.ebb, "run", cfg, "--http", addr, "--state", filepath.Join(c.dir, "ebb.db"))
-	var logs syncBuffer
-	cmd.Stderr = &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
-	waitHTTP(t, "http://"+addr+"/v1/health")
+	cmd, _, logs := c.startRun(cfg)
 	cmd.Process.Signal(syscall.SIGTERM)
 	if err := cmd.Wait(); err != nil || !strings.Contains(logs.String(), "config="+cfg) {
 		t.Fatalf("ebb run %s: %v\n%s", cfg, err, logs.String())
@@ -130,15 +122,7 @@ func TestRunTakesTheFileAsArgument(t *testing.T) {
 func TestJSONIsConsistent(t *testing.T) {
 	c := newCLI(t)
 	cfg := c.write("ebb.hcl", c.config(""))
-	addr := freeAddr(t)
-	cmd := exec.Command(c.ebb, "run", cfg, "--http", addr, "--state", filepath.Join(c.dir, "ebb.db"))
-	var logs syncBuffer
-	cmd.Stderr = &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
-	waitHTTP(t, "http://"+addr+"/v1/health")
+	cmd, addr, logs := c.startRun(cfg)
 	var chains string
 	deadline := time.Now().Add(60 * time.Second)
 	for !strings.Contains(chains, `"phase": "`) {
@@ -181,4 +165,20 @@ func httpGet(url string) string {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return string(b)
+}
+
+// startRun starts `ebb run FILE` on a free port and waits until it serves;
+// it is killed when the test ends.
+func (c *cli) startRun(cfg string) (*exec.Cmd, string, *syncBuffer) {
+	c.t.Helper()
+	addr := freeAddr(c.t)
+	cmd := exec.Command(c.ebb, "run", cfg, "--http", addr, "--state", filepath.Join(c.dir, "ebb.db"))
+	logs := &syncBuffer{}
+	cmd.Stderr = logs
+	if err := cmd.Start(); err != nil {
+		c.t.Fatal(err)
+	}
+	c.t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	waitHTTP(c.t, "http://"+addr+"/v1/health")
+	return cmd, addr, logs
 }

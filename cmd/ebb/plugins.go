@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/ebbscale/ebb/core/host"
 	"github.com/ebbscale/ebb/core/metrics"
+	"github.com/ebbscale/ebb/internal/jsontext"
 	"github.com/ebbscale/ebb/sdk"
 )
 
@@ -118,7 +118,7 @@ func keys(s sdk.Schema, prefix string) []key {
 				k.def = "(bad default)"
 				break
 			}
-			b, _ := marshal(v)
+			b, _ := jsontext.Marshal(v)
 			k.def = string(b)
 		default:
 			k.def = "unset"
@@ -133,17 +133,6 @@ func keys(s sdk.Schema, prefix string) []key {
 		out = append(out, keys(b.Schema, prefix+b.Name+".")...)
 	}
 	return out
-}
-
-// marshal is JSON without HTML escaping: defaults are shown to people.
-func marshal(v any) ([]byte, error) {
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return nil, err
-	}
-	return bytes.TrimSpace(b.Bytes()), nil
 }
 
 func writeSchemas(w io.Writer, info sdk.Info) error {

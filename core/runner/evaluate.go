@@ -1,9 +1,7 @@
 package runner
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -12,6 +10,7 @@ import (
 	"github.com/ebbscale/ebb/core/config"
 	"github.com/ebbscale/ebb/core/host"
 	"github.com/ebbscale/ebb/core/state"
+	"github.com/ebbscale/ebb/internal/jsontext"
 	"github.com/ebbscale/ebb/sdk"
 )
 
@@ -271,11 +270,7 @@ func (r *Runner) record(ev *Evaluation) state.Record {
 			capNow += u.Size
 		}
 	}
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false) // kept as written: the API shows it verbatim
-	enc.Encode(ev.Decision)
-	raw := json.RawMessage(bytes.TrimSpace(buf.Bytes()))
+	raw, _ := jsontext.Marshal(ev.Decision)
 	return state.Record{
 		At:              ev.At,
 		Target:          ev.Target,

@@ -3,7 +3,6 @@
 package state
 
 import (
-	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -11,6 +10,8 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/ebbscale/ebb/internal/jsontext"
 )
 
 // Record is one entry of a chain's decision log.
@@ -127,7 +128,7 @@ func (s *Store) Append(chain string, r *Record) error {
 			return err
 		}
 		r.Seq = seq
-		v, err := encodeRecord(r)
+		v, err := jsontext.Marshal(r)
 		if err != nil {
 			return err
 		}
@@ -152,7 +153,7 @@ func (s *Store) Append(chain string, r *Record) error {
 
 // Update rewrites a record already in the log (to set its outcome).
 func (s *Store) Update(chain string, r Record) error {
-	v, err := encodeRecord(r)
+	v, err := jsontext.Marshal(r)
 	if err != nil {
 		return err
 	}
@@ -197,16 +198,4 @@ func seqKey(seq uint64) []byte {
 	k := make([]byte, 8)
 	binary.BigEndian.PutUint64(k, seq)
 	return k
-}
-
-// encodeRecord keeps "<" and ">" as written: json.Marshal would escape them
-// (also inside Decision), and the API shows records verbatim.
-func encodeRecord(r any) ([]byte, error) {
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(r); err != nil {
-		return nil, err
-	}
-	return bytes.TrimSpace(b.Bytes()), nil
 }
