@@ -1,7 +1,7 @@
 # ebb configuration: an example that scales one Amoro optimizer group.
 #
 # Check it without running anything:   ebb validate config.hcl
-# Point it at another cluster:          ebb run --config config.hcl -var cluster=dev -var realizer=process
+# Point it at another cluster:          ebb run config.hcl -var cluster=dev -var realizer=process
 #
 # Every error is reported as FILE:LINE:COL. The `config { }` of each plugin
 # block and the `policy { }` of each chain are checked against the schemas the
@@ -60,6 +60,11 @@ variable "ams_url" {
   default     = env("AMS_URL", "http://amoro-ams.amoro.svc:19090")
 }
 
+variable "optimizer" {
+  description = "What realizer.process starts per unit: \"amoro\" (Amoro's optimizer.sh) or \"emulated\" (ebb emulate optimizer, the local path in the README)."
+  default     = "amoro"
+}
+
 variable "max_optimizers" {
   description = "Upper bound on optimizer threads for the group (a number: -var max_optimizers=64 works)."
   default     = 32
@@ -88,8 +93,9 @@ collector "ams" {
     secret    = env("AMS_SECRET")
     # An optimizer whose last heartbeat is older than this is not counted.
     heartbeat-timeout = "1m"
-    # Optional: AMS's Prometheus endpoint, for per-optimizer thread metrics.
-    metrics-url = "${var.ams_url}/metrics"
+    # Optional: AMS's Prometheus exporter, for per-optimizer thread metrics:
+    # the host of ams_url on port 7001 (Amoro's Helm chart; ebb emulate ams).
+    metrics-url = "${split(":", var.ams_url)[0]}:${split(":", var.ams_url)[1]}:7001/metrics"
   }
 }
 
@@ -141,13 +147,19 @@ realizer "process" {
     # With Amoro >= 0.9 you may add "-st", "900000" (the drain-timeout in
     # ms) so the optimizer's own shutdown budget matches; 0.8 rejects -st,
     # and its optimizer stops at once on SIGTERM (AMS reassigns its tasks
-    # once its heartbeat expires).
-    command              = ["/opt/amoro/bin/optimizer.sh", "start-foreground", "{heap}", "-a", "{ams}", "-p", "{threads}", "-g", "{group}", "-id", "{unit}"]
-    vars                 = { ams = "thrift://127.0.0.1:1261" }
+    # once its heartbeat expires). var.optimizer picks Amoro's optimizer or
+    # the emulated one (./ebb, as the README builds it), which takes the
+    # same options.
+    command = {
+      amoro    = ["/opt/amoro/bin/optimizer.sh", "start-foreground", "{heap}", "-a", "{ams}", "-p", "{threads}", "-g", "{group}", "-id", "{unit}"]
+      emulated = ["./ebb", "emulate", "optimizer", "-a", "{ams}", "-p", "{threads}", "-g", "{group}", "-id", "{unit}"]
+    }[var.optimizer]
+    vars                 = { ams = var.optimizer == "emulated" ? var.ams_url : "thrift://127.0.0.1:1261" }
     env                  = { OPTIMIZER_LOG_DIR_NAME = "optimizer-{group}-{unit}" }
     memory-per-thread-mb = 2048
-    state-dir            = "/var/lib/ebb/process" # pid files: a restarted ebb finds its units
-    drain-timeout        = "15m"
+    # pid files: a restarted ebb finds its units
+    state-dir     = var.optimizer == "emulated" ? "ebb-units" : "/var/lib/ebb/process"
+    drain-timeout = "15m"
   }
 }
 
@@ -166,8 +178,8 @@ chain "amoro-optimizers" {
   #   realizer = var.cluster == "prod" ? realizer.k8s : realizer.process
   realizer = realizer[var.realizer]
 
-  # What to scale: the Amoro optimizer group.
-  target = "group-a"
+  # What to scale: the Amoro optimizer group (Amoro's "default"; ebb emulate ams serves it).
+  target = "default"
 
   interval = "30s" # how often to evaluate (default "30s")
   # Random delay added to each tick so chains do not fire in lockstep:

@@ -68,7 +68,7 @@ func Launch(cmd *exec.Cmd, opts LaunchOptions) (*Process, error) {
 		Cmd:              cmd,
 		AllowedProtocols: []goplugin.Protocol{goplugin.ProtocolGRPC},
 		AutoMTLS:         true,
-		Logger:           logger,
+		Logger:           quietLifecycle{logger},
 		StartTimeout:     opts.StartTimeout,
 		// Plugins write logs on stderr; anything else they print is kept
 		// out of the runner's own output.
@@ -82,6 +82,9 @@ func Launch(cmd *exec.Cmd, opts LaunchOptions) (*Process, error) {
 	rpc, err := client.Client()
 	if err != nil {
 		client.Kill()
+		if e := notAPlugin(cmd.Path, err); e != nil {
+			return nil, e
+		}
 		return nil, fmt.Errorf("starting plugin %s: %w", cmd.Path, err)
 	}
 	kind := opts.Kind

@@ -62,39 +62,39 @@ type Info struct {
 
 // Target says what a chain scales.
 type Target struct {
-	Chain string
-	Name  string
+	Chain string `json:"chain"`
+	Name  string `json:"name"`
 }
 
 func (t Target) String() string { return t.Chain + "/" + t.Name }
 
 // Snapshot is what a collector observed at one moment.
 type Snapshot struct {
-	ObservedAt time.Time
+	ObservedAt time.Time `json:"observed_at,omitzero"`
 	// Complete is false when part of the picture could not be observed; a
 	// runner never lets an incomplete snapshot lead to a scale-down.
-	Complete          bool
-	IncompleteReasons []string
-	Demand            Demand
-	Workers           []Worker
-	Metrics           map[string]float64
+	Complete          bool               `json:"complete"`
+	IncompleteReasons []string           `json:"incomplete_reasons,omitempty"`
+	Demand            Demand             `json:"demand"`
+	Workers           []Worker           `json:"workers,omitempty"`
+	Metrics           map[string]float64 `json:"metrics,omitempty"`
 	// Conflict is set when something else already scales the target (the
 	// platform's own autoscaler): the runner changes nothing and reports it.
-	Conflict string
+	Conflict string `json:"conflict,omitempty"`
 }
 
 // Demand is the work waiting for or held by workers.
 type Demand struct {
-	PlannedTasks   int64
-	ScheduledTasks int64
-	RunningTasks   int64
-	PendingTables  int64
-	PlanningTables int64
+	PlannedTasks   int64 `json:"planned_tasks"`
+	ScheduledTasks int64 `json:"scheduled_tasks"`
+	RunningTasks   int64 `json:"running_tasks"`
+	PendingTables  int64 `json:"pending_tables"`
+	PlanningTables int64 `json:"planning_tables"`
 	// ServiceablePlannedTasks counts the planned tasks that the tables'
 	// quotas let run now (Amoro's quota-aware demand). Valid only when
 	// ServiceableKnown is set; collectors that cannot tell leave both zero.
-	ServiceablePlannedTasks int64
-	ServiceableKnown        bool
+	ServiceablePlannedTasks int64 `json:"serviceable_planned_tasks"`
+	ServiceableKnown        bool  `json:"serviceable_known"`
 }
 
 // Tasks is the immediate demand: tasks planned, scheduled or running.
@@ -133,17 +133,17 @@ func (s WorkerState) String() string {
 
 // Worker is one registered worker process (an Amoro optimizer, a task manager).
 type Worker struct {
-	ID     string
-	UnitID string
+	ID     string `json:"id"`
+	UnitID string `json:"unit_id"`
 	// Threads is how many tasks the worker runs at once.
-	Threads     int64
-	BusyThreads int64
+	Threads     int64 `json:"threads"`
+	BusyThreads int64 `json:"busy_threads"`
 	// BusyKnown is false when the collector could not learn BusyThreads; an
 	// evaluator must then not treat the worker as idle.
-	BusyKnown    bool
-	LastBusyAt   time.Time
-	RegisteredAt time.Time
-	State        WorkerState
+	BusyKnown    bool        `json:"busy_known"`
+	LastBusyAt   time.Time   `json:"last_busy_at,omitzero"`
+	RegisteredAt time.Time   `json:"registered_at,omitzero"`
+	State        WorkerState `json:"state"`
 }
 
 // Phase is where a realizer unit is in its life.
@@ -173,25 +173,25 @@ func (p Phase) String() string {
 
 // Unit is one piece of capacity a realizer manages (a pod, a process, a job).
 type Unit struct {
-	ID             string
-	Size           int64
-	Phase          Phase
-	CreatedAt      time.Time
-	DrainStartedAt time.Time
-	Labels         map[string]string
+	ID             string            `json:"id"`
+	Size           int64             `json:"size"`
+	Phase          Phase             `json:"phase"`
+	CreatedAt      time.Time         `json:"created_at,omitzero"`
+	DrainStartedAt time.Time         `json:"drain_started_at,omitzero"`
+	Labels         map[string]string `json:"labels,omitempty"`
 }
 
 // UnitAdd asks for a new unit. UnitID is chosen by the evaluator and stays
 // the same on a retry, so a realizer that finds it already exists does nothing.
 type UnitAdd struct {
-	UnitID string
-	Size   int64
+	UnitID string `json:"unit_id"`
+	Size   int64  `json:"size"`
 }
 
 // UnitRemove releases a unit; Force skips waiting for in-flight work.
 type UnitRemove struct {
-	UnitID string
-	Force  bool
+	UnitID string `json:"unit_id"`
+	Force  bool   `json:"force"`
 }
 
 // Direction summarizes a decision for metrics and logs.
@@ -219,20 +219,20 @@ func (d Direction) String() string {
 // Decision is what an evaluator wants done.
 type Decision struct {
 	// DesiredCapacity is the total threads wanted once this is carried out.
-	DesiredCapacity      int64
-	Add                  []UnitAdd
-	Drain                []string
-	Remove               []UnitRemove
-	Restart              []string
-	ParallelismOverrides map[string]int64
-	ConfigOverrides      map[string]string
-	Reason               string
+	DesiredCapacity      int64             `json:"desired_capacity"`
+	Add                  []UnitAdd         `json:"add,omitempty"`
+	Drain                []string          `json:"drain,omitempty"`
+	Remove               []UnitRemove      `json:"remove,omitempty"`
+	Restart              []string          `json:"restart,omitempty"`
+	ParallelismOverrides map[string]int64  `json:"parallelism_overrides,omitempty"`
+	ConfigOverrides      map[string]string `json:"config_overrides,omitempty"`
+	Reason               string            `json:"reason"`
 	// Vetoed by a later evaluator in the chain: nothing is realized.
-	Vetoed bool
+	Vetoed bool `json:"vetoed,omitempty"`
 	// Metrics are figures only the evaluator knows (its backlog timer, its
 	// ramp), keyed by snake_case names; the runner exports each as the gauge
 	// ebb_evaluator_<name>{chain,target}. They never change what is realized.
-	Metrics map[string]float64
+	Metrics map[string]float64 `json:"metrics,omitempty"`
 }
 
 // Direction tells whether the decision adds capacity, takes it away, both or
@@ -273,7 +273,7 @@ func (d Decision) Summary() string {
 		for i, a := range d.Add {
 			ids[i] = a.UnitID
 		}
-		parts = append(parts, fmt.Sprintf("+%d units (%s)", len(d.Add), strings.Join(ids, ",")))
+		parts = append(parts, fmt.Sprintf("+%s (%s)", Count(len(d.Add), "unit"), strings.Join(ids, ",")))
 	}
 	if len(d.Drain) > 0 {
 		parts = append(parts, "drain "+strings.Join(d.Drain, ","))
@@ -298,6 +298,14 @@ func (d Decision) Summary() string {
 		return "no action"
 	}
 	return strings.Join(parts, "; ")
+}
+
+// Count writes n and a noun, singular for one: "1 unit", "2 units".
+func Count[N int | int64](n N, noun string) string {
+	if n == 1 || n == -1 {
+		return fmt.Sprintf("%d %s", n, noun)
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }
 
 func formatMap[V any](m map[string]V) string {
@@ -350,4 +358,31 @@ type OverridesRequest[V int64 | string] struct {
 	Target    Target
 	Overrides map[string]V
 	RequestID string
+}
+
+// The enums read and write as their names in JSON ("registered", not 1), as
+// the HTTP API and plan --json show them.
+
+func (k Kind) MarshalText() ([]byte, error)        { return []byte(k.String()), nil }
+func (s WorkerState) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+func (p Phase) MarshalText() ([]byte, error)       { return []byte(p.String()), nil }
+func (d Direction) MarshalText() ([]byte, error)   { return []byte(d.String()), nil }
+func (k *Kind) UnmarshalText(b []byte) error       { return parseEnum(b, k, KindUnknown, KindRealizer) }
+func (s *WorkerState) UnmarshalText(b []byte) error {
+	return parseEnum(b, s, WorkerUnknown, WorkerStale)
+}
+func (p *Phase) UnmarshalText(b []byte) error { return parseEnum(b, p, PhaseUnknown, PhaseDraining) }
+func (d *Direction) UnmarshalText(b []byte) error {
+	return parseEnum(b, d, DirectionNone, DirectionMixed)
+}
+
+// parseEnum finds the value from first to last whose name is b.
+func parseEnum[E ~int](b []byte, dst *E, first, last E) error {
+	for v := first; v <= last; v++ {
+		if fmt.Sprint(v) == string(b) {
+			*dst = v
+			return nil
+		}
+	}
+	return fmt.Errorf("unknown value %q", b)
 }

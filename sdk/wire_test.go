@@ -51,9 +51,9 @@ func TestDecisionSummaryAndDirection(t *testing.T) {
 		text string
 	}{
 		{Decision{}, DirectionNone, "no action"},
-		{Decision{Add: []UnitAdd{{UnitID: "a", Size: 1}}}, DirectionUp, "+1 units (a)"},
+		{Decision{Add: []UnitAdd{{UnitID: "a", Size: 1}}}, DirectionUp, "+1 unit (a)"},
 		{Decision{Drain: []string{"a"}, Remove: []UnitRemove{{UnitID: "b", Force: true}}}, DirectionDown, "drain a; force-remove b"},
-		{Decision{Add: []UnitAdd{{UnitID: "a"}}, Drain: []string{"b"}}, DirectionMixed, "+1 units (a); drain b"},
+		{Decision{Add: []UnitAdd{{UnitID: "a"}}, Drain: []string{"b"}}, DirectionMixed, "+1 unit (a); drain b"},
 		{Decision{Restart: []string{"a"}}, DirectionNone, "restart a"},
 		{Decision{Add: []UnitAdd{{UnitID: "a"}}, Vetoed: true}, DirectionNone, "vetoed"},
 	} {

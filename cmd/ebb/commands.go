@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"syscall"
@@ -38,6 +39,7 @@ func (c *common) register(cmd *cobra.Command) {
 	cmd.Flags().StringArrayVar(&c.vars, "var", nil, "set a variable: -var name=value (repeatable)")
 	cmd.Flags().StringVar(&c.logLevel, "log-level", "", "trace, debug, info, warn or error (default: the config's, else info)")
 	cmd.Flags().BoolVar(&c.logJSON, "log-json", false, "log JSON lines")
+	cmd.Flags().StringVar(&c.pluginDir, "plugin-dir", "", "directory of external plugin binaries (default: the config's plugin_dir)")
 }
 
 func (c *common) varMap() (map[string]string, error) {
@@ -77,14 +79,44 @@ func (c *common) load(path string, logger hclog.Logger, m *metrics.Metrics) (*co
 	if err != nil {
 		return nil, nil, err
 	}
-	h := host.New(host.Options{Self: self(), Builtins: builtinNames(), Logger: logger, Metrics: m, PluginDir: c.pluginDir})
-	cfg, diags := config.Load(path, vars, h)
+	h := host.New(host.Options{Self: self(), Builtins: builtinNames(), Logger: logger, Metrics: m})
+	res, err := c.resolver(h)
+	if err != nil {
+		return nil, nil, err
+	}
+	cfg, diags := config.Load(path, vars, res)
 	if diags.HasErrors() {
 		h.Close()
 		return nil, nil, diagError{config.FormatDiagnostics(diags)}
 	}
+	if c.pluginDir != "" {
+		cfg.PluginDir = c.pluginDir
+	}
 	return cfg, h, nil
 }
+
+// resolver is the host as the config loader sees it: with --plugin-dir, the
+// flag's directory wins over the file's plugin_dir.
+func (c *common) resolver(h *host.Host) (config.Resolver, error) {
+	if c.pluginDir == "" {
+		return h, nil
+	}
+	abs, err := filepath.Abs(c.pluginDir)
+	if err != nil {
+		return nil, fmt.Errorf("--plugin-dir: %w", err)
+	}
+	c.pluginDir = abs
+	if err := h.SetPluginDir(abs); err != nil {
+		return nil, fmt.Errorf("--plugin-dir: %w", err)
+	}
+	return flagDir{h}, nil
+}
+
+// flagDir is a host whose plugin directory came from --plugin-dir; the
+// configuration's plugin_dir does not replace it.
+type flagDir struct{ *host.Host }
+
+func (flagDir) SetPluginDir(string) error { return nil }
 
 // diagError is a configuration that did not load; its text is the
 // diagnostics, one FILE:LINE:COL: message per line. main prints it as is and
@@ -106,7 +138,7 @@ func newValidateCmd() *cobra.Command {
 				return err
 			}
 			h.Close()
-			fmt.Fprintf(cmd.OutOrStdout(), "%s: valid (%d chains)\n", args[0], len(cfg.Chains))
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: valid (%s)\n", args[0], sdk.Count(len(cfg.Chains), "chain"))
 			return nil
 		},
 	}
@@ -138,6 +170,7 @@ func newPlanCmd() *cobra.Command {
 			if asJSON {
 				enc := json.NewEncoder(cmd.OutOrStdout())
 				enc.SetIndent("", "  ")
+				enc.SetEscapeHTML(false) // reasons say "0 threads < min-parallelism 4"
 				if err := enc.Encode(map[string]any{"evaluations": evs}); err != nil {
 					return err
 				}
@@ -177,7 +210,7 @@ func printEvaluation(w io.Writer, ev *runner.Evaluation) {
 		fmt.Fprintf(tw, "    %s\tunit %s\t%s\t%s\n", wk.ID, wk.UnitID, wk.State, busy)
 	}
 	tw.Flush()
-	fmt.Fprintf(w, "  inventory %d units\n", len(ev.Inventory))
+	fmt.Fprintf(w, "  inventory %s\n", sdk.Count(len(ev.Inventory), "unit"))
 	for _, u := range ev.Inventory {
 		fmt.Fprintf(tw, "    %s\t%s\tsize %d\tcreated %s\n", u.ID, u.Phase, u.Size, u.CreatedAt.Format(time.RFC3339))
 	}
@@ -196,10 +229,16 @@ func newRunCmd() *cobra.Command {
 	var c common
 	var path, httpAddr, statePath string
 	cmd := &cobra.Command{
-		Use:   "run",
-		Short: "run the chains of a configuration until interrupted; SIGHUP reloads it",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		Use:   "run [FILE]",
+		Short: "run the chains of a configuration (FILE or --config) until interrupted; SIGHUP reloads it",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 1 {
+				if cmd.Flags().Changed("config") && path != args[0] {
+					return fmt.Errorf("two configurations: %s and --config %s; give one", args[0], path)
+				}
+				path = args[0]
+			}
 			boot := c.logger(nil, cmd.ErrOrStderr(), false)
 			m := metrics.New()
 			cfg, h, err := c.load(path, boot, m)
@@ -218,7 +257,7 @@ func newRunCmd() *cobra.Command {
 		},
 	}
 	c.register(cmd)
-	cmd.Flags().StringVar(&path, "config", "config.hcl", "configuration file")
+	cmd.Flags().StringVar(&path, "config", "config.hcl", "configuration file (or give it as the argument, as to validate)")
 	cmd.Flags().StringVar(&httpAddr, "http", "", "HTTP listen address (default: the config's, else 127.0.0.1:9464)")
 	cmd.Flags().StringVar(&statePath, "state", "", "state file (default: the config's, else ebb.db beside it)")
 	return cmd
@@ -280,48 +319,18 @@ func reload(r *runner.Runner, a runArgs) {
 		a.logger.Error("reload rejected", "error", err)
 		return
 	}
-	cfg, diags := config.Load(a.path, vars, a.host)
+	res, err := a.resolver(a.host)
+	if err != nil {
+		a.logger.Error("reload rejected", "error", err)
+		return
+	}
+	cfg, diags := config.Load(a.path, vars, res)
 	if diags.HasErrors() {
 		a.logger.Error("reload rejected; the running configuration stays", "diagnostics", config.FormatDiagnostics(diags))
 		return
 	}
 	r.Reload(cfg)
 	a.logger.Info("configuration reloaded", "config", a.path, "chains", len(cfg.Chains))
-}
-
-func newPluginsCmd() *cobra.Command {
-	var c common
-	cmd := &cobra.Command{
-		Use:   "plugins",
-		Short: "list the plugins found, builtin and in --plugin-dir, with kind and version",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			logger := c.logger(nil, cmd.ErrOrStderr(), true)
-			h := host.New(host.Options{Self: self(), Builtins: builtinNames(), Logger: logger, PluginDir: c.pluginDir})
-			defer h.Close()
-			found, err := h.List()
-			if err != nil {
-				return err
-			}
-			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "NAME\tKIND\tVERSION\tSOURCE")
-			for _, f := range found {
-				src := f.Path
-				if f.Builtin {
-					src = "builtin"
-				}
-				info, err := h.Info(sdk.KindUnknown, f.Name, "")
-				if err != nil {
-					fmt.Fprintf(tw, "%s\t?\t?\t%s (error: %v)\n", f.Name, src, err)
-					continue
-				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", f.Name, info.Kind, info.Version, src)
-			}
-			return tw.Flush()
-		},
-	}
-	cmd.Flags().StringVar(&c.pluginDir, "plugin-dir", "", "directory of external plugin binaries")
-	return cmd
 }
 
 func newVersionCmd() *cobra.Command {

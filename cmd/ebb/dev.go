@@ -57,7 +57,7 @@ evaluator "dra" {
 realizer "local" {
   plugin = "realizer-process"
   config {
-    command   = ["{{.Self}}", "emulate", "optimizer", "-a", "{ams}", "-g", "{group}", "-p", "{threads}", "-id", "{unit}", "-hb", "1000", "--poll", "200ms"]
+    command   = ["{{.Self}}", "emulate", "optimizer", "-a", "{ams}", "-g", "{group}", "-p", "{threads}", "-id", "{unit}", "-hb", "1000", "--poll", "200ms", "--exit-with", "{{.Pid}}"]
     vars      = { ams = "{{.AMS}}" }
     state-dir = "{{.Dir}}/units"
     boot-time = "1s"
@@ -109,7 +109,9 @@ http://ADDR/ shows demand and capacity over time. Ctrl-C stops everything.`,
 				}
 				workload = b
 			}
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			// SIGHUP: the terminal closed. It stops ebb dev like Ctrl-C, so
+			// that its optimizers are released.
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 			defer stop()
 			if duration > 0 {
 				var cancel context.CancelFunc
@@ -159,7 +161,8 @@ func dev(ctx context.Context, out, errOut io.Writer, httpAddr string, workload [
 
 	// The chain, written out and loaded like any user's configuration.
 	var src bytes.Buffer
-	if err := devConfig.Execute(&src, map[string]string{"Dir": dir, "AMS": amsURL, "Self": self()}); err != nil {
+	// --exit-with covers what no deferred cleanup can: ebb dev SIGKILLed.
+	if err := devConfig.Execute(&src, map[string]string{"Dir": dir, "AMS": amsURL, "Self": self(), "Pid": fmt.Sprint(os.Getpid())}); err != nil {
 		return err
 	}
 	cfgPath := filepath.Join(dir, "dev.hcl")
@@ -192,7 +195,7 @@ func dev(ctx context.Context, out, errOut io.Writer, httpAddr string, workload [
 	go srv.Serve(ln)
 	defer srv.Close()
 
-	fmt.Fprintf(out, "ebb dev: AMS emulator at %s replaying %d tasks; optimizers are local processes\n", amsURL, len(rows))
+	fmt.Fprintf(out, "ebb dev: AMS emulator at %s replaying %s; optimizers are local processes\n", amsURL, sdk.Count(len(rows), "task"))
 	fmt.Fprintf(out, "ebb dev: chart and decisions at http://%s/   (Ctrl-C to stop)\n", ln.Addr())
 	fmt.Fprintf(out, "%-8s  %-22s  %-16s  %s\n", "time", "demand", "capacity", "action: reason")
 	err = r.Run(ctx)
@@ -212,7 +215,7 @@ func printDevLine(w io.Writer, ev *runner.Evaluation, err error) {
 		return
 	}
 	rec := ev.Record
-	demand := fmt.Sprintf("%d tasks, %d tables", rec.DemandTasks, rec.PendingTables)
+	demand := sdk.Count(rec.DemandTasks, "task") + ", " + sdk.Count(rec.PendingTables, "table")
 	capacity := fmt.Sprintf("%d -> %d thr", rec.CurrentCapacity, rec.DesiredCapacity)
 	fmt.Fprintf(w, "%-8s  %-22s  %-16s  %s: %s\n", now, demand, capacity, rec.Summary, rec.Reason)
 }

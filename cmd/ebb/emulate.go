@@ -2,10 +2,14 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/signal"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -110,6 +114,10 @@ name=value work too. Emulator-only settings:
 					return cmd.Help()
 				}
 			}
+			args, exitWith, err := cutExitWith(args)
+			if err != nil {
+				return err
+			}
 			o, _, err := ams.ParseOptimizerArgs(args)
 			if err != nil {
 				return err
@@ -117,6 +125,9 @@ name=value work too. Emulator-only settings:
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			out := cmd.ErrOrStderr()
+			if exitWith > 0 {
+				go exitWithProcess(exitWith, out)
+			}
 			o.Logf = func(format string, args ...any) {
 				fmt.Fprintf(out, "%s optimizer %s: %s\n", time.Now().Format(time.TimeOnly), o.UnitID, fmt.Sprintf(format, args...))
 			}
@@ -124,4 +135,44 @@ name=value work too. Emulator-only settings:
 		},
 	}
 	return cmd
+}
+
+// cutExitWith takes ebb dev's own "--exit-with PID" out of an emulated
+// optimizer's command line; the rest is the optimizer's.
+func cutExitWith(args []string) ([]string, int, error) {
+	var rest []string
+	pid := 0
+	for i := 0; i < len(args); i++ {
+		name, val, inline := strings.Cut(args[i], "=")
+		if name != "--exit-with" {
+			rest = append(rest, args[i])
+			continue
+		}
+		if !inline {
+			if i+1 >= len(args) {
+				return nil, 0, fmt.Errorf("--exit-with takes a process id")
+			}
+			i++
+			val = args[i]
+		}
+		n, err := strconv.Atoi(val)
+		if err != nil || n <= 0 {
+			return nil, 0, fmt.Errorf("--exit-with %q: want a process id", val)
+		}
+		pid = n
+	}
+	return rest, pid, nil
+}
+
+// exitWithProcess ends this optimizer once process pid is gone. ebb dev
+// uses it because it serves the AMS itself: if it dies, even by SIGKILL,
+// there is nothing left to drain to, and the optimizer must not poll on.
+func exitWithProcess(pid int, out io.Writer) {
+	for {
+		if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
+			fmt.Fprintf(out, "%s optimizer: process %d is gone; exiting\n", time.Now().Format(time.TimeOnly), pid)
+			os.Exit(1)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
 }

@@ -105,7 +105,7 @@ func TestValidate(t *testing.T) {
 	c := newCLI(t)
 	good := c.write("good.hcl", c.config(""))
 	out, errOut, code := c.run("validate", good)
-	if code != 0 || !strings.Contains(out, "valid (1 chains)") {
+	if code != 0 || !strings.Contains(out, "valid (1 chain)") {
 		t.Fatalf("valid config: exit %d, %s %s", code, out, errOut)
 	}
 
@@ -150,9 +150,15 @@ func TestPlanJSON(t *testing.T) {
 	}
 	var got struct {
 		Evaluations []struct {
-			Snapshot struct{ Demand struct{ PlannedTasks int64 } }
+			Snapshot struct {
+				Demand struct {
+					PlannedTasks int64 `json:"planned_tasks"`
+				}
+			}
 			Decision struct {
-				Add    []struct{ UnitID string }
+				Add []struct {
+					UnitID string `json:"unit_id"`
+				}
 				Reason string
 			}
 		}
@@ -349,11 +355,15 @@ chain "amoro" {
 		Evaluations []struct {
 			Snapshot struct {
 				Complete bool
-				Demand   struct{ PlannedTasks, RunningTasks int64 }
-				Workers  []struct {
-					UnitID               string
-					Threads, BusyThreads int64
-					BusyKnown            bool
+				Demand   struct {
+					PlannedTasks int64 `json:"planned_tasks"`
+					RunningTasks int64 `json:"running_tasks"`
+				}
+				Workers []struct {
+					UnitID      string `json:"unit_id"`
+					Threads     int64
+					BusyThreads int64 `json:"busy_threads"`
+					BusyKnown   bool  `json:"busy_known"`
 				}
 			}
 		}
@@ -435,7 +445,7 @@ func TestDev(t *testing.T) {
 		t.Fatalf("ebb dev: %v\n%s\n%s", err, out.String(), errOut.String())
 	}
 	text := out.String()
-	for _, want := range []string{"+1 units (dev-1): below the floor", "releasing every optimizer"} {
+	for _, want := range []string{"+1 unit (dev-1): below the floor", "releasing every optimizer"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("output lacks %q:\n%s", want, text)
 		}
@@ -456,7 +466,7 @@ func TestExampleConfigIsValid(t *testing.T) {
 		{"validate", "../../config.hcl", "-var", "realizer=process", "-var=cluster=dev"},
 	} {
 		out, errOut, code := c.run(args...)
-		if code != 0 || !strings.Contains(out, "valid (1 chains)") {
+		if code != 0 || !strings.Contains(out, "valid (1 chain)") {
 			t.Errorf("%v: exit %d\n%s%s", args, code, out, errOut)
 		}
 	}

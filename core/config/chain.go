@@ -423,6 +423,10 @@ func (l *loader) policy(ch *Chain, blk, policy *hcl.Block, evaluatorsAttr *hcl.A
 	ch.Policy = map[string]json.RawMessage{}
 	for _, ev := range evs {
 		obj, _ := decodeBody(body, ev.Info.PolicySchema, union, ctx, where, "")
+		if d := withDefaults(ev.Info.PolicySchema, obj, where); d.HasErrors() {
+			diags = append(diags, d...)
+			continue
+		}
 		raw, err := json.Marshal(obj)
 		if err != nil {
 			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Cannot encode policy", Detail: err.Error(), Subject: where.Ptr()})

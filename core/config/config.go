@@ -46,9 +46,10 @@ type Resolver interface {
 // PluginDirSetter is implemented by a Resolver that looks for external
 // plugin binaries in the configured plugin_dir. Load calls SetPluginDir with
 // the absolute directory before the first Info call, because the directory is
-// itself part of the configuration being loaded.
+// itself part of the configuration being loaded. An error (the directory does
+// not exist) is reported at plugin_dir.
 type PluginDirSetter interface {
-	SetPluginDir(dir string)
+	SetPluginDir(dir string) error
 }
 
 // Config is a loaded, fully validated configuration.
@@ -227,7 +228,9 @@ func (l *loader) load(body hcl.Body, overrides map[string]string) hcl.Diagnostic
 
 	diags = append(diags, l.settings(content, ctx)...)
 	if ps, ok := l.resolver.(PluginDirSetter); ok && l.cfg.PluginDir != "" {
-		ps.SetPluginDir(l.cfg.PluginDir)
+		if err := ps.SetPluginDir(l.cfg.PluginDir); err != nil {
+			diags = append(diags, attrError(content.Attributes["plugin_dir"], "Invalid plugin_dir", err.Error()+"."))
+		}
 	}
 
 	l.blocks = map[sdk.Kind][]*PluginBlock{}
@@ -486,6 +489,7 @@ func (l *loader) pluginBlock(kind sdk.Kind, blk *hcl.Block, ctx *hcl.EvalContext
 		body, where = configs[0].Body, configs[0].DefRange
 	}
 	obj, d := decodeBody(body, info.ConfigSchema, info.ConfigSchema, ctx, where, "")
+	d = append(d, withDefaults(info.ConfigSchema, obj, where)...)
 	diags = append(diags, d...)
 	if !d.HasErrors() {
 		raw, err := json.Marshal(obj)
@@ -520,7 +524,7 @@ func checkNumbers(body hcl.Body) hcl.Diagnostics {
 	var diags hcl.Diagnostics
 	_ = hclsyntax.VisitAll(sb, func(n hclsyntax.Node) hcl.Diagnostics {
 		lit, ok := n.(*hclsyntax.LiteralValueExpr)
-		if ok && lit.Val.Type() == cty.Number && lit.Val.IsKnown() && !lit.Val.IsNull() && !inRange(lit.Val.AsBigFloat()) {
+		if ok && lit.Val.Type() == cty.Number && lit.Val.IsKnown() && !lit.Val.IsNull() && !sdk.NumberInRange(lit.Val.AsBigFloat()) {
 			diags = append(diags, &hcl.Diagnostic{
 				Severity: hcl.DiagError,
 				Summary:  "Number out of range",

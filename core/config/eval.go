@@ -142,7 +142,7 @@ func convertOverride(raw string, def cty.Value, hasDefault bool) (cty.Value, err
 		if err != nil {
 			return cty.NilVal, fmt.Errorf("want a %s like the default", t.FriendlyName())
 		}
-		if t == cty.Number && !inRange(v.AsBigFloat()) {
+		if t == cty.Number && !sdk.NumberInRange(v.AsBigFloat()) {
 			return cty.NilVal, fmt.Errorf("number is out of range")
 		}
 		return v, nil

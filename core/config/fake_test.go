@@ -97,7 +97,7 @@ func newFakeResolver() *fakeResolver {
 	}
 }
 
-func (f *fakeResolver) SetPluginDir(dir string) { f.dir = dir }
+func (f *fakeResolver) SetPluginDir(dir string) error { f.dir = dir; return nil }
 
 func (f *fakeResolver) Info(kind sdk.Kind, plugin, sum string) (sdk.Info, error) {
 	f.mu.Lock()

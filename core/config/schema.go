@@ -1,12 +1,7 @@
 package config
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
-	"math"
-	"math/big"
-	"time"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/zclconf/go-cty/cty"
@@ -16,8 +11,8 @@ import (
 )
 
 // decodeBody decodes an HCL body against a plugin's schema into a JSON-ready
-// object with defaults filled in. own is the schema whose keys end up in the
-// result; accept (a superset of own) lists the keys that are not an error, so
+// object of what is written (withDefaults adds the rest). own is the schema
+// whose keys end up in the result; accept (a superset of own) lists the keys that are not an error, so
 // that a chain's policy block can hold the keys of several evaluators. where
 // is the block reported when something required is missing; path prefixes
 // names in messages ("auto-restart.").
@@ -52,20 +47,6 @@ func decodeBody(body hcl.Body, own, accept sdk.Schema, ctx *hcl.EvalContext, whe
 				Detail:   fmt.Sprintf("The argument %q is required%s.", path+a.Name, describeAttr(a)),
 				Subject:  where.Ptr(),
 			})
-			continue
-		}
-		if a.Default != nil {
-			dv, err := normalizeDefault(a.Default, a.Type)
-			if err != nil {
-				diags = append(diags, &hcl.Diagnostic{
-					Severity: hcl.DiagError,
-					Summary:  "Invalid plugin schema",
-					Detail:   fmt.Sprintf("The plugin publishes a bad default for %q: %v.", path+a.Name, err),
-					Subject:  where.Ptr(),
-				})
-				continue
-			}
-			out[a.Name] = dv
 		}
 	}
 	for _, b := range own.Blocks {
@@ -124,7 +105,7 @@ func convertValue(v cty.Value, t sdk.Type) (any, error) {
 		if err != nil {
 			return nil, fmt.Errorf("a number is required, got %s", v.Type().FriendlyName())
 		}
-		return jsonNumber(n.AsBigFloat())
+		return sdk.JSONNumber(n.AsBigFloat())
 	case sdk.TypeBool:
 		b, err := convert.Convert(v, cty.Bool)
 		if err != nil {
@@ -163,105 +144,18 @@ func convertValue(v cty.Value, t sdk.Type) (any, error) {
 	return nil, fmt.Errorf("the plugin's schema gives it an unknown type (%d)", int(t))
 }
 
-// jsonNumber writes integers without an exponent, so that a plugin can
-// decode 5000000 into an int64.
-func jsonNumber(f *big.Float) (json.Number, error) {
-	if !inRange(f) {
-		return "", fmt.Errorf("number %s is out of range", f.Text('g', 6))
+// withDefaults fills in the schema's defaults with the SDK's own
+// implementation, the one sdktest uses, so that tests and production agree.
+func withDefaults(s sdk.Schema, obj map[string]any, where hcl.Range) hcl.Diagnostics {
+	if err := s.FillDefaults(obj); err != nil {
+		return hcl.Diagnostics{{
+			Severity: hcl.DiagError,
+			Summary:  "Invalid plugin schema",
+			Detail:   fmt.Sprintf("The plugin publishes a %v.", err),
+			Subject:  where.Ptr(),
+		}}
 	}
-	if f.IsInt() {
-		return json.Number(f.Text('f', 0)), nil
-	}
-	return json.Number(f.Text('g', -1)), nil
-}
-
-// inRange is true for the numbers a float64 can hold. Beyond that no plugin
-// can decode them, and printing one digit by digit can take forever.
-func inRange(f *big.Float) bool {
-	if f.IsInf() {
-		return false
-	}
-	a := new(big.Float).Abs(f)
-	return a.Sign() == 0 || (a.Cmp(big.NewFloat(math.MaxFloat64)) <= 0 && a.Cmp(big.NewFloat(math.SmallestNonzeroFloat64)) >= 0)
-}
-
-// normalizeDefault turns a schema default into the value convertValue would
-// produce, so a defaulted and a written value encode alike. Defaults arrive
-// as JSON-decoded values from plugin processes and as Go values from
-// in-process plugins.
-func normalizeDefault(d any, t sdk.Type) (any, error) {
-	switch v := d.(type) {
-	case time.Duration:
-		d = v.String()
-	case sdk.Duration:
-		d = v.D().String()
-	}
-	raw, err := json.Marshal(d)
-	if err != nil {
-		return nil, err
-	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	var val any
-	if err := dec.Decode(&val); err != nil {
-		return nil, err
-	}
-	bad := fmt.Errorf("%s is not a %s", raw, t)
-	switch t {
-	case sdk.TypeString:
-		if _, ok := val.(string); !ok {
-			return nil, bad
-		}
-	case sdk.TypeDuration:
-		s, ok := val.(string)
-		if !ok {
-			return nil, bad
-		}
-		if _, err := sdk.ParseDuration(s); err != nil {
-			return nil, err
-		}
-	case sdk.TypeNumber:
-		n, ok := val.(json.Number)
-		if !ok {
-			return nil, bad
-		}
-		f, _, err := big.ParseFloat(n.String(), 10, 512, big.ToNearestEven)
-		if err != nil {
-			return nil, bad
-		}
-		return jsonNumber(f)
-	case sdk.TypeBool:
-		if _, ok := val.(bool); !ok {
-			return nil, bad
-		}
-	case sdk.TypeListString:
-		l, ok := val.([]any)
-		if !ok {
-			return nil, bad
-		}
-		out := make([]string, len(l))
-		for i, e := range l {
-			if out[i], ok = e.(string); !ok {
-				return nil, bad
-			}
-		}
-		return out, nil
-	case sdk.TypeMapString:
-		m, ok := val.(map[string]any)
-		if !ok {
-			return nil, bad
-		}
-		out := make(map[string]string, len(m))
-		for k, e := range m {
-			if out[k], ok = e.(string); !ok {
-				return nil, bad
-			}
-		}
-		return out, nil
-	default:
-		return nil, fmt.Errorf("unknown type (%d)", int(t))
-	}
-	return val, nil
+	return nil
 }
 
 // unionSchema merges the policy schemas of a chain's evaluators. A key two

@@ -78,11 +78,31 @@ func New(opts Options) *Host {
 }
 
 // SetPluginDir points the host at the configuration's plugin_dir; the config
-// loader calls it before it asks for any plugin's info.
-func (h *Host) SetPluginDir(dir string) {
+// loader calls it before it asks for any plugin's info. A directory that does
+// not exist is an error: a typo would otherwise read as "no such plugin".
+func (h *Host) SetPluginDir(dir string) error {
+	if err := CheckPluginDir(dir); err != nil {
+		return err
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.opts.PluginDir = dir
+	return nil
+}
+
+// CheckPluginDir says whether dir can be a plugin directory.
+func CheckPluginDir(dir string) error {
+	st, err := os.Stat(dir)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("plugin directory %s does not exist", dir)
+		}
+		return fmt.Errorf("plugin directory: %w", err)
+	}
+	if !st.IsDir() {
+		return fmt.Errorf("plugin directory %s is not a directory", dir)
+	}
+	return nil
 }
 
 func (h *Host) pluginDir() string {
@@ -144,12 +164,12 @@ func (h *Host) List() ([]Found, error) {
 	if dir == "" {
 		return out, nil
 	}
+	if err := CheckPluginDir(dir); err != nil {
+		return out, err
+	}
 	entries, err := os.ReadDir(dir)
 	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return out, nil
-		}
-		return out, fmt.Errorf("reading plugin_dir: %w", err)
+		return out, fmt.Errorf("reading plugin directory: %w", err)
 	}
 	names := make([]string, 0, len(entries))
 	for _, e := range entries {

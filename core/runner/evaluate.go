@@ -2,7 +2,6 @@ package runner
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -11,6 +10,7 @@ import (
 	"github.com/ebbscale/ebb/core/config"
 	"github.com/ebbscale/ebb/core/host"
 	"github.com/ebbscale/ebb/core/state"
+	"github.com/ebbscale/ebb/internal/jsontext"
 	"github.com/ebbscale/ebb/sdk"
 )
 
@@ -313,7 +313,7 @@ func (r *Runner) record(ev *Evaluation) state.Record {
 			capNow += u.Size
 		}
 	}
-	raw, _ := json.Marshal(ev.Decision)
+	raw, _ := jsontext.Marshal(ev.Decision)
 	return state.Record{
 		At:              ev.At,
 		Target:          ev.Target,

@@ -76,5 +76,6 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.WriteHeader(status)
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false) // reasons say "0 threads < min-parallelism 4"
 	_ = enc.Encode(v)
 }

@@ -56,6 +56,8 @@ type chainLoop struct {
 	lastErr error
 	lastAt  time.Time
 	ticks   int
+	// loggedReason is the reason of the last "no action" logged at info.
+	loggedReason string
 }
 
 // New returns a runner for cfg. Nothing starts until Run.
@@ -277,13 +279,16 @@ func (r *Runner) tick(ctx context.Context, l *chainLoop) {
 	if ev != nil && ev.Record.Status != "" {
 		r.exportChainMetrics(ev, prev)
 	}
-	r.log(ev, err)
+	r.log(l, ev, err)
 	if r.opts.OnEvaluation != nil {
 		r.opts.OnEvaluation(ev, err)
 	}
 }
 
-func (r *Runner) log(ev *Evaluation, err error) {
+// log logs a decision: at info when it acts, and when it does nothing for
+// a reason not logged before, so that a user sees within the first interval
+// why nothing happens, without a line every round while nothing changes.
+func (r *Runner) log(l *chainLoop, ev *Evaluation, err error) {
 	if err != nil {
 		r.opts.Logger.Error("evaluation failed", "error", err)
 		return
@@ -293,9 +298,14 @@ func (r *Runner) log(ev *Evaluation, err error) {
 			"conflict", ev.Conflict, "refused", ev.Suppressed)
 	}
 	level := hclog.Debug
-	if ev.Decision.HasActions() {
-		level = hclog.Info
+	l.mu.Lock()
+	switch {
+	case ev.Decision.HasActions():
+		level, l.loggedReason = hclog.Info, ""
+	case ev.Record.Reason != l.loggedReason:
+		level, l.loggedReason = hclog.Info, ev.Record.Reason
 	}
+	l.mu.Unlock()
 	r.opts.Logger.Log(level, "decision", "chain", ev.Chain, "target", ev.Target,
 		"demand_tasks", ev.Record.DemandTasks, "pending_tables", ev.Record.PendingTables,
 		"capacity", ev.Record.CurrentCapacity, "desired", ev.Record.DesiredCapacity,

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/ebbscale/ebb/internal/jsontext"
 )
 
 // Record is one entry of a chain's decision log.
@@ -126,7 +128,7 @@ func (s *Store) Append(chain string, r *Record) error {
 			return err
 		}
 		r.Seq = seq
-		v, err := json.Marshal(r)
+		v, err := jsontext.Marshal(r)
 		if err != nil {
 			return err
 		}
@@ -151,7 +153,7 @@ func (s *Store) Append(chain string, r *Record) error {
 
 // Update rewrites a record already in the log (to set its outcome).
 func (s *Store) Update(chain string, r Record) error {
-	v, err := json.Marshal(r)
+	v, err := jsontext.Marshal(r)
 	if err != nil {
 		return err
 	}

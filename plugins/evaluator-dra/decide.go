@@ -419,7 +419,7 @@ func (r *round) progressDrains() {
 		timedOut := elapsed >= r.p.DrainTimeout.D()
 		switch {
 		case !done && !timedOut:
-			busy := fmt.Sprintf("%d threads busy", u.inflight)
+			busy := sdk.Count(u.inflight, "thread") + " busy"
 			if !known {
 				busy = "load unknown"
 			}
@@ -431,7 +431,7 @@ func (r *round) progressDrains() {
 			r.note("%s drained after %s: remove", u.id, fmtDur(elapsed))
 		default:
 			r.dec.Remove = append(r.dec.Remove, sdk.UnitRemove{UnitID: u.id, Force: true})
-			busy := fmt.Sprintf("%d threads still busy", u.inflight)
+			busy := sdk.Count(u.inflight, "thread") + " still busy"
 			if !known {
 				busy = "load unknown"
 			}
@@ -561,8 +561,9 @@ func (r *round) finish() {
 	r.dec.DesiredCapacity = max(r.effective, 0)
 	r.dec.Metrics = r.metrics()
 	d := r.req.Snapshot.Demand
-	status := fmt.Sprintf("capacity %d threads (%d registered, %d in flight), %d busy; %d tasks, %d pending tables; floor %d, ceiling %d",
-		r.registered+r.inflight, r.registered, r.inflight, r.busy, r.tasks, d.PendingTables, r.p.MinParallelism, r.p.MaxParallelism)
+	status := fmt.Sprintf("capacity %s (%d registered, %d in flight), %d busy; %s, %s; floor %d, ceiling %d",
+		sdk.Count(r.registered+r.inflight, "thread"), r.registered, r.inflight, r.busy, sdk.Count(r.tasks, "task"),
+		sdk.Count(d.PendingTables, "pending table"), r.p.MinParallelism, r.p.MaxParallelism)
 	if len(r.notes) == 0 {
 		r.dec.Reason = "steady: " + status
 		return
@@ -587,7 +588,7 @@ func describeSizes(sizes []int64) string {
 		}
 	}
 	if same {
-		return fmt.Sprintf("+%d %s of %d threads", len(sizes), unitWord, sizes[0])
+		return fmt.Sprintf("+%d %s of %s", len(sizes), unitWord, sdk.Count(sizes[0], "thread"))
 	}
 	parts := make([]string, len(sizes))
 	for i, s := range sizes {

@@ -200,7 +200,7 @@ func TestCeiling(t *testing.T) {
 		if got := removeIDs(d); !reflect.DeepEqual(got, []string{ids[1]}) {
 			t.Fatalf("removed %v, want [%s]: %s", got, ids[1], d.Reason)
 		}
-		wantContains(t, d.Reason, "draining "+ids[3]+": 1 threads busy, 30s of drain-timeout 15m")
+		wantContains(t, d.Reason, "draining "+ids[3]+": 1 thread busy, 30s of drain-timeout 15m")
 		s.units[ids[3]].busy = 0
 		d = s.step(30 * time.Second)
 		if len(d.Remove) != 1 || d.Remove[0] != (sdk.UnitRemove{UnitID: ids[3]}) {

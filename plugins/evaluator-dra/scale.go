@@ -151,7 +151,7 @@ func (r *round) scaleUp() bool {
 	var what string
 	switch {
 	case shortfall > 0:
-		what = fmt.Sprintf("backlog %d tasks", shortfall)
+		what = "backlog " + sdk.Count(shortfall, "task")
 	case r.effective == 0:
 		what = fmt.Sprintf("%d pending tables with no units (cold start)", d.PendingTables)
 	default:

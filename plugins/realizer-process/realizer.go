@@ -320,7 +320,7 @@ func (r *Realizer) Realize(ctx context.Context, req sdk.RealizeRequest) (string,
 			continue
 		}
 		live[a.UnitID] = rec
-		notes = append(notes, fmt.Sprintf("%s: started %d threads (pid %d)", a.UnitID, a.Size, rec.Pid))
+		notes = append(notes, fmt.Sprintf("%s: started %s (pid %d)", a.UnitID, sdk.Count(a.Size, "thread"), rec.Pid))
 	}
 
 	summary := "no change"

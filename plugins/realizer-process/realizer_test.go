@@ -15,7 +15,7 @@ func TestAddInventoryAndRetry(t *testing.T) {
 	r, c, _ := newRealizer(t, graceful, nil)
 	add := sdk.Decision{Add: []sdk.UnitAdd{{UnitID: "u-1", Size: 2}, {UnitID: "u-2", Size: 1}}}
 	summary := realize(t, r, "req-1", add)
-	if !strings.Contains(summary, "u-1: started 2 threads") || !strings.Contains(summary, "u-2: started 1 threads") {
+	if !strings.Contains(summary, "u-1: started 2 threads") || !strings.Contains(summary, "u-2: started 1 thread") {
 		t.Errorf("summary %q does not report both starts", summary)
 	}
 	units := inventory(t, r, target)

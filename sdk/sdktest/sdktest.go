@@ -49,17 +49,24 @@ var Timeout = 30 * time.Second
 var built sync.Map // package path -> binary path, once per test process
 
 // Build compiles a plugin's main package with the go command and returns the
-// binary's path. The binary is built once per test process.
+// binary's path. The binary is built once per test process, into a directory
+// that is removed when the process exits.
 func Build(t testing.TB, pkg string) string {
 	t.Helper()
 	if p, ok := built.Load(pkg); ok {
 		return p.(string)
 	}
-	dir, err := os.MkdirTemp("", "ebb-sdktest-")
+	dir, err := binDir()
 	if err != nil {
-		t.Fatalf("temp dir: %v", err)
+		t.Fatalf("sdktest: %v", err)
 	}
-	bin := filepath.Join(dir, filepath.Base(pkg))
+	// One subdirectory per package, so two main packages with the same last
+	// element do not overwrite each other.
+	sub, err := os.MkdirTemp(dir, "pkg-")
+	if err != nil {
+		t.Fatalf("sdktest: %v", err)
+	}
+	bin := filepath.Join(sub, filepath.Base(pkg))
 	cmd := exec.Command("go", "build", "-o", bin, pkg)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
@@ -68,6 +75,29 @@ func Build(t testing.TB, pkg string) string {
 	}
 	built.Store(pkg, bin)
 	return bin
+}
+
+var bins struct {
+	once sync.Once
+	dir  string
+	err  error
+}
+
+// binDir is this process's directory of built binaries. Binaries outlive the
+// test that built them (later tests reuse them), and go test offers a
+// package no hook after its last test, so the directory is removed by a
+// watcher that outlives the process instead.
+func binDir() (string, error) {
+	bins.once.Do(func() {
+		bins.dir, bins.err = os.MkdirTemp("", "ebb-sdktest-")
+		if bins.err != nil {
+			return
+		}
+		if bins.err = removeAtExit(bins.dir); bins.err != nil {
+			os.RemoveAll(bins.dir)
+		}
+	})
+	return bins.dir, bins.err
 }
 
 // Start runs bin (with args) as a plugin subprocess and returns it; it is
@@ -111,8 +141,26 @@ func Conformance(t *testing.T, p sdk.Plugin, c Case) {
 		t.Fatalf("Info: %v", err)
 	}
 	CheckInfo(t, info, sdk.KindOf(p))
-	if err := p.Configure(ctx, c.Config); err != nil {
-		t.Fatalf("Configure(%s): %v", c.Config, err)
+	// The runner fills in schema defaults before a plugin sees its config
+	// or policy; so does the harness, with the same code.
+	config, err := info.ConfigSchema.WithDefaults(c.Config)
+	if err != nil {
+		t.Fatalf("Case.Config %s: %v", c.Config, err)
+	}
+	if c.Policy, err = info.PolicySchema.WithDefaults(c.Policy); err != nil {
+		t.Fatalf("Case.Policy %s: %v", c.Policy, err)
+	}
+	c.Requests = slices.Clone(c.Requests)
+	for i, req := range c.Requests {
+		if req.Policy == nil {
+			continue
+		}
+		if c.Requests[i].Policy, err = info.PolicySchema.WithDefaults(req.Policy); err != nil {
+			t.Fatalf("Case.Requests[%d].Policy %s: %v", i, req.Policy, err)
+		}
+	}
+	if err := p.Configure(ctx, config); err != nil {
+		t.Fatalf("Configure(%s): %v", config, err)
 	}
 	switch p := p.(type) {
 	case sdk.Evaluator:
@@ -234,6 +282,7 @@ func checkEvaluator(ctx context.Context, t *testing.T, e sdk.Evaluator, c Case) 
 	if len(c.Requests) == 0 {
 		t.Errorf("evaluator case has no Requests to evaluate")
 	}
+	c.Requests = slices.Clone(c.Requests)
 	for i, req := range c.Requests {
 		if req.Policy == nil {
 			req.Policy = c.Policy

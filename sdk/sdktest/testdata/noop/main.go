@@ -1,0 +1,4 @@
+// Command noop is a main package for sdktest's own tests of Build.
+package main
+
+func main() {}
