@@ -136,7 +136,7 @@ func TestPlanRefusesAGroupAMSScales(t *testing.T) {
 		`CONFLICT  collector "ams": optimizer group "amoro-dra": dynamic-allocation.enabled=true: AMS's own dynamic allocation scales it`,
 		"To hand it to ebb, set dynamic-allocation.enabled=false",
 		"decision  no action",
-		"[refused: +1 units",
+		"[refused: +1 unit",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("plan output lacks %q:\n%s", want, out)

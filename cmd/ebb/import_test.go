@@ -103,7 +103,7 @@ func TestImportAmoro(t *testing.T) {
 		block.WriteString("  " + l)
 	}
 	cfg := c.write("imported.hcl", strings.Replace(chain, old, block.String(), 1))
-	if vo, ve, code := c.run("validate", cfg); code != 0 || !strings.Contains(vo, "valid (1 chains)") {
+	if vo, ve, code := c.run("validate", cfg); code != 0 || !strings.Contains(vo, "valid (1 chain)") {
 		t.Fatalf("ebb validate of the imported policy: exit %d\n%s%s\n%s", code, vo, ve, block.String())
 	}
 
