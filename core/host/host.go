@@ -11,7 +11,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -186,29 +185,41 @@ func checksum(f Found, pin string) ([]byte, error) {
 	if err != nil || len(want) != sha256.Size {
 		return nil, fmt.Errorf("sha256 %q is not 64 hex digits", pin)
 	}
-	file, err := os.Open(f.Path)
+	got, err := sdk.FileSHA256(f.Path)
 	if err != nil {
 		return nil, fmt.Errorf("reading plugin %q: %w", f.Name, err)
 	}
-	defer file.Close()
-	hash := sha256.New()
-	if _, err := io.Copy(hash, file); err != nil {
-		return nil, fmt.Errorf("reading plugin %q: %w", f.Name, err)
-	}
-	if got := hash.Sum(nil); hex.EncodeToString(got) != hex.EncodeToString(want) {
+	if hex.EncodeToString(got) != hex.EncodeToString(want) {
 		return nil, fmt.Errorf("%w for plugin %q: %s has sha256 %x, the config pins %s", config.ErrChecksumMismatch, f.Name, f.Path, got, pin)
 	}
 	return want, nil
 }
 
-func (h *Host) launch(f Found, kind sdk.Kind, sum []byte, logger hclog.Logger) (*sdk.Process, error) {
-	return sdk.Launch(h.command(f), sdk.LaunchOptions{
+// launch starts a plugin; ctx, when done, abandons the start.
+func (h *Host) launch(ctx context.Context, f Found, kind sdk.Kind, sum []byte, logger hclog.Logger) (*sdk.Process, error) {
+	p, err := sdk.Launch(h.command(f), sdk.LaunchOptions{
 		Kind:         kind,
 		SHA256:       sum,
 		Logger:       logger,
 		StartTimeout: h.opts.StartTimeout,
+		Context:      ctx,
 	})
+	if err != nil {
+		return nil, &StartError{Plugin: f.Name, Err: err}
+	}
+	return p, nil
 }
+
+// StartError is a plugin that could not be started or configured: its
+// binary is missing, untrusted, not a plugin, hangs in its start, or
+// rejected its configuration.
+type StartError struct {
+	Plugin string
+	Err    error
+}
+
+func (e *StartError) Error() string { return e.Err.Error() }
+func (e *StartError) Unwrap() error { return e.Err }
 
 // infoKey names a binary as it is now, so a replaced binary is asked again.
 func infoKey(f Found, pin string) string {
@@ -250,7 +261,7 @@ func (h *Host) Info(kind sdk.Kind, plugin, pin string) (sdk.Info, error) {
 }
 
 func (h *Host) readInfo(f Found, sum []byte) (sdk.Info, error) {
-	p, err := h.launch(f, sdk.KindUnknown, sum, h.opts.Logger.Named(f.Name))
+	p, err := h.launch(context.Background(), f, sdk.KindUnknown, sum, h.opts.Logger.Named(f.Name))
 	if err != nil {
 		return sdk.Info{}, err
 	}
@@ -274,7 +285,7 @@ func (h *Host) ValidatePolicy(plugin string, policy json.RawMessage) ([]sdk.Poli
 	if err != nil {
 		return nil, err
 	}
-	p, err := h.launch(f, sdk.KindEvaluator, nil, h.opts.Logger.Named(plugin))
+	p, err := h.launch(context.Background(), f, sdk.KindEvaluator, nil, h.opts.Logger.Named(plugin))
 	if err != nil {
 		return nil, err
 	}

@@ -3,6 +3,7 @@ package host
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -63,6 +64,8 @@ type ErrBackingOff struct {
 	Cause error
 }
 
+func (e *ErrBackingOff) Unwrap() error { return e.Cause }
+
 func (e *ErrBackingOff) Error() string {
 	return fmt.Sprintf("plugin %q is down, next start in %s (last error: %v)", e.Block, time.Until(e.Until).Round(time.Millisecond), e.Cause)
 }
@@ -90,8 +93,16 @@ func (i *Instance) get(ctx context.Context) (sdk.Plugin, error) {
 	// Starting and configuring a process is bounded by the start timeout,
 	// not by the deadline of the call that happened to need it: a chain
 	// with a short call timeout must still be able to (re)start its plugins.
+	// Cancelling the caller (stopping the chain, shutting down) does abandon
+	// the start.
 	startCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), i.h.opts.StartTimeout)
 	defer cancel()
+	stopCancel := context.AfterFunc(ctx, func() {
+		if errors.Is(ctx.Err(), context.Canceled) {
+			cancel()
+		}
+	})
+	defer stopCancel()
 	p, err := i.start(startCtx)
 	if err != nil {
 		i.noteFailure(err)
@@ -123,19 +134,22 @@ func (i *Instance) noteFailure(err error) {
 func (i *Instance) start(ctx context.Context) (*sdk.Process, error) {
 	f, err := i.h.Find(i.spec.Plugin)
 	if err != nil {
-		return nil, err
+		return nil, &StartError{Plugin: i.spec.Plugin, Err: err}
 	}
 	sum, err := checksum(f, i.spec.SHA256)
 	if err != nil {
-		return nil, err
+		return nil, &StartError{Plugin: i.spec.Plugin, Err: err}
 	}
-	p, err := i.h.launch(f, i.spec.Kind, sum, i.logger)
+	p, err := i.h.launch(ctx, f, i.spec.Kind, sum, i.logger)
 	if err != nil {
 		return nil, err
 	}
 	if err := p.Plugin.Configure(ctx, i.spec.Config); err != nil {
 		p.Kill()
-		return nil, fmt.Errorf("configuring plugin %q: %w", i.spec.Block, err)
+		// A configuration the plugin refuses is not a crash: the block
+		// stays down, retried with the same capped backoff, since what it
+		// refers to (a file, a cluster) may yet appear.
+		return nil, &StartError{Plugin: i.spec.Plugin, Err: fmt.Errorf("plugin %q rejected its configuration: %w", i.spec.Block, err)}
 	}
 	return p, nil
 }
