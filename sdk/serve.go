@@ -2,9 +2,11 @@ package sdk
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -61,6 +63,9 @@ type Process struct {
 	Plugin Plugin
 }
 
+// ErrStartTimeout is a plugin that did not finish its start in time.
+var ErrStartTimeout = errors.New("the plugin did not finish its start")
+
 // maxStartError bounds how much of what a plugin printed instead of the
 // handshake ends up in an error (and in the chain status that shows it).
 const maxStartError = 1024
@@ -102,8 +107,15 @@ func Launch(cmd *exec.Cmd, opts LaunchOptions) (*Process, error) {
 	rpc, err := client.Client()
 	if err != nil {
 		p.Kill()
-		if opts.Context != nil && opts.Context.Err() != nil {
-			return nil, fmt.Errorf("starting plugin %s: %w", cmd.Path, opts.Context.Err())
+		var ctxErr error
+		if opts.Context != nil {
+			ctxErr = opts.Context.Err()
+		}
+		switch {
+		case errors.Is(ctxErr, context.DeadlineExceeded) || strings.Contains(err.Error(), "timeout while waiting for plugin to start"):
+			return nil, fmt.Errorf("starting plugin %s: %w: no handshake within %s", cmd.Path, ErrStartTimeout, opts.StartTimeout)
+		case ctxErr != nil:
+			return nil, fmt.Errorf("starting plugin %s: %w", cmd.Path, ctxErr)
 		}
 		return nil, fmt.Errorf("starting plugin %s: %s", cmd.Path, truncate(err.Error(), maxStartError))
 	}

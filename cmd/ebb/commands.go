@@ -77,13 +77,32 @@ func (c *common) load(path string, logger hclog.Logger, m *metrics.Metrics) (*co
 	if err != nil {
 		return nil, nil, err
 	}
-	h := host.New(host.Options{Self: self(), Builtins: builtinNames(), Logger: logger, Metrics: m, PluginDir: c.pluginDir})
+	h, err := newHost(logger, m, c.pluginDir)
+	if err != nil {
+		return nil, nil, err
+	}
 	cfg, diags := config.Load(path, vars, h)
 	if diags.HasErrors() {
 		h.Close()
 		return nil, nil, diagError{config.FormatDiagnostics(diags)}
 	}
 	return cfg, h, nil
+}
+
+// startTimeoutEnv bounds each plugin's start (the handshake), 20s unless set.
+const startTimeoutEnv = "EBB_PLUGIN_START_TIMEOUT"
+
+// newHost returns the plugin host every command runs its plugins with.
+func newHost(logger hclog.Logger, m *metrics.Metrics, pluginDir string) (*host.Host, error) {
+	opts := host.Options{Self: self(), Builtins: builtinNames(), Logger: logger, Metrics: m, PluginDir: pluginDir}
+	if v := os.Getenv(startTimeoutEnv); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return nil, fmt.Errorf("%s=%q: want a positive duration such as 20s", startTimeoutEnv, v)
+		}
+		opts.StartTimeout = d
+	}
+	return host.New(opts), nil
 }
 
 // diagError is a configuration that did not load; its text is the
@@ -291,7 +310,10 @@ func newPluginsCmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			logger := c.logger(nil, cmd.ErrOrStderr(), true)
-			h := host.New(host.Options{Self: self(), Builtins: builtinNames(), Logger: logger, PluginDir: c.pluginDir})
+			h, err := newHost(logger, nil, c.pluginDir)
+			if err != nil {
+				return err
+			}
 			defer h.Close()
 			found, err := h.List()
 			if err != nil {

@@ -39,6 +39,12 @@ type Instance struct {
 	restarts  int
 	lastErr   error
 	stopped   bool
+
+	// startErr is why the last start failed, nil once one succeeded. It has
+	// its own lock: mu is held through a start, and status pages must not
+	// wait for one.
+	statusMu sync.Mutex
+	startErr error
 }
 
 // stableAfter is how long a process must live for its death not to count
@@ -104,6 +110,7 @@ func (i *Instance) get(ctx context.Context) (sdk.Plugin, error) {
 	})
 	defer stopCancel()
 	p, err := i.start(startCtx)
+	i.setStartErr(err)
 	if err != nil {
 		i.noteFailure(err)
 		return nil, err
@@ -152,6 +159,21 @@ func (i *Instance) start(ctx context.Context) (*sdk.Process, error) {
 		return nil, &StartError{Plugin: i.spec.Plugin, Err: fmt.Errorf("plugin %q rejected its configuration: %w", i.spec.Block, err)}
 	}
 	return p, nil
+}
+
+func (i *Instance) setStartErr(err error) {
+	i.statusMu.Lock()
+	i.startErr = err
+	i.statusMu.Unlock()
+}
+
+// Failure is why the plugin cannot run: its last start or configuration
+// failed, and it is retried with backoff. Nil while it runs or has not been
+// needed yet.
+func (i *Instance) Failure() error {
+	i.statusMu.Lock()
+	defer i.statusMu.Unlock()
+	return i.startErr
 }
 
 // Pid is the current process id, 0 when not running.
