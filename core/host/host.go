@@ -53,6 +53,7 @@ type Host struct {
 
 	mu        sync.Mutex
 	infos     map[string]sdk.Info // by binary identity, see infoKey
+	pins      map[string]string   // plugin name -> the sha256 its Info was asked with
 	instances []*Instance
 }
 
@@ -73,7 +74,7 @@ func New(opts Options) *Host {
 	if opts.MaxBackoff == 0 {
 		opts.MaxBackoff = 30 * time.Second
 	}
-	return &Host{opts: opts, infos: map[string]sdk.Info{}}
+	return &Host{opts: opts, infos: map[string]sdk.Info{}, pins: map[string]string{}}
 }
 
 // SetPluginDir points the host at the configuration's plugin_dir; the config
@@ -172,8 +173,18 @@ func (h *Host) command(f Found) *exec.Cmd {
 	return cmd
 }
 
+// vet decides whether an external plugin may run: against its pin when it
+// has one, else by who could have written it (see trusted).
+func (h *Host) vet(f Found, pin string) ([]byte, error) {
+	if pin == "" && !f.Builtin {
+		return nil, trusted(f, h.pluginDir())
+	}
+	return checksum(f, pin)
+}
+
 // checksum verifies an external plugin against its pin before anything runs
-// it. go-plugin checks again at launch; checking here gives a clear message.
+// it. The launcher checks again on the binary it starts; checking here gives
+// a clear message.
 func checksum(f Found, pin string) ([]byte, error) {
 	if pin == "" {
 		return nil, nil
@@ -237,7 +248,7 @@ func (h *Host) Info(kind sdk.Kind, plugin, pin string) (sdk.Info, error) {
 	if err != nil {
 		return sdk.Info{}, err
 	}
-	sum, err := checksum(f, pin)
+	sum, err := h.vet(f, pin)
 	if err != nil {
 		return sdk.Info{}, err
 	}
@@ -254,6 +265,9 @@ func (h *Host) Info(kind sdk.Kind, plugin, pin string) (sdk.Info, error) {
 		h.infos[key] = info
 		h.mu.Unlock()
 	}
+	h.mu.Lock()
+	h.pins[plugin] = pin
+	h.mu.Unlock()
 	if kind != sdk.KindUnknown && info.Kind != kind {
 		return info, fmt.Errorf("plugin %q is a %v, not a %v", plugin, info.Kind, kind)
 	}
@@ -285,7 +299,15 @@ func (h *Host) ValidatePolicy(plugin string, policy json.RawMessage) ([]sdk.Poli
 	if err != nil {
 		return nil, err
 	}
-	p, err := h.launch(context.Background(), f, sdk.KindEvaluator, nil, h.opts.Logger.Named(plugin))
+	// The configuration asked for the plugin's Info first, with its pin.
+	h.mu.Lock()
+	pin := h.pins[plugin]
+	h.mu.Unlock()
+	sum, err := h.vet(f, pin)
+	if err != nil {
+		return nil, err
+	}
+	p, err := h.launch(context.Background(), f, sdk.KindEvaluator, sum, h.opts.Logger.Named(plugin))
 	if err != nil {
 		return nil, err
 	}

@@ -143,7 +143,7 @@ func (i *Instance) start(ctx context.Context) (*sdk.Process, error) {
 	if err != nil {
 		return nil, &StartError{Plugin: i.spec.Plugin, Err: err}
 	}
-	sum, err := checksum(f, i.spec.SHA256)
+	sum, err := i.h.vet(f, i.spec.SHA256)
 	if err != nil {
 		return nil, &StartError{Plugin: i.spec.Plugin, Err: err}
 	}
