@@ -321,6 +321,38 @@ func (h *Host) ValidatePolicy(plugin string, policy json.RawMessage) ([]sdk.Poli
 	return ev.ValidatePolicy(ctx, policy)
 }
 
+// TargetIdentities asks a realizer plugin which platform object each target
+// means under config (see sdk.TargetIdentifier); it starts the plugin
+// briefly. sdk.ErrNoTargetIdentity: the plugin cannot tell.
+func (h *Host) TargetIdentities(plugin, pin string, config json.RawMessage, targets []string) ([]string, error) {
+	f, err := h.Find(plugin)
+	if err != nil {
+		return nil, err
+	}
+	sum, err := h.vet(f, pin)
+	if err != nil {
+		return nil, err
+	}
+	p, err := h.launch(context.Background(), f, sdk.KindRealizer, sum, h.opts.Logger.Named(plugin))
+	if err != nil {
+		return nil, err
+	}
+	defer p.Kill()
+	ti, ok := p.Plugin.(sdk.TargetIdentifier)
+	if !ok {
+		return nil, sdk.ErrNoTargetIdentity
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), h.opts.StartTimeout)
+	defer cancel()
+	out := make([]string, len(targets))
+	for i, t := range targets {
+		if out[i], err = ti.TargetIdentity(ctx, config, t); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
 // Close stops every instance's process.
 func (h *Host) Close() {
 	h.mu.Lock()
