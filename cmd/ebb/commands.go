@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -220,14 +218,19 @@ func newRunCmd() *cobra.Command {
 				return err
 			}
 			logger := c.logger(cfg, cmd.ErrOrStderr(), false)
-			if statePath == "" {
-				statePath = cfg.StatePath
+			if c.logLevel == "" {
+				// The host logs through the boot logger.
+				boot.SetLevel(hclog.LevelFromString(cfg.LogLevel))
 			}
-			if httpAddr == "" {
-				httpAddr = cfg.HTTPAddress
+			a := runArgs{common: &c, path: path, cfg: cfg, host: h, metrics: m, logger: logger, boot: boot,
+				statePath: statePath, httpAddr: httpAddr, stateFlag: statePath, httpFlag: httpAddr}
+			if a.statePath == "" {
+				a.statePath = cfg.StatePath
 			}
-			return run(cmd.Context(), runArgs{common: &c, path: path, cfg: cfg, host: h, metrics: m,
-				logger: logger, statePath: statePath, httpAddr: httpAddr})
+			if a.httpAddr == "" {
+				a.httpAddr = cfg.HTTPAddress
+			}
+			return run(cmd.Context(), a)
 		},
 	}
 	c.register(cmd)
@@ -240,12 +243,17 @@ func newRunCmd() *cobra.Command {
 type runArgs struct {
 	*common
 	path      string
-	cfg       *config.Config
+	cfg       *config.Config // the running configuration; reload replaces it
 	host      *host.Host
 	metrics   *metrics.Metrics
 	logger    hclog.Logger
+	boot      hclog.Logger // what the host logs through
 	statePath string
 	httpAddr  string
+	// stateFlag and httpFlag are the --state and --http flags, which win
+	// over the config on reload too.
+	stateFlag, httpFlag string
+	api                 *apiServer
 }
 
 func run(parent context.Context, a runArgs) error {
@@ -257,15 +265,14 @@ func run(parent context.Context, a runArgs) error {
 	defer store.Close()
 	r := runner.New(a.cfg, runner.Options{Host: a.host, Store: store, Metrics: a.metrics, Logger: a.logger})
 
-	ln, err := net.Listen("tcp", a.httpAddr)
+	api, err := startAPI(r.Handler(), a.httpAddr, guardSettings(a.cfg), a.logger)
 	if err != nil {
 		a.host.Close()
-		return fmt.Errorf("http: %w", err)
+		return err
 	}
-	srv := &http.Server{Handler: r.Handler(), ReadHeaderTimeout: 10 * time.Second}
-	go srv.Serve(ln)
-	defer srv.Close()
-	a.logger.Info("ebb running", "config", a.path, "chains", len(a.cfg.Chains), "http", "http://"+ln.Addr().String(), "state", a.statePath)
+	defer api.Close()
+	a.api = api
+	a.logger.Info("ebb running", "config", a.path, "chains", len(a.cfg.Chains), "state", a.statePath)
 
 	ctx, stop := signal.NotifyContext(parent, os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -278,7 +285,7 @@ func run(parent context.Context, a runArgs) error {
 			case <-ctx.Done():
 				return
 			case <-hup:
-				reload(r, a)
+				reload(r, &a)
 			}
 		}
 	}()
@@ -287,7 +294,7 @@ func run(parent context.Context, a runArgs) error {
 
 // reload re-reads the configuration; a bad one is rejected with its
 // diagnostics and the running one stays.
-func reload(r *runner.Runner, a runArgs) {
+func reload(r *runner.Runner, a *runArgs) {
 	vars, err := a.varMap()
 	if err != nil {
 		a.logger.Error("reload rejected", "error", err)
@@ -299,7 +306,15 @@ func reload(r *runner.Runner, a runArgs) {
 		return
 	}
 	r.Reload(cfg)
-	a.logger.Info("configuration reloaded", "config", a.path, "chains", len(cfg.Chains))
+	applied, restart, err := reloadSettings(a.cfg, cfg, *a)
+	a.cfg = cfg
+	if err != nil {
+		a.logger.Error("reload could not apply a setting", "error", err)
+	}
+	a.logger.Info("configuration reloaded", "config", a.path, "chains", len(cfg.Chains), "applied", applied)
+	if len(restart) > 0 {
+		a.logger.Warn("settings changed that apply only after a restart of ebb; until then the old values hold", "settings", restart)
+	}
 }
 
 func newPluginsCmd() *cobra.Command {

@@ -58,7 +58,13 @@ type Config struct {
 	PluginDir   string
 	StatePath   string
 	HTTPAddress string
-	LogLevel    string
+	// HTTPToken, when set, is the bearer token the HTTP API and /metrics
+	// require. Sensitive: never logged.
+	HTTPToken string
+	// HTTPAllowedHosts are host names, beyond IP addresses and localhost,
+	// that requests may name in their Host header.
+	HTTPAllowedHosts []string
+	LogLevel         string
 	LogJSON     bool
 
 	Collectors, Evaluators, Realizers map[string]*PluginBlock
@@ -303,8 +309,9 @@ func (l *loader) settings(content *hcl.BodyContent, ctx *hcl.EvalContext) hcl.Di
 		}
 	}
 	if b := single("http"); b != nil {
-		attrs, d := blockAttrs(b, "address")
+		attrs, d := blockAttrs(b, "address", "token", "allowed_hosts")
 		diags = append(diags, d...)
+		diags = append(diags, httpGuard(cfg, attrs, ctx)...)
 		if a, ok := attrs["address"]; ok {
 			s, d := evalString(a, ctx)
 			diags = append(diags, d...)
