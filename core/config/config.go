@@ -65,7 +65,7 @@ type Config struct {
 	// that requests may name in their Host header.
 	HTTPAllowedHosts []string
 	LogLevel         string
-	LogJSON     bool
+	LogJSON          bool
 
 	Collectors, Evaluators, Realizers map[string]*PluginBlock
 	// Chains are in file order.
