@@ -29,7 +29,7 @@ func (c *cli) start(env []string, args ...string) *daemon {
 	if err := cmd.Start(); err != nil {
 		c.t.Fatal(err)
 	}
-	c.t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	c.t.Cleanup(func() { cmd.Process.Kill() })
 	return d
 }
 

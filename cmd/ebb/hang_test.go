@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -100,40 +99,15 @@ func TestRunSurvivesAPluginThatHangsAndRecovers(t *testing.T) {
 	c := newCLI(t)
 	cfg := c.write("ebb.hcl", c.config(""))
 	addr := freeAddr(t)
-	cmd := exec.Command(c.ebb, "run", "--config", cfg, "--http", addr, "--state", filepath.Join(c.dir, "ebb.db"))
-	var logs syncBuffer
-	cmd.Stderr = &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
-	get := func(path string) string {
-		resp, err := http.Get("http://" + addr + path)
-		if err != nil {
-			return ""
-		}
-		defer resp.Body.Close()
-		var b bytes.Buffer
-		b.ReadFrom(resp.Body)
-		return b.String()
-	}
-	wait := func(what string, cond func() bool) {
-		t.Helper()
-		deadline := time.Now().Add(60 * time.Second)
-		for !cond() {
-			if time.Now().After(deadline) {
-				t.Fatalf("timed out waiting for %s; logs:\n%s", what, logs.String())
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-	}
-	wait("ready", func() bool { return strings.Contains(get("/v1/ready"), "ready") })
+	d := c.start(nil, "run", "--config", cfg, "--http", addr, "--state", filepath.Join(c.dir, "ebb.db"))
+	body := func(path string) string { _, b := get("http://"+addr+path, "", ""); return b }
+	d.wait("ready", func() bool { code, _ := get("http://"+addr+"/v1/ready", "", ""); return code == 200 })
 
 	// The collector's binary is replaced by one that hangs; a reload asks
 	// it for its info and is rejected, within the start timeout.
 	c.swap("test-collector", hangScript)
-	cmd.Process.Signal(syscall.SIGHUP)
-	wait("the rejected reload", func() bool { return strings.Contains(logs.String(), "reload rejected") })
+	d.cmd.Process.Signal(syscall.SIGHUP)
+	d.wait("the rejected reload", func() bool { return strings.Contains(d.logs.String(), "reload rejected") })
 
 	// Its process dies and cannot be restarted: the chain says so.
 	pid := c.pluginPid("test-collector")
@@ -141,30 +115,30 @@ func TestRunSurvivesAPluginThatHangsAndRecovers(t *testing.T) {
 		t.Fatal("no collector process")
 	}
 	syscall.Kill(pid, syscall.SIGKILL)
-	wait("chain failed", func() bool {
-		s := get("/v1/chains/optimizers")
+	d.wait("chain failed", func() bool {
+		s := body("/v1/chains/optimizers")
 		return strings.Contains(s, `"status": "failed"`) && strings.Contains(s, "did not finish its start")
 	})
-	if s := get("/v1/ready"); !strings.Contains(s, `"failed"`) || !strings.Contains(s, "optimizers") {
+	if s := body("/v1/ready"); !strings.Contains(s, `"failed"`) || !strings.Contains(s, "optimizers") {
 		t.Errorf("/v1/ready: %s", s)
 	}
 
 	// The real binary back: the chain recovers at its next retry.
 	c.swap("test-collector", "")
-	wait("chain running", func() bool { return strings.Contains(get("/v1/chains/optimizers"), `"status": "running"`) })
+	d.wait("chain running", func() bool { return strings.Contains(body("/v1/chains/optimizers"), `"status": "running"`) })
 
 	// Hang it again and interrupt ebb while the restart is stuck.
 	c.swap("test-collector", hangScript)
 	syscall.Kill(c.pluginPid("test-collector"), syscall.SIGKILL)
-	cmd.Process.Signal(os.Interrupt)
+	d.cmd.Process.Signal(os.Interrupt)
 	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
+	go func() { done <- d.cmd.Wait() }()
 	select {
 	case err := <-done:
 		if err != nil {
-			t.Fatalf("ebb run exited with %v\n%s", err, logs.String())
+			t.Fatalf("ebb run exited with %v\n%s", err, d.logs.String())
 		}
 	case <-time.After(30 * time.Second):
-		t.Fatalf("ebb run did not stop on SIGINT\n%s", logs.String())
+		t.Fatalf("ebb run did not stop on SIGINT\n%s", d.logs.String())
 	}
 }

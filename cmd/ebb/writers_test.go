@@ -55,21 +55,8 @@ realizer "files2" {
     dir = "` + c.units + `"
   }
 }` + chains("files", "files2"), `plugin "test-realizer" with the same config and target`},
-		{"process realizers sharing a state dir", `
-realizer "p1" {
-  plugin = "realizer-process"
-  config {
-    command   = ["sleep", "1000"]
-    state-dir = "` + c.dir + `/state"
-  }
-}
-realizer "p2" {
-  plugin = "realizer-process"
-  config {
-    command   = ["sleep", "2000"]
-    state-dir = "` + c.dir + `/./state"
-  }
-}` + chains("p1", "p2"), "state-dir " + c.dir + "/state, target group-a"},
+		{"process realizers sharing a state dir", processBlocks(c.dir+"/state", c.dir+"/./state") + chains("p1", "p2"),
+			"state-dir " + c.dir + "/state, target group-a"},
 		{"k8s realizers on one cluster and namespace", `
 realizer "k1" {
   plugin = "realizer-k8s"
@@ -105,21 +92,7 @@ realizer "k2" {
 	}
 
 	// Different objects are fine: another state dir.
-	ok := c.write("ok.hcl", base(`
-realizer "p1" {
-  plugin = "realizer-process"
-  config {
-    command   = ["sleep", "1000"]
-    state-dir = "`+c.dir+`/state1"
-  }
-}
-realizer "p2" {
-  plugin = "realizer-process"
-  config {
-    command   = ["sleep", "1000"]
-    state-dir = "`+c.dir+`/state2"
-  }
-}`+chains("p1", "p2")))
+	ok := c.write("ok.hcl", base(processBlocks(c.dir+"/state1", c.dir+"/state2")+chains("p1", "p2")))
 	if out, errOut, code := c.runBounded("validate", ok); code != 0 {
 		t.Fatalf("two state dirs: exit %d, %s %s", code, out, errOut)
 	}
@@ -132,4 +105,21 @@ func mustRead(t *testing.T, path string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// processBlocks are realizer-process blocks p1 and p2 with other commands
+// and the given state dirs.
+func processBlocks(dir1, dir2 string) string {
+	var b strings.Builder
+	for i, dir := range []string{dir1, dir2} {
+		fmt.Fprintf(&b, `
+realizer "p%d" {
+  plugin = "realizer-process"
+  config {
+    command   = ["sleep", "%d000"]
+    state-dir = %q
+  }
+}`, i+1, i+1, dir)
+	}
+	return b.String()
 }

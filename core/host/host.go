@@ -292,22 +292,29 @@ func (h *Host) readInfo(f Found, sum []byte) (sdk.Info, error) {
 	return info, nil
 }
 
-// ValidatePolicy asks an evaluator plugin to check a policy; it starts the
-// plugin briefly.
-func (h *Host) ValidatePolicy(plugin string, policy json.RawMessage) ([]sdk.PolicyProblem, error) {
+// briefly starts a plugin for one question, with the pin the configuration
+// gave its Info (or pin, when not empty). The caller must Kill it.
+func (h *Host) briefly(plugin, pin string, kind sdk.Kind) (*sdk.Process, error) {
 	f, err := h.Find(plugin)
 	if err != nil {
 		return nil, err
 	}
-	// The configuration asked for the plugin's Info first, with its pin.
-	h.mu.Lock()
-	pin := h.pins[plugin]
-	h.mu.Unlock()
+	if pin == "" {
+		h.mu.Lock()
+		pin = h.pins[plugin]
+		h.mu.Unlock()
+	}
 	sum, err := h.vet(f, pin)
 	if err != nil {
 		return nil, err
 	}
-	p, err := h.launch(context.Background(), f, sdk.KindEvaluator, sum, h.opts.Logger.Named(plugin))
+	return h.launch(context.Background(), f, kind, sum, h.opts.Logger.Named(plugin))
+}
+
+// ValidatePolicy asks an evaluator plugin to check a policy; it starts the
+// plugin briefly.
+func (h *Host) ValidatePolicy(plugin string, policy json.RawMessage) ([]sdk.PolicyProblem, error) {
+	p, err := h.briefly(plugin, "", sdk.KindEvaluator)
 	if err != nil {
 		return nil, err
 	}
@@ -325,15 +332,7 @@ func (h *Host) ValidatePolicy(plugin string, policy json.RawMessage) ([]sdk.Poli
 // means under config (see sdk.TargetIdentifier); it starts the plugin
 // briefly. sdk.ErrNoTargetIdentity: the plugin cannot tell.
 func (h *Host) TargetIdentities(plugin, pin string, config json.RawMessage, targets []string) ([]string, error) {
-	f, err := h.Find(plugin)
-	if err != nil {
-		return nil, err
-	}
-	sum, err := h.vet(f, pin)
-	if err != nil {
-		return nil, err
-	}
-	p, err := h.launch(context.Background(), f, sdk.KindRealizer, sum, h.opts.Logger.Named(plugin))
+	p, err := h.briefly(plugin, pin, sdk.KindRealizer)
 	if err != nil {
 		return nil, err
 	}
