@@ -58,6 +58,13 @@ type chainLoop struct {
 	ticks   int
 }
 
+// chain is the chain's definition; a reload may swap in an equal one.
+func (l *chainLoop) chain() *config.Chain {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.cfg
+}
+
 // failure is why a chain is failed: one of its plugins cannot be started or
 // configured (the host retries it with backoff). Other errors, such as a
 // platform that does not answer, leave the chain running. Empty when none.
@@ -141,8 +148,10 @@ func (r *Runner) apply(cfg *config.Config) {
 	var stopping []*chainLoop
 	r.mu.Lock()
 	for name, l := range r.chains {
-		if ch, ok := wanted[name]; ok && ch.Fingerprint == l.cfg.Fingerprint {
-			l.cfg = ch
+		if ch, ok := wanted[name]; ok && ch.Fingerprint == l.chain().Fingerprint {
+			l.mu.Lock()
+			l.cfg = ch // same definition; the loop reads it under l.mu
+			l.mu.Unlock()
 			continue
 		}
 		stopping = append(stopping, l)
@@ -152,7 +161,7 @@ func (r *Runner) apply(cfg *config.Config) {
 	for _, l := range stopping {
 		l.cancel()
 		<-l.done
-		r.opts.Logger.Info("chain stopped", "chain", l.cfg.Name)
+		r.opts.Logger.Info("chain stopped", "chain", l.chain().Name)
 	}
 
 	r.mu.Lock()
@@ -229,7 +238,7 @@ func (r *Runner) loop(ctx context.Context, l *chainLoop) {
 	defer close(l.done)
 	// The first tick comes after a short jittered delay so that many chains
 	// started together do not hit their sources at once.
-	delay := jitter(l.cfg.Jitter)
+	delay := jitter(l.chain().Jitter)
 	for {
 		select {
 		case <-ctx.Done():
@@ -237,7 +246,8 @@ func (r *Runner) loop(ctx context.Context, l *chainLoop) {
 		case <-time.After(delay):
 		}
 		r.tick(ctx, l)
-		delay = l.cfg.Interval + jitter(l.cfg.Jitter)
+		ch := l.chain()
+		delay = ch.Interval + jitter(ch.Jitter)
 	}
 }
 
@@ -249,7 +259,7 @@ func jitter(max time.Duration) time.Duration {
 }
 
 func (r *Runner) tick(ctx context.Context, l *chainLoop) {
-	ch := l.cfg
+	ch := l.chain()
 	ev, err := r.evaluate(ctx, ch, l.plugins, true)
 	if ctx.Err() != nil {
 		return // stopping; the half-done round is not an error
