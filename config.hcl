@@ -22,6 +22,8 @@
 # plugins (collector-ams, evaluator-dra, realizer-k8s, realizer-process) need
 # no directory, so this example sets none:
 # plugin_dir = "/usr/local/lib/ebb/plugins"
+# A binary there runs only if it, its directory and plugin_dir are owned by
+# ebb's user or root and not group- or world-writable, unless pinned (sha256).
 
 # Evaluator state (idle timers, restart counts, cooldowns) lives here, so a
 # restart of ebb or of a plugin loses nothing. Relative to this file;
@@ -30,9 +32,14 @@ state {
   path = "ebb.db"
 }
 
-# HTTP API and Prometheus /metrics. Default "127.0.0.1:9464".
+# HTTP API and Prometheus /metrics. Default "127.0.0.1:9464". With a token
+# (here or in $EBB_HTTP_TOKEN) every request but /v1/health needs
+# "Authorization: Bearer <token>"; without one, requests must name an IP
+# address, localhost or one of allowed_hosts in their Host header.
 http {
   address = "127.0.0.1:9464"
+  # token         = env("EBB_HTTP_TOKEN")
+  # allowed_hosts = ["ebb.monitoring.svc"]
 }
 
 # level: trace, debug, info, warn or error. json = true for JSON lines.

@@ -3,10 +3,13 @@ package sdk
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	goplugin "github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	pb "github.com/ebbscale/ebb/sdk/proto"
 )
@@ -153,6 +156,18 @@ func (s *realizerServer) Inventory(ctx context.Context, r *pb.InventoryRequest) 
 	return &pb.InventoryResponse{Units: unitsToPB(units)}, nil
 }
 
+func (s *realizerServer) TargetIdentity(ctx context.Context, r *pb.TargetIdentityRequest) (*pb.TargetIdentityResponse, error) {
+	ti, ok := s.impl.(TargetIdentifier)
+	if !ok {
+		return nil, status.Error(codes.Unimplemented, "this realizer does not name its targets")
+	}
+	id, err := ti.TargetIdentity(ctx, r.ConfigJson, r.Target)
+	if err != nil {
+		return nil, err
+	}
+	return &pb.TargetIdentityResponse{Identity: id}, nil
+}
+
 func (s *realizerServer) Realize(ctx context.Context, r *pb.RealizeRequest) (*pb.RealizeResponse, error) {
 	var d Decision
 	if r.Decision != nil {
@@ -260,6 +275,22 @@ func (c *realizerClient) Inventory(ctx context.Context, t Target) ([]Unit, error
 		return nil, err
 	}
 	return unitsFromPB(r.Units), nil
+}
+
+// ErrNoTargetIdentity is a realizer that does not implement TargetIdentity
+// (an older plugin, or one that chose not to).
+var ErrNoTargetIdentity = errors.New("the realizer does not name its targets")
+
+// TargetIdentity asks the plugin; ErrNoTargetIdentity when it has no answer.
+func (c *realizerClient) TargetIdentity(ctx context.Context, config json.RawMessage, target string) (string, error) {
+	r, err := c.c.TargetIdentity(ctx, &pb.TargetIdentityRequest{ConfigJson: config, Target: target})
+	if status.Code(err) == codes.Unimplemented {
+		return "", ErrNoTargetIdentity
+	}
+	if err != nil {
+		return "", err
+	}
+	return r.Identity, nil
 }
 
 func (c *realizerClient) Realize(ctx context.Context, req RealizeRequest) (string, error) {

@@ -50,6 +50,18 @@ type Realizer interface {
 	RealizeConfigOverrides(ctx context.Context, req OverridesRequest[string]) (string, error)
 }
 
+// TargetIdentifier is an optional realizer hook: it names the platform
+// object a target means under a config (cluster, namespace and target; an
+// AMS group; a job), so that the runner refuses two chains that would scale
+// the same object through differently named or configured blocks. Two
+// (config, target) pairs acting on the same object must get equal strings.
+// It is called when a configuration loads, without Configure: it must not
+// reach the platform. A realizer without it is compared by plugin, config
+// and target.
+type TargetIdentifier interface {
+	TargetIdentity(ctx context.Context, config json.RawMessage, target string) (string, error)
+}
+
 // KindOf tells which kind a plugin value implements.
 func KindOf(p Plugin) Kind {
 	switch p.(type) {

@@ -1,14 +1,17 @@
 package sdk
 
 import (
-	"crypto/sha256"
+	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 	goplugin "github.com/hashicorp/go-plugin"
+	"github.com/hashicorp/go-plugin/runner"
 )
 
 // Serve runs a plugin process: it answers the runner over gRPC until the
@@ -45,27 +48,47 @@ type LaunchOptions struct {
 	Logger hclog.Logger
 	// StartTimeout bounds how long the process may take to say it is ready.
 	StartTimeout time.Duration
+	// Context, when done before the plugin is ready, abandons the start
+	// (shutting down must not wait for a plugin that hangs in its start).
+	// It has no effect once Launch has returned.
+	Context context.Context
 }
 
 // Process is a running plugin process and the client talking to it.
 type Process struct {
 	client *goplugin.Client
+	runner *groupRunner
 	// Plugin is a Collector, Evaluator or Realizer according to the Kind
 	// asked for.
 	Plugin Plugin
 }
 
+// ErrStartTimeout is a plugin that did not finish its start in time.
+var ErrStartTimeout = errors.New("the plugin did not finish its start")
+
+// maxStartError bounds how much of what a plugin printed instead of the
+// handshake ends up in an error (and in the chain status that shows it).
+const maxStartError = 1024
+
 // Launch starts cmd as a plugin process over gRPC with mutual TLS and returns
-// a client for it. The caller must Kill it.
+// a client for it. The process leads its own process group; Kill ends the
+// whole group, and neither Launch nor Kill waits without bound for a process
+// that misbehaves. The caller must Kill it.
 func Launch(cmd *exec.Cmd, opts LaunchOptions) (*Process, error) {
 	logger := opts.Logger
 	if logger == nil {
 		logger = hclog.NewNullLogger()
 	}
+	run := newGroupRunner(cmd, opts.SHA256)
 	cfg := &goplugin.ClientConfig{
-		HandshakeConfig:  Handshake,
-		Plugins:          pluginSet(nil),
-		Cmd:              cmd,
+		HandshakeConfig: Handshake,
+		Plugins:         pluginSet(nil),
+		// The pin is checked by the runner, on the binary it starts:
+		// go-plugin checks only its own Cmd, which a RunnerFunc replaces.
+		RunnerFunc: func(_ hclog.Logger, spec *exec.Cmd, _ string) (runner.Runner, error) {
+			run.prepare(spec)
+			return run, nil
+		},
 		AllowedProtocols: []goplugin.Protocol{goplugin.ProtocolGRPC},
 		AutoMTLS:         true,
 		Logger:           quietLifecycle{logger},
@@ -75,17 +98,29 @@ func Launch(cmd *exec.Cmd, opts LaunchOptions) (*Process, error) {
 		SyncStdout: logWriter{logger},
 		SyncStderr: logWriter{logger},
 	}
-	if len(opts.SHA256) > 0 {
-		cfg.SecureConfig = &goplugin.SecureConfig{Checksum: opts.SHA256, Hash: sha256.New()}
-	}
 	client := goplugin.NewClient(cfg)
+	p := &Process{client: client, runner: run}
+	if opts.Context != nil {
+		stop := context.AfterFunc(opts.Context, func() { run.Kill(context.Background()) })
+		defer stop()
+	}
 	rpc, err := client.Client()
 	if err != nil {
-		client.Kill()
+		p.Kill()
+		var ctxErr error
+		if opts.Context != nil {
+			ctxErr = opts.Context.Err()
+		}
+		switch {
+		case errors.Is(ctxErr, context.DeadlineExceeded) || strings.Contains(err.Error(), "timeout while waiting for plugin to start"):
+			return nil, fmt.Errorf("starting plugin %s: %w: no handshake within %s", cmd.Path, ErrStartTimeout, opts.StartTimeout)
+		case ctxErr != nil:
+			return nil, fmt.Errorf("starting plugin %s: %w", cmd.Path, ctxErr)
+		}
 		if e := notAPlugin(cmd.Path, err); e != nil {
 			return nil, e
 		}
-		return nil, fmt.Errorf("starting plugin %s: %w", cmd.Path, err)
+		return nil, fmt.Errorf("starting plugin %s: %s", cmd.Path, truncate(err.Error(), maxStartError))
 	}
 	kind := opts.Kind
 	if kind == KindUnknown {
@@ -93,30 +128,50 @@ func Launch(cmd *exec.Cmd, opts LaunchOptions) (*Process, error) {
 	}
 	raw, err := rpc.Dispense(kind.String())
 	if err != nil {
-		client.Kill()
+		p.Kill()
 		return nil, fmt.Errorf("plugin %s: %w", cmd.Path, err)
 	}
-	p, ok := raw.(Plugin)
+	plugin, ok := raw.(Plugin)
 	if !ok {
-		client.Kill()
+		p.Kill()
 		return nil, fmt.Errorf("plugin %s: dispensed %T, not a plugin", cmd.Path, raw)
 	}
-	return &Process{client: client, Plugin: p}, nil
+	p.Plugin = plugin
+	return p, nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + fmt.Sprintf("... (%d more bytes)", len(s)-n)
 }
 
 // Exited is true once the process has stopped, for whatever reason.
-func (p *Process) Exited() bool { return p.client.Exited() }
+func (p *Process) Exited() bool { return p.runner.Exited() || p.client.Exited() }
 
 // Pid is the operating system's id of the plugin process, 0 if unknown.
-func (p *Process) Pid() int {
-	if rc := p.client.ReattachConfig(); rc != nil {
-		return rc.Pid
-	}
-	return 0
-}
+func (p *Process) Pid() int { return p.runner.Pid() }
 
-// Kill stops the process, gracefully first.
-func (p *Process) Kill() { p.client.Kill() }
+// killWait bounds how long Kill waits for go-plugin to finish with a
+// process: its graceful stop waits 2s, then the group is killed and the
+// pipes are closed a pipeGrace later.
+const killWait = 5 * time.Second
+
+// Kill stops the process group, gracefully first. It returns within a few
+// seconds even when something outside the group holds the plugin's pipes.
+func (p *Process) Kill() {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		p.client.Kill()
+	}()
+	select {
+	case <-done:
+	case <-time.After(killWait):
+		p.runner.Kill(context.Background())
+	}
+}
 
 type logWriter struct{ l hclog.Logger }
 

@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -79,9 +77,14 @@ func (c *common) load(path string, logger hclog.Logger, m *metrics.Metrics) (*co
 	if err != nil {
 		return nil, nil, err
 	}
-	h := host.New(host.Options{Self: self(), Builtins: builtinNames(), Logger: logger, Metrics: m})
+	// The plugin directory comes from --plugin-dir or the file (resolver).
+	h, err := newHost(logger, m, "")
+	if err != nil {
+		return nil, nil, err
+	}
 	res, err := c.resolver(h)
 	if err != nil {
+		h.Close()
 		return nil, nil, err
 	}
 	cfg, diags := config.Load(path, vars, res)
@@ -117,6 +120,22 @@ func (c *common) resolver(h *host.Host) (config.Resolver, error) {
 type flagDir struct{ *host.Host }
 
 func (flagDir) SetPluginDir(string) error { return nil }
+
+// startTimeoutEnv bounds each plugin's start (the handshake), 20s unless set.
+const startTimeoutEnv = "EBB_PLUGIN_START_TIMEOUT"
+
+// newHost returns the plugin host every command runs its plugins with.
+func newHost(logger hclog.Logger, m *metrics.Metrics, pluginDir string) (*host.Host, error) {
+	opts := host.Options{Self: self(), Builtins: builtinNames(), Logger: logger, Metrics: m, PluginDir: pluginDir}
+	if v := os.Getenv(startTimeoutEnv); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return nil, fmt.Errorf("%s=%q: want a positive duration such as 20s", startTimeoutEnv, v)
+		}
+		opts.StartTimeout = d
+	}
+	return host.New(opts), nil
+}
 
 // diagError is a configuration that did not load; its text is the
 // diagnostics, one FILE:LINE:COL: message per line. main prints it as is and
@@ -246,14 +265,19 @@ func newRunCmd() *cobra.Command {
 				return err
 			}
 			logger := c.logger(cfg, cmd.ErrOrStderr(), false)
-			if statePath == "" {
-				statePath = cfg.StatePath
+			if c.logLevel == "" {
+				// The host logs through the boot logger.
+				boot.SetLevel(hclog.LevelFromString(cfg.LogLevel))
 			}
-			if httpAddr == "" {
-				httpAddr = cfg.HTTPAddress
+			a := runArgs{common: &c, path: path, cfg: cfg, host: h, metrics: m, logger: logger, boot: boot,
+				statePath: statePath, httpAddr: httpAddr, stateFlag: statePath, httpFlag: httpAddr}
+			if a.statePath == "" {
+				a.statePath = cfg.StatePath
 			}
-			return run(cmd.Context(), runArgs{common: &c, path: path, cfg: cfg, host: h, metrics: m,
-				logger: logger, statePath: statePath, httpAddr: httpAddr})
+			if a.httpAddr == "" {
+				a.httpAddr = cfg.HTTPAddress
+			}
+			return run(cmd.Context(), a)
 		},
 	}
 	c.register(cmd)
@@ -266,12 +290,17 @@ func newRunCmd() *cobra.Command {
 type runArgs struct {
 	*common
 	path      string
-	cfg       *config.Config
+	cfg       *config.Config // the running configuration; reload replaces it
 	host      *host.Host
 	metrics   *metrics.Metrics
 	logger    hclog.Logger
+	boot      hclog.Logger // what the host logs through
 	statePath string
 	httpAddr  string
+	// stateFlag and httpFlag are the --state and --http flags, which win
+	// over the config on reload too.
+	stateFlag, httpFlag string
+	api                 *apiServer
 }
 
 func run(parent context.Context, a runArgs) error {
@@ -283,15 +312,14 @@ func run(parent context.Context, a runArgs) error {
 	defer store.Close()
 	r := runner.New(a.cfg, runner.Options{Host: a.host, Store: store, Metrics: a.metrics, Logger: a.logger})
 
-	ln, err := net.Listen("tcp", a.httpAddr)
+	api, err := startAPI(r.Handler(), a.httpAddr, guardSettings(a.cfg), a.logger)
 	if err != nil {
 		a.host.Close()
-		return fmt.Errorf("http: %w", err)
+		return err
 	}
-	srv := &http.Server{Handler: r.Handler(), ReadHeaderTimeout: 10 * time.Second}
-	go srv.Serve(ln)
-	defer srv.Close()
-	a.logger.Info("ebb running", "config", a.path, "chains", len(a.cfg.Chains), "http", "http://"+ln.Addr().String(), "state", a.statePath)
+	defer api.Close()
+	a.api = api
+	a.logger.Info("ebb running", "config", a.path, "chains", len(a.cfg.Chains), "state", a.statePath)
 
 	ctx, stop := signal.NotifyContext(parent, os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -304,7 +332,7 @@ func run(parent context.Context, a runArgs) error {
 			case <-ctx.Done():
 				return
 			case <-hup:
-				reload(r, a)
+				reload(r, &a)
 			}
 		}
 	}()
@@ -313,7 +341,7 @@ func run(parent context.Context, a runArgs) error {
 
 // reload re-reads the configuration; a bad one is rejected with its
 // diagnostics and the running one stays.
-func reload(r *runner.Runner, a runArgs) {
+func reload(r *runner.Runner, a *runArgs) {
 	vars, err := a.varMap()
 	if err != nil {
 		a.logger.Error("reload rejected", "error", err)
@@ -330,7 +358,15 @@ func reload(r *runner.Runner, a runArgs) {
 		return
 	}
 	r.Reload(cfg)
-	a.logger.Info("configuration reloaded", "config", a.path, "chains", len(cfg.Chains))
+	applied, restart, err := reloadSettings(a.cfg, cfg, *a)
+	a.cfg = cfg
+	if err != nil {
+		a.logger.Error("reload could not apply a setting", "error", err)
+	}
+	a.logger.Info("configuration reloaded", "config", a.path, "chains", len(cfg.Chains), "applied", applied)
+	if len(restart) > 0 {
+		a.logger.Warn("settings changed that apply only after a restart of ebb; until then the old values hold", "settings", restart)
+	}
 }
 
 func newVersionCmd() *cobra.Command {

@@ -191,7 +191,7 @@ func dev(ctx context.Context, out, errOut io.Writer, httpAddr string, workload [
 		h.Close()
 		return fmt.Errorf("http: %w (choose another address with --http)", err)
 	}
-	srv := &http.Server{Handler: r.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: runner.NewGuard(r.Handler(), guardSettings(cfg)), ReadHeaderTimeout: 10 * time.Second}
 	go srv.Serve(ln)
 	defer srv.Close()
 

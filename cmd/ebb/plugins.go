@@ -35,19 +35,20 @@ a chain's policy { } block, with types, defaults and descriptions.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			logger := c.logger(nil, cmd.ErrOrStderr(), true)
-			var h *host.Host
+			dir := c.pluginDir
 			if configPath != "" {
 				cfg, loaded, err := c.load(configPath, logger, metrics.New())
 				if err != nil {
 					return err
 				}
 				loaded.Close()
-				h = host.New(host.Options{Self: self(), Builtins: builtinNames(), Logger: logger, PluginDir: cfg.PluginDir})
-			} else {
-				if err := c.checkPluginDir(); err != nil {
-					return err
-				}
-				h = host.New(host.Options{Self: self(), Builtins: builtinNames(), Logger: logger, PluginDir: c.pluginDir})
+				dir = cfg.PluginDir
+			} else if err := c.checkPluginDir(); err != nil {
+				return err
+			}
+			h, err := newHost(logger, nil, dir)
+			if err != nil {
+				return err
 			}
 			defer h.Close()
 			out := cmd.OutOrStdout()

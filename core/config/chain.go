@@ -37,12 +37,6 @@ var chainSchema = &hcl.BodySchema{
 	Blocks: []hcl.BlockHeaderSchema{{Type: "policy"}},
 }
 
-// writer is the chain that owns a (realizer, target) pair.
-type writer struct {
-	chain string
-	at    hcl.Range
-}
-
 // chains decodes the chain blocks, after the plugin blocks they reference.
 func (l *loader) chains(blocks hcl.Blocks) hcl.Diagnostics {
 	var diags hcl.Diagnostics
@@ -52,7 +46,7 @@ func (l *loader) chains(blocks hcl.Blocks) hcl.Diagnostics {
 		"realizer":  l.refObject(sdk.KindRealizer),
 	})
 	seen := map[string]*hcl.Block{}
-	writers := map[string]writer{}
+	var claims []claim
 	mentioned := map[sdk.Kind]map[string]bool{}
 	for _, blk := range blocks {
 		name := blk.Labels[0]
@@ -68,21 +62,11 @@ func (l *loader) chains(blocks hcl.Blocks) hcl.Diagnostics {
 		ch, target, d := l.chain(blk, ctx, mentioned)
 		diags = append(diags, d...)
 		if target != nil && ch.Realizer != "" && ch.Target != "" {
-			key := ch.Realizer + "\x00" + ch.Target
-			if w, ok := writers[key]; ok {
-				diags = append(diags, &hcl.Diagnostic{
-					Severity: hcl.DiagError,
-					Summary:  "Target realized twice",
-					Detail: fmt.Sprintf("Chain %q realizes target %q with realizer %q, as chain %q already does at %s; only one chain may write to a target.",
-						ch.Name, ch.Target, ch.Realizer, w.chain, posString(w.at)),
-					Subject: target.Expr.Range().Ptr(),
-				})
-			} else {
-				writers[key] = writer{chain: ch.Name, at: target.Expr.Range()}
-			}
+			claims = append(claims, claim{chain: ch, at: target.Expr.Range()})
 		}
 		l.cfg.Chains = append(l.cfg.Chains, ch)
 	}
+	diags = append(diags, l.oneWriter(claims)...)
 	// A block a chain mentions but does not pick (the other side of a
 	// conditional) is not unused: the next -var may pick it.
 	for kind, names := range mentioned {

@@ -59,8 +59,14 @@ type Config struct {
 	PluginDir   string
 	StatePath   string
 	HTTPAddress string
-	LogLevel    string
-	LogJSON     bool
+	// HTTPToken, when set, is the bearer token the HTTP API and /metrics
+	// require. Sensitive: never logged.
+	HTTPToken string
+	// HTTPAllowedHosts are host names, beyond IP addresses and localhost,
+	// that requests may name in their Host header.
+	HTTPAllowedHosts []string
+	LogLevel         string
+	LogJSON          bool
 
 	Collectors, Evaluators, Realizers map[string]*PluginBlock
 	// Chains are in file order.
@@ -306,8 +312,9 @@ func (l *loader) settings(content *hcl.BodyContent, ctx *hcl.EvalContext) hcl.Di
 		}
 	}
 	if b := single("http"); b != nil {
-		attrs, d := blockAttrs(b, "address")
+		attrs, d := blockAttrs(b, "address", "token", "allowed_hosts")
 		diags = append(diags, d...)
+		diags = append(diags, httpGuard(cfg, attrs, ctx)...)
 		if a, ok := attrs["address"]; ok {
 			s, d := evalString(a, ctx)
 			diags = append(diags, d...)

@@ -7,7 +7,8 @@
 //
 //	plugin_dir = "./plugins"            # external plugin binaries; relative to the file
 //	state { path = "ebb.db" }           # default "ebb.db" next to the file
-//	http  { address = "127.0.0.1:9464" } # the default
+//	http  { address = "127.0.0.1:9464"  # the default
+//	        token = "..."  allowed_hosts = ["ebb.svc"] }  # both optional
 //	log   { level = "info"  json = false }
 //
 //	variable "NAME" { default = EXPR  description = "..." }  # var.NAME; -var NAME=VALUE
@@ -35,6 +36,8 @@
 //
 // Functions: env(NAME[, DEFAULT]), file(PATH), lower, upper, trimspace,
 // join, split, concat, coalesce. A null attribute value means "not set".
-// One writer per target: no two chains, enabled or not, may pair the same
-// realizer block with the same target.
+// One writer per platform object: no two chains, enabled or not, may
+// realize targets that their realizers say are the same object
+// (sdk.TargetIdentifier), or, for a realizer that cannot say, the same
+// target through the same plugin and config.
 package config

@@ -11,7 +11,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -54,6 +53,7 @@ type Host struct {
 
 	mu        sync.Mutex
 	infos     map[string]sdk.Info // by binary identity, see infoKey
+	pins      map[string]string   // plugin name -> the sha256 its Info was asked with
 	instances []*Instance
 }
 
@@ -74,7 +74,7 @@ func New(opts Options) *Host {
 	if opts.MaxBackoff == 0 {
 		opts.MaxBackoff = 30 * time.Second
 	}
-	return &Host{opts: opts, infos: map[string]sdk.Info{}}
+	return &Host{opts: opts, infos: map[string]sdk.Info{}, pins: map[string]string{}}
 }
 
 // SetPluginDir points the host at the configuration's plugin_dir; the config
@@ -193,8 +193,18 @@ func (h *Host) command(f Found) *exec.Cmd {
 	return cmd
 }
 
+// vet decides whether an external plugin may run: against its pin when it
+// has one, else by who could have written it (see trusted).
+func (h *Host) vet(f Found, pin string) ([]byte, error) {
+	if pin == "" && !f.Builtin {
+		return nil, trusted(f, h.pluginDir())
+	}
+	return checksum(f, pin)
+}
+
 // checksum verifies an external plugin against its pin before anything runs
-// it. go-plugin checks again at launch; checking here gives a clear message.
+// it. The launcher checks again on the binary it starts; checking here gives
+// a clear message.
 func checksum(f Found, pin string) ([]byte, error) {
 	if pin == "" {
 		return nil, nil
@@ -206,29 +216,41 @@ func checksum(f Found, pin string) ([]byte, error) {
 	if err != nil || len(want) != sha256.Size {
 		return nil, fmt.Errorf("sha256 %q is not 64 hex digits", pin)
 	}
-	file, err := os.Open(f.Path)
+	got, err := sdk.FileSHA256(f.Path)
 	if err != nil {
 		return nil, fmt.Errorf("reading plugin %q: %w", f.Name, err)
 	}
-	defer file.Close()
-	hash := sha256.New()
-	if _, err := io.Copy(hash, file); err != nil {
-		return nil, fmt.Errorf("reading plugin %q: %w", f.Name, err)
-	}
-	if got := hash.Sum(nil); hex.EncodeToString(got) != hex.EncodeToString(want) {
+	if hex.EncodeToString(got) != hex.EncodeToString(want) {
 		return nil, fmt.Errorf("%w for plugin %q: %s has sha256 %x, the config pins %s", config.ErrChecksumMismatch, f.Name, f.Path, got, pin)
 	}
 	return want, nil
 }
 
-func (h *Host) launch(f Found, kind sdk.Kind, sum []byte, logger hclog.Logger) (*sdk.Process, error) {
-	return sdk.Launch(h.command(f), sdk.LaunchOptions{
+// launch starts a plugin; ctx, when done, abandons the start.
+func (h *Host) launch(ctx context.Context, f Found, kind sdk.Kind, sum []byte, logger hclog.Logger) (*sdk.Process, error) {
+	p, err := sdk.Launch(h.command(f), sdk.LaunchOptions{
 		Kind:         kind,
 		SHA256:       sum,
 		Logger:       logger,
 		StartTimeout: h.opts.StartTimeout,
+		Context:      ctx,
 	})
+	if err != nil {
+		return nil, &StartError{Plugin: f.Name, Err: err}
+	}
+	return p, nil
 }
+
+// StartError is a plugin that could not be started or configured: its
+// binary is missing, untrusted, not a plugin, hangs in its start, or
+// rejected its configuration.
+type StartError struct {
+	Plugin string
+	Err    error
+}
+
+func (e *StartError) Error() string { return e.Err.Error() }
+func (e *StartError) Unwrap() error { return e.Err }
 
 // infoKey names a binary as it is now, so a replaced binary is asked again.
 func infoKey(f Found, pin string) string {
@@ -246,7 +268,7 @@ func (h *Host) Info(kind sdk.Kind, plugin, pin string) (sdk.Info, error) {
 	if err != nil {
 		return sdk.Info{}, err
 	}
-	sum, err := checksum(f, pin)
+	sum, err := h.vet(f, pin)
 	if err != nil {
 		return sdk.Info{}, err
 	}
@@ -263,6 +285,9 @@ func (h *Host) Info(kind sdk.Kind, plugin, pin string) (sdk.Info, error) {
 		h.infos[key] = info
 		h.mu.Unlock()
 	}
+	h.mu.Lock()
+	h.pins[plugin] = pin
+	h.mu.Unlock()
 	if kind != sdk.KindUnknown && info.Kind != kind {
 		return info, fmt.Errorf("plugin %q is a %v, not a %v", plugin, info.Kind, kind)
 	}
@@ -270,7 +295,7 @@ func (h *Host) Info(kind sdk.Kind, plugin, pin string) (sdk.Info, error) {
 }
 
 func (h *Host) readInfo(f Found, sum []byte) (sdk.Info, error) {
-	p, err := h.launch(f, sdk.KindUnknown, sum, h.opts.Logger.Named(f.Name))
+	p, err := h.launch(context.Background(), f, sdk.KindUnknown, sum, h.opts.Logger.Named(f.Name))
 	if err != nil {
 		return sdk.Info{}, err
 	}
@@ -287,14 +312,29 @@ func (h *Host) readInfo(f Found, sum []byte) (sdk.Info, error) {
 	return info, nil
 }
 
-// ValidatePolicy asks an evaluator plugin to check a policy; it starts the
-// plugin briefly.
-func (h *Host) ValidatePolicy(plugin string, policy json.RawMessage) ([]sdk.PolicyProblem, error) {
+// briefly starts a plugin for one question, with the pin the configuration
+// gave its Info (or pin, when not empty). The caller must Kill it.
+func (h *Host) briefly(plugin, pin string, kind sdk.Kind) (*sdk.Process, error) {
 	f, err := h.Find(plugin)
 	if err != nil {
 		return nil, err
 	}
-	p, err := h.launch(f, sdk.KindEvaluator, nil, h.opts.Logger.Named(plugin))
+	if pin == "" {
+		h.mu.Lock()
+		pin = h.pins[plugin]
+		h.mu.Unlock()
+	}
+	sum, err := h.vet(f, pin)
+	if err != nil {
+		return nil, err
+	}
+	return h.launch(context.Background(), f, kind, sum, h.opts.Logger.Named(plugin))
+}
+
+// ValidatePolicy asks an evaluator plugin to check a policy; it starts the
+// plugin briefly.
+func (h *Host) ValidatePolicy(plugin string, policy json.RawMessage) ([]sdk.PolicyProblem, error) {
+	p, err := h.briefly(plugin, "", sdk.KindEvaluator)
 	if err != nil {
 		return nil, err
 	}
@@ -306,6 +346,30 @@ func (h *Host) ValidatePolicy(plugin string, policy json.RawMessage) ([]sdk.Poli
 		return nil, fmt.Errorf("plugin %q is not an evaluator", plugin)
 	}
 	return ev.ValidatePolicy(ctx, policy)
+}
+
+// TargetIdentities asks a realizer plugin which platform object each target
+// means under config (see sdk.TargetIdentifier); it starts the plugin
+// briefly. sdk.ErrNoTargetIdentity: the plugin cannot tell.
+func (h *Host) TargetIdentities(plugin, pin string, config json.RawMessage, targets []string) ([]string, error) {
+	p, err := h.briefly(plugin, pin, sdk.KindRealizer)
+	if err != nil {
+		return nil, err
+	}
+	defer p.Kill()
+	ti, ok := p.Plugin.(sdk.TargetIdentifier)
+	if !ok {
+		return nil, sdk.ErrNoTargetIdentity
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), h.opts.StartTimeout)
+	defer cancel()
+	out := make([]string, len(targets))
+	for i, t := range targets {
+		if out[i], err = ti.TargetIdentity(ctx, config, t); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
 // Close stops every instance's process.

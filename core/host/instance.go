@@ -3,6 +3,7 @@ package host
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -38,6 +39,12 @@ type Instance struct {
 	restarts  int
 	lastErr   error
 	stopped   bool
+
+	// startErr is why the last start failed, nil once one succeeded. It has
+	// its own lock: mu is held through a start, and status pages must not
+	// wait for one.
+	statusMu sync.Mutex
+	startErr error
 }
 
 // stableAfter is how long a process must live for its death not to count
@@ -62,6 +69,8 @@ type ErrBackingOff struct {
 	Until time.Time
 	Cause error
 }
+
+func (e *ErrBackingOff) Unwrap() error { return e.Cause }
 
 func (e *ErrBackingOff) Error() string {
 	return fmt.Sprintf("plugin %q is down, next start in %s (last error: %v)", e.Block, time.Until(e.Until).Round(time.Millisecond), e.Cause)
@@ -90,9 +99,18 @@ func (i *Instance) get(ctx context.Context) (sdk.Plugin, error) {
 	// Starting and configuring a process is bounded by the start timeout,
 	// not by the deadline of the call that happened to need it: a chain
 	// with a short call timeout must still be able to (re)start its plugins.
+	// Cancelling the caller (stopping the chain, shutting down) does abandon
+	// the start.
 	startCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), i.h.opts.StartTimeout)
 	defer cancel()
+	stopCancel := context.AfterFunc(ctx, func() {
+		if errors.Is(ctx.Err(), context.Canceled) {
+			cancel()
+		}
+	})
+	defer stopCancel()
 	p, err := i.start(startCtx)
+	i.setStartErr(err)
 	if err != nil {
 		i.noteFailure(err)
 		return nil, err
@@ -123,21 +141,39 @@ func (i *Instance) noteFailure(err error) {
 func (i *Instance) start(ctx context.Context) (*sdk.Process, error) {
 	f, err := i.h.Find(i.spec.Plugin)
 	if err != nil {
-		return nil, err
+		return nil, &StartError{Plugin: i.spec.Plugin, Err: err}
 	}
-	sum, err := checksum(f, i.spec.SHA256)
+	sum, err := i.h.vet(f, i.spec.SHA256)
 	if err != nil {
-		return nil, err
+		return nil, &StartError{Plugin: i.spec.Plugin, Err: err}
 	}
-	p, err := i.h.launch(f, i.spec.Kind, sum, i.logger)
+	p, err := i.h.launch(ctx, f, i.spec.Kind, sum, i.logger)
 	if err != nil {
 		return nil, err
 	}
 	if err := p.Plugin.Configure(ctx, i.spec.Config); err != nil {
 		p.Kill()
-		return nil, fmt.Errorf("configuring plugin %q: %w", i.spec.Block, err)
+		// A configuration the plugin refuses is not a crash: the block
+		// stays down, retried with the same capped backoff, since what it
+		// refers to (a file, a cluster) may yet appear.
+		return nil, &StartError{Plugin: i.spec.Plugin, Err: fmt.Errorf("plugin %q rejected its configuration: %w", i.spec.Block, err)}
 	}
 	return p, nil
+}
+
+func (i *Instance) setStartErr(err error) {
+	i.statusMu.Lock()
+	i.startErr = err
+	i.statusMu.Unlock()
+}
+
+// Failure is why the plugin cannot run: its last start or configuration
+// failed, and it is retried with backoff. Nil while it runs or has not been
+// needed yet.
+func (i *Instance) Failure() error {
+	i.statusMu.Lock()
+	defer i.statusMu.Unlock()
+	return i.startErr
 }
 
 // Pid is the current process id, 0 when not running.

@@ -14,6 +14,7 @@ import (
 //	GET /                   a page with each chain's demand and capacity chart
 //	GET /v1/health          200 while the process is up
 //	GET /v1/ready           200 once every chain has evaluated once, else 503
+//	                        (with the failed chains and why, if any)
 //	GET /metrics            Prometheus exposition
 //	GET /v1/chains          every chain with its last evaluation
 //	GET /v1/chains/{name}   one chain and its recent decisions (?n=50)
@@ -27,7 +28,12 @@ func (r *Runner) Handler() http.Handler {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	mux.HandleFunc("GET /v1/ready", func(w http.ResponseWriter, _ *http.Request) {
-		if !r.Ready() {
+		ready, failed := r.Ready()
+		if failed != nil {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "failed", "failed": failed})
+			return
+		}
+		if !ready {
 			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "starting"})
 			return
 		}

@@ -60,6 +60,26 @@ type chainLoop struct {
 	loggedReason string
 }
 
+// chain is the chain's definition; a reload may swap in an equal one.
+func (l *chainLoop) chain() *config.Chain {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.cfg
+}
+
+// failure is why a chain is failed: one of its plugins cannot be started or
+// configured (the host retries it with backoff). Other errors, such as a
+// platform that does not answer, leave the chain running. Empty when none.
+func (l *chainLoop) failure() string {
+	all := append(append(append([]*host.Instance(nil), l.plugins.collectors...), l.plugins.evaluators...), l.plugins.realizer)
+	for _, inst := range all {
+		if err := inst.Failure(); err != nil {
+			return fmt.Sprintf("%s %q cannot run: %v", inst.Spec().Kind, inst.Spec().Block, err)
+		}
+	}
+	return ""
+}
+
 // New returns a runner for cfg. Nothing starts until Run.
 func New(cfg *config.Config, opts Options) *Runner {
 	if opts.Logger == nil {
@@ -130,8 +150,10 @@ func (r *Runner) apply(cfg *config.Config) {
 	var stopping []*chainLoop
 	r.mu.Lock()
 	for name, l := range r.chains {
-		if ch, ok := wanted[name]; ok && ch.Fingerprint == l.cfg.Fingerprint {
-			l.cfg = ch
+		if ch, ok := wanted[name]; ok && ch.Fingerprint == l.chain().Fingerprint {
+			l.mu.Lock()
+			l.cfg = ch // same definition; the loop reads it under l.mu
+			l.mu.Unlock()
 			continue
 		}
 		stopping = append(stopping, l)
@@ -141,7 +163,7 @@ func (r *Runner) apply(cfg *config.Config) {
 	for _, l := range stopping {
 		l.cancel()
 		<-l.done
-		r.opts.Logger.Info("chain stopped", "chain", l.cfg.Name)
+		r.opts.Logger.Info("chain stopped", "chain", l.chain().Name)
 	}
 
 	r.mu.Lock()
@@ -218,7 +240,7 @@ func (r *Runner) loop(ctx context.Context, l *chainLoop) {
 	defer close(l.done)
 	// The first tick comes after a short jittered delay so that many chains
 	// started together do not hit their sources at once.
-	delay := jitter(l.cfg.Jitter)
+	delay := jitter(l.chain().Jitter)
 	for {
 		select {
 		case <-ctx.Done():
@@ -226,7 +248,8 @@ func (r *Runner) loop(ctx context.Context, l *chainLoop) {
 		case <-time.After(delay):
 		}
 		r.tick(ctx, l)
-		delay = l.cfg.Interval + jitter(l.cfg.Jitter)
+		ch := l.chain()
+		delay = ch.Interval + jitter(ch.Jitter)
 	}
 }
 
@@ -238,7 +261,7 @@ func jitter(max time.Duration) time.Duration {
 }
 
 func (r *Runner) tick(ctx context.Context, l *chainLoop) {
-	ch := l.cfg
+	ch := l.chain()
 	ev, err := r.evaluate(ctx, ch, l.plugins, true)
 	if ctx.Err() != nil {
 		return // stopping; the half-done round is not an error
@@ -363,17 +386,22 @@ func (r *Runner) Plan(ctx context.Context, name string) ([]*Evaluation, error) {
 
 // ChainStatus is what the HTTP API shows of a chain.
 type ChainStatus struct {
-	Name       string      `json:"name"`
-	Target     string      `json:"target"`
-	Collectors []string    `json:"collectors"`
-	Evaluators []string    `json:"evaluators"`
-	Realizer   string      `json:"realizer"`
-	Interval   string      `json:"interval"`
-	Running    bool        `json:"running"`
-	Ticks      int         `json:"ticks"`
-	LastAt     *time.Time  `json:"last_at,omitempty"`
-	LastError  string      `json:"last_error,omitempty"`
-	Last       *Evaluation `json:"last,omitempty"`
+	Name       string   `json:"name"`
+	Target     string   `json:"target"`
+	Collectors []string `json:"collectors"`
+	Evaluators []string `json:"evaluators"`
+	Realizer   string   `json:"realizer"`
+	Interval   string   `json:"interval"`
+	Running    bool     `json:"running"`
+	// Status is "running", "failed" (a plugin cannot start or rejected its
+	// configuration; Reason says why, and it is retried with backoff),
+	// "starting" (no evaluation yet) or "disabled".
+	Status    string      `json:"status"`
+	Reason    string      `json:"reason,omitempty"`
+	Ticks     int         `json:"ticks"`
+	LastAt    *time.Time  `json:"last_at,omitempty"`
+	LastError string      `json:"last_error,omitempty"`
+	Last      *Evaluation `json:"last,omitempty"`
 }
 
 // Chains reports every configured chain, sorted by name.
@@ -389,11 +417,20 @@ func (r *Runner) Chains() []ChainStatus {
 	for _, ch := range cfg.Chains {
 		s := ChainStatus{
 			Name: ch.Name, Target: ch.Target, Collectors: ch.Collectors, Evaluators: ch.Evaluators,
-			Realizer: ch.Realizer, Interval: ch.Interval.String(),
+			Realizer: ch.Realizer, Interval: ch.Interval.String(), Status: "disabled",
 		}
 		if l, ok := loops[ch.Name]; ok {
+			failed := l.failure()
 			l.mu.Lock()
 			s.Running, s.Ticks, s.Last = true, l.ticks, l.last
+			switch {
+			case failed != "":
+				s.Status, s.Reason = "failed", failed
+			case l.ticks == 0:
+				s.Status = "starting"
+			default:
+				s.Status = "running"
+			}
 			if !l.lastAt.IsZero() {
 				at := l.lastAt
 				s.LastAt = &at
@@ -410,22 +447,29 @@ func (r *Runner) Chains() []ChainStatus {
 }
 
 // Ready is true once every running chain has finished a first evaluation,
-// successful or not.
-func (r *Runner) Ready() bool {
+// successful or not, and none is failed. failed maps each failed chain to
+// why.
+func (r *Runner) Ready() (ready bool, failed map[string]string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.ctx == nil {
-		return false
+		return false, nil
 	}
-	for _, l := range r.chains {
+	ready = true
+	for name, l := range r.chains {
 		l.mu.Lock()
-		ticks := l.ticks
+		if l.ticks == 0 {
+			ready = false
+		}
 		l.mu.Unlock()
-		if ticks == 0 {
-			return false
+		if why := l.failure(); why != "" {
+			if failed == nil {
+				failed = map[string]string{}
+			}
+			failed[name] = why
 		}
 	}
-	return true
+	return ready && failed == nil, failed
 }
 
 // Decisions returns a chain's most recent decision records, newest first.

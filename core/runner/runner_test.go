@@ -373,7 +373,7 @@ func TestKilledPluginIsRestartedAndChainResumes(t *testing.T) {
 		}
 	})
 	defer stop()
-	waitFor(t, "first evaluation", r.Ready)
+	waitFor(t, "first evaluation", ready(r))
 	for _, kind := range []string{"collector", "evaluator", "realizer"} {
 		inst := instanceOf(r, kind)
 		pid := inst.Pid()
@@ -494,7 +494,7 @@ func TestReloadKeepsUnchangedChains(t *testing.T) {
 	defer store.Close()
 	r, stop := e.running(e.load(e.chainHCL("a", "t1", "30ms", "")), store, nil)
 	defer stop()
-	waitFor(t, "ready", r.Ready)
+	waitFor(t, "ready", ready(r))
 	pid := instanceOf(r, "collector").Pid()
 
 	r.Reload(e.load(e.chainHCL("a", "t1", "30ms", ""), e.chainHCL("b", "t2", "30ms", "")))

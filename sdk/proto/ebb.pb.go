@@ -1265,6 +1265,105 @@ func (x *Unit) GetLabels() map[string]string {
 	return nil
 }
 
+type TargetIdentityRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// JSON object: the decoded config block, defaults filled in; the plugin
+	// need not be configured with it.
+	ConfigJson    []byte `protobuf:"bytes,1,opt,name=config_json,json=configJson,proto3" json:"config_json,omitempty"`
+	Target        string `protobuf:"bytes,2,opt,name=target,proto3" json:"target,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TargetIdentityRequest) Reset() {
+	*x = TargetIdentityRequest{}
+	mi := &file_ebb_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TargetIdentityRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TargetIdentityRequest) ProtoMessage() {}
+
+func (x *TargetIdentityRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ebb_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TargetIdentityRequest.ProtoReflect.Descriptor instead.
+func (*TargetIdentityRequest) Descriptor() ([]byte, []int) {
+	return file_ebb_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *TargetIdentityRequest) GetConfigJson() []byte {
+	if x != nil {
+		return x.ConfigJson
+	}
+	return nil
+}
+
+func (x *TargetIdentityRequest) GetTarget() string {
+	if x != nil {
+		return x.Target
+	}
+	return ""
+}
+
+type TargetIdentityResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Equal for two (config, target) pairs that act on the same object.
+	Identity      string `protobuf:"bytes,1,opt,name=identity,proto3" json:"identity,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TargetIdentityResponse) Reset() {
+	*x = TargetIdentityResponse{}
+	mi := &file_ebb_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TargetIdentityResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TargetIdentityResponse) ProtoMessage() {}
+
+func (x *TargetIdentityResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ebb_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TargetIdentityResponse.ProtoReflect.Descriptor instead.
+func (*TargetIdentityResponse) Descriptor() ([]byte, []int) {
+	return file_ebb_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *TargetIdentityResponse) GetIdentity() string {
+	if x != nil {
+		return x.Identity
+	}
+	return ""
+}
+
 type InventoryRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Target        *Target                `protobuf:"bytes,1,opt,name=target,proto3" json:"target,omitempty"`
@@ -1274,7 +1373,7 @@ type InventoryRequest struct {
 
 func (x *InventoryRequest) Reset() {
 	*x = InventoryRequest{}
-	mi := &file_ebb_proto_msgTypes[15]
+	mi := &file_ebb_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1286,7 +1385,7 @@ func (x *InventoryRequest) String() string {
 func (*InventoryRequest) ProtoMessage() {}
 
 func (x *InventoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ebb_proto_msgTypes[15]
+	mi := &file_ebb_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1299,7 +1398,7 @@ func (x *InventoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InventoryRequest.ProtoReflect.Descriptor instead.
 func (*InventoryRequest) Descriptor() ([]byte, []int) {
-	return file_ebb_proto_rawDescGZIP(), []int{15}
+	return file_ebb_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *InventoryRequest) GetTarget() *Target {
@@ -1318,7 +1417,7 @@ type InventoryResponse struct {
 
 func (x *InventoryResponse) Reset() {
 	*x = InventoryResponse{}
-	mi := &file_ebb_proto_msgTypes[16]
+	mi := &file_ebb_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1330,7 +1429,7 @@ func (x *InventoryResponse) String() string {
 func (*InventoryResponse) ProtoMessage() {}
 
 func (x *InventoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ebb_proto_msgTypes[16]
+	mi := &file_ebb_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1343,7 +1442,7 @@ func (x *InventoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InventoryResponse.ProtoReflect.Descriptor instead.
 func (*InventoryResponse) Descriptor() ([]byte, []int) {
-	return file_ebb_proto_rawDescGZIP(), []int{16}
+	return file_ebb_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *InventoryResponse) GetUnits() []*Unit {
@@ -1365,7 +1464,7 @@ type UnitAdd struct {
 
 func (x *UnitAdd) Reset() {
 	*x = UnitAdd{}
-	mi := &file_ebb_proto_msgTypes[17]
+	mi := &file_ebb_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1377,7 +1476,7 @@ func (x *UnitAdd) String() string {
 func (*UnitAdd) ProtoMessage() {}
 
 func (x *UnitAdd) ProtoReflect() protoreflect.Message {
-	mi := &file_ebb_proto_msgTypes[17]
+	mi := &file_ebb_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1390,7 +1489,7 @@ func (x *UnitAdd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnitAdd.ProtoReflect.Descriptor instead.
 func (*UnitAdd) Descriptor() ([]byte, []int) {
-	return file_ebb_proto_rawDescGZIP(), []int{17}
+	return file_ebb_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *UnitAdd) GetUnitId() string {
@@ -1418,7 +1517,7 @@ type UnitRemove struct {
 
 func (x *UnitRemove) Reset() {
 	*x = UnitRemove{}
-	mi := &file_ebb_proto_msgTypes[18]
+	mi := &file_ebb_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1430,7 +1529,7 @@ func (x *UnitRemove) String() string {
 func (*UnitRemove) ProtoMessage() {}
 
 func (x *UnitRemove) ProtoReflect() protoreflect.Message {
-	mi := &file_ebb_proto_msgTypes[18]
+	mi := &file_ebb_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1443,7 +1542,7 @@ func (x *UnitRemove) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnitRemove.ProtoReflect.Descriptor instead.
 func (*UnitRemove) Descriptor() ([]byte, []int) {
-	return file_ebb_proto_rawDescGZIP(), []int{18}
+	return file_ebb_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *UnitRemove) GetUnitId() string {
@@ -1485,7 +1584,7 @@ type Decision struct {
 
 func (x *Decision) Reset() {
 	*x = Decision{}
-	mi := &file_ebb_proto_msgTypes[19]
+	mi := &file_ebb_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1497,7 +1596,7 @@ func (x *Decision) String() string {
 func (*Decision) ProtoMessage() {}
 
 func (x *Decision) ProtoReflect() protoreflect.Message {
-	mi := &file_ebb_proto_msgTypes[19]
+	mi := &file_ebb_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1510,7 +1609,7 @@ func (x *Decision) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Decision.ProtoReflect.Descriptor instead.
 func (*Decision) Descriptor() ([]byte, []int) {
-	return file_ebb_proto_rawDescGZIP(), []int{19}
+	return file_ebb_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Decision) GetDesiredCapacity() int64 {
@@ -1603,7 +1702,7 @@ type EvaluateRequest struct {
 
 func (x *EvaluateRequest) Reset() {
 	*x = EvaluateRequest{}
-	mi := &file_ebb_proto_msgTypes[20]
+	mi := &file_ebb_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1615,7 +1714,7 @@ func (x *EvaluateRequest) String() string {
 func (*EvaluateRequest) ProtoMessage() {}
 
 func (x *EvaluateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ebb_proto_msgTypes[20]
+	mi := &file_ebb_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1628,7 +1727,7 @@ func (x *EvaluateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EvaluateRequest.ProtoReflect.Descriptor instead.
 func (*EvaluateRequest) Descriptor() ([]byte, []int) {
-	return file_ebb_proto_rawDescGZIP(), []int{20}
+	return file_ebb_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *EvaluateRequest) GetTarget() *Target {
@@ -1696,7 +1795,7 @@ type ValidatePolicyRequest struct {
 
 func (x *ValidatePolicyRequest) Reset() {
 	*x = ValidatePolicyRequest{}
-	mi := &file_ebb_proto_msgTypes[21]
+	mi := &file_ebb_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1708,7 +1807,7 @@ func (x *ValidatePolicyRequest) String() string {
 func (*ValidatePolicyRequest) ProtoMessage() {}
 
 func (x *ValidatePolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ebb_proto_msgTypes[21]
+	mi := &file_ebb_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1721,7 +1820,7 @@ func (x *ValidatePolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ValidatePolicyRequest.ProtoReflect.Descriptor instead.
 func (*ValidatePolicyRequest) Descriptor() ([]byte, []int) {
-	return file_ebb_proto_rawDescGZIP(), []int{21}
+	return file_ebb_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ValidatePolicyRequest) GetPolicyJson() []byte {
@@ -1743,7 +1842,7 @@ type PolicyProblem struct {
 
 func (x *PolicyProblem) Reset() {
 	*x = PolicyProblem{}
-	mi := &file_ebb_proto_msgTypes[22]
+	mi := &file_ebb_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1755,7 +1854,7 @@ func (x *PolicyProblem) String() string {
 func (*PolicyProblem) ProtoMessage() {}
 
 func (x *PolicyProblem) ProtoReflect() protoreflect.Message {
-	mi := &file_ebb_proto_msgTypes[22]
+	mi := &file_ebb_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1768,7 +1867,7 @@ func (x *PolicyProblem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PolicyProblem.ProtoReflect.Descriptor instead.
 func (*PolicyProblem) Descriptor() ([]byte, []int) {
-	return file_ebb_proto_rawDescGZIP(), []int{22}
+	return file_ebb_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *PolicyProblem) GetAttribute() string {
@@ -1794,7 +1893,7 @@ type ValidatePolicyResponse struct {
 
 func (x *ValidatePolicyResponse) Reset() {
 	*x = ValidatePolicyResponse{}
-	mi := &file_ebb_proto_msgTypes[23]
+	mi := &file_ebb_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1806,7 +1905,7 @@ func (x *ValidatePolicyResponse) String() string {
 func (*ValidatePolicyResponse) ProtoMessage() {}
 
 func (x *ValidatePolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ebb_proto_msgTypes[23]
+	mi := &file_ebb_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1819,7 +1918,7 @@ func (x *ValidatePolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ValidatePolicyResponse.ProtoReflect.Descriptor instead.
 func (*ValidatePolicyResponse) Descriptor() ([]byte, []int) {
-	return file_ebb_proto_rawDescGZIP(), []int{23}
+	return file_ebb_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ValidatePolicyResponse) GetProblems() []*PolicyProblem {
@@ -1839,7 +1938,7 @@ type EvaluateResponse struct {
 
 func (x *EvaluateResponse) Reset() {
 	*x = EvaluateResponse{}
-	mi := &file_ebb_proto_msgTypes[24]
+	mi := &file_ebb_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1851,7 +1950,7 @@ func (x *EvaluateResponse) String() string {
 func (*EvaluateResponse) ProtoMessage() {}
 
 func (x *EvaluateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ebb_proto_msgTypes[24]
+	mi := &file_ebb_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1864,7 +1963,7 @@ func (x *EvaluateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EvaluateResponse.ProtoReflect.Descriptor instead.
 func (*EvaluateResponse) Descriptor() ([]byte, []int) {
-	return file_ebb_proto_rawDescGZIP(), []int{24}
+	return file_ebb_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *EvaluateResponse) GetDecision() *Decision {
@@ -1893,7 +1992,7 @@ type RealizeRequest struct {
 
 func (x *RealizeRequest) Reset() {
 	*x = RealizeRequest{}
-	mi := &file_ebb_proto_msgTypes[25]
+	mi := &file_ebb_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1905,7 +2004,7 @@ func (x *RealizeRequest) String() string {
 func (*RealizeRequest) ProtoMessage() {}
 
 func (x *RealizeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ebb_proto_msgTypes[25]
+	mi := &file_ebb_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1918,7 +2017,7 @@ func (x *RealizeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RealizeRequest.ProtoReflect.Descriptor instead.
 func (*RealizeRequest) Descriptor() ([]byte, []int) {
-	return file_ebb_proto_rawDescGZIP(), []int{25}
+	return file_ebb_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *RealizeRequest) GetTarget() *Target {
@@ -1952,7 +2051,7 @@ type RealizeResponse struct {
 
 func (x *RealizeResponse) Reset() {
 	*x = RealizeResponse{}
-	mi := &file_ebb_proto_msgTypes[26]
+	mi := &file_ebb_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1964,7 +2063,7 @@ func (x *RealizeResponse) String() string {
 func (*RealizeResponse) ProtoMessage() {}
 
 func (x *RealizeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ebb_proto_msgTypes[26]
+	mi := &file_ebb_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1977,7 +2076,7 @@ func (x *RealizeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RealizeResponse.ProtoReflect.Descriptor instead.
 func (*RealizeResponse) Descriptor() ([]byte, []int) {
-	return file_ebb_proto_rawDescGZIP(), []int{26}
+	return file_ebb_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *RealizeResponse) GetSummary() string {
@@ -1998,7 +2097,7 @@ type ParallelismOverridesRequest struct {
 
 func (x *ParallelismOverridesRequest) Reset() {
 	*x = ParallelismOverridesRequest{}
-	mi := &file_ebb_proto_msgTypes[27]
+	mi := &file_ebb_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2010,7 +2109,7 @@ func (x *ParallelismOverridesRequest) String() string {
 func (*ParallelismOverridesRequest) ProtoMessage() {}
 
 func (x *ParallelismOverridesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ebb_proto_msgTypes[27]
+	mi := &file_ebb_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2023,7 +2122,7 @@ func (x *ParallelismOverridesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ParallelismOverridesRequest.ProtoReflect.Descriptor instead.
 func (*ParallelismOverridesRequest) Descriptor() ([]byte, []int) {
-	return file_ebb_proto_rawDescGZIP(), []int{27}
+	return file_ebb_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ParallelismOverridesRequest) GetTarget() *Target {
@@ -2058,7 +2157,7 @@ type ConfigOverridesRequest struct {
 
 func (x *ConfigOverridesRequest) Reset() {
 	*x = ConfigOverridesRequest{}
-	mi := &file_ebb_proto_msgTypes[28]
+	mi := &file_ebb_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2070,7 +2169,7 @@ func (x *ConfigOverridesRequest) String() string {
 func (*ConfigOverridesRequest) ProtoMessage() {}
 
 func (x *ConfigOverridesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ebb_proto_msgTypes[28]
+	mi := &file_ebb_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2083,7 +2182,7 @@ func (x *ConfigOverridesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigOverridesRequest.ProtoReflect.Descriptor instead.
 func (*ConfigOverridesRequest) Descriptor() ([]byte, []int) {
-	return file_ebb_proto_rawDescGZIP(), []int{28}
+	return file_ebb_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ConfigOverridesRequest) GetTarget() *Target {
@@ -2191,7 +2290,13 @@ const file_ebb_proto_rawDesc = "" +
 	"\x06labels\x18\x06 \x03(\v2\x1f.ebb.plugin.v1.Unit.LabelsEntryR\x06labels\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"A\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"P\n" +
+	"\x15TargetIdentityRequest\x12\x1f\n" +
+	"\vconfig_json\x18\x01 \x01(\fR\n" +
+	"configJson\x12\x16\n" +
+	"\x06target\x18\x02 \x01(\tR\x06target\"4\n" +
+	"\x16TargetIdentityResponse\x12\x1a\n" +
+	"\bidentity\x18\x01 \x01(\tR\bidentity\"A\n" +
 	"\x10InventoryRequest\x12-\n" +
 	"\x06target\x18\x01 \x01(\v2\x15.ebb.plugin.v1.TargetR\x06target\">\n" +
 	"\x11InventoryResponse\x12)\n" +
@@ -2304,12 +2409,13 @@ const file_ebb_proto_rawDesc = "" +
 	"\aCollect\x12\x1d.ebb.plugin.v1.CollectRequest\x1a\x1e.ebb.plugin.v1.CollectResponse2\xb7\x01\n" +
 	"\tEvaluator\x12K\n" +
 	"\bEvaluate\x12\x1e.ebb.plugin.v1.EvaluateRequest\x1a\x1f.ebb.plugin.v1.EvaluateResponse\x12]\n" +
-	"\x0eValidatePolicy\x12$.ebb.plugin.v1.ValidatePolicyRequest\x1a%.ebb.plugin.v1.ValidatePolicyResponse2\xf0\x02\n" +
+	"\x0eValidatePolicy\x12$.ebb.plugin.v1.ValidatePolicyRequest\x1a%.ebb.plugin.v1.ValidatePolicyResponse2\xcf\x03\n" +
 	"\bRealizer\x12N\n" +
 	"\tInventory\x12\x1f.ebb.plugin.v1.InventoryRequest\x1a .ebb.plugin.v1.InventoryResponse\x12H\n" +
 	"\aRealize\x12\x1d.ebb.plugin.v1.RealizeRequest\x1a\x1e.ebb.plugin.v1.RealizeResponse\x12i\n" +
 	"\x1bRealizeParallelismOverrides\x12*.ebb.plugin.v1.ParallelismOverridesRequest\x1a\x1e.ebb.plugin.v1.RealizeResponse\x12_\n" +
-	"\x16RealizeConfigOverrides\x12%.ebb.plugin.v1.ConfigOverridesRequest\x1a\x1e.ebb.plugin.v1.RealizeResponseB)Z'github.com/ebbscale/ebb/sdk/proto;protob\x06proto3"
+	"\x16RealizeConfigOverrides\x12%.ebb.plugin.v1.ConfigOverridesRequest\x1a\x1e.ebb.plugin.v1.RealizeResponse\x12]\n" +
+	"\x0eTargetIdentity\x12$.ebb.plugin.v1.TargetIdentityRequest\x1a%.ebb.plugin.v1.TargetIdentityResponseB)Z'github.com/ebbscale/ebb/sdk/proto;protob\x06proto3"
 
 var (
 	file_ebb_proto_rawDescOnce sync.Once
@@ -2324,7 +2430,7 @@ func file_ebb_proto_rawDescGZIP() []byte {
 }
 
 var file_ebb_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_ebb_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
+var file_ebb_proto_msgTypes = make([]protoimpl.MessageInfo, 38)
 var file_ebb_proto_goTypes = []any{
 	(Kind)(0),                           // 0: ebb.plugin.v1.Kind
 	(Type)(0),                           // 1: ebb.plugin.v1.Type
@@ -2346,27 +2452,29 @@ var file_ebb_proto_goTypes = []any{
 	(*Demand)(nil),                      // 17: ebb.plugin.v1.Demand
 	(*Worker)(nil),                      // 18: ebb.plugin.v1.Worker
 	(*Unit)(nil),                        // 19: ebb.plugin.v1.Unit
-	(*InventoryRequest)(nil),            // 20: ebb.plugin.v1.InventoryRequest
-	(*InventoryResponse)(nil),           // 21: ebb.plugin.v1.InventoryResponse
-	(*UnitAdd)(nil),                     // 22: ebb.plugin.v1.UnitAdd
-	(*UnitRemove)(nil),                  // 23: ebb.plugin.v1.UnitRemove
-	(*Decision)(nil),                    // 24: ebb.plugin.v1.Decision
-	(*EvaluateRequest)(nil),             // 25: ebb.plugin.v1.EvaluateRequest
-	(*ValidatePolicyRequest)(nil),       // 26: ebb.plugin.v1.ValidatePolicyRequest
-	(*PolicyProblem)(nil),               // 27: ebb.plugin.v1.PolicyProblem
-	(*ValidatePolicyResponse)(nil),      // 28: ebb.plugin.v1.ValidatePolicyResponse
-	(*EvaluateResponse)(nil),            // 29: ebb.plugin.v1.EvaluateResponse
-	(*RealizeRequest)(nil),              // 30: ebb.plugin.v1.RealizeRequest
-	(*RealizeResponse)(nil),             // 31: ebb.plugin.v1.RealizeResponse
-	(*ParallelismOverridesRequest)(nil), // 32: ebb.plugin.v1.ParallelismOverridesRequest
-	(*ConfigOverridesRequest)(nil),      // 33: ebb.plugin.v1.ConfigOverridesRequest
-	nil,                                 // 34: ebb.plugin.v1.Snapshot.MetricsEntry
-	nil,                                 // 35: ebb.plugin.v1.Unit.LabelsEntry
-	nil,                                 // 36: ebb.plugin.v1.Decision.ParallelismOverridesEntry
-	nil,                                 // 37: ebb.plugin.v1.Decision.ConfigOverridesEntry
-	nil,                                 // 38: ebb.plugin.v1.Decision.MetricsEntry
-	nil,                                 // 39: ebb.plugin.v1.ParallelismOverridesRequest.OverridesEntry
-	nil,                                 // 40: ebb.plugin.v1.ConfigOverridesRequest.OverridesEntry
+	(*TargetIdentityRequest)(nil),       // 20: ebb.plugin.v1.TargetIdentityRequest
+	(*TargetIdentityResponse)(nil),      // 21: ebb.plugin.v1.TargetIdentityResponse
+	(*InventoryRequest)(nil),            // 22: ebb.plugin.v1.InventoryRequest
+	(*InventoryResponse)(nil),           // 23: ebb.plugin.v1.InventoryResponse
+	(*UnitAdd)(nil),                     // 24: ebb.plugin.v1.UnitAdd
+	(*UnitRemove)(nil),                  // 25: ebb.plugin.v1.UnitRemove
+	(*Decision)(nil),                    // 26: ebb.plugin.v1.Decision
+	(*EvaluateRequest)(nil),             // 27: ebb.plugin.v1.EvaluateRequest
+	(*ValidatePolicyRequest)(nil),       // 28: ebb.plugin.v1.ValidatePolicyRequest
+	(*PolicyProblem)(nil),               // 29: ebb.plugin.v1.PolicyProblem
+	(*ValidatePolicyResponse)(nil),      // 30: ebb.plugin.v1.ValidatePolicyResponse
+	(*EvaluateResponse)(nil),            // 31: ebb.plugin.v1.EvaluateResponse
+	(*RealizeRequest)(nil),              // 32: ebb.plugin.v1.RealizeRequest
+	(*RealizeResponse)(nil),             // 33: ebb.plugin.v1.RealizeResponse
+	(*ParallelismOverridesRequest)(nil), // 34: ebb.plugin.v1.ParallelismOverridesRequest
+	(*ConfigOverridesRequest)(nil),      // 35: ebb.plugin.v1.ConfigOverridesRequest
+	nil,                                 // 36: ebb.plugin.v1.Snapshot.MetricsEntry
+	nil,                                 // 37: ebb.plugin.v1.Unit.LabelsEntry
+	nil,                                 // 38: ebb.plugin.v1.Decision.ParallelismOverridesEntry
+	nil,                                 // 39: ebb.plugin.v1.Decision.ConfigOverridesEntry
+	nil,                                 // 40: ebb.plugin.v1.Decision.MetricsEntry
+	nil,                                 // 41: ebb.plugin.v1.ParallelismOverridesRequest.OverridesEntry
+	nil,                                 // 42: ebb.plugin.v1.ConfigOverridesRequest.OverridesEntry
 }
 var file_ebb_proto_depIdxs = []int32{
 	0,  // 0: ebb.plugin.v1.PluginInfo.kind:type_name -> ebb.plugin.v1.Kind
@@ -2381,54 +2489,56 @@ var file_ebb_proto_depIdxs = []int32{
 	13, // 9: ebb.plugin.v1.Snapshot.observed_at:type_name -> ebb.plugin.v1.Timestamp
 	17, // 10: ebb.plugin.v1.Snapshot.demand:type_name -> ebb.plugin.v1.Demand
 	18, // 11: ebb.plugin.v1.Snapshot.workers:type_name -> ebb.plugin.v1.Worker
-	34, // 12: ebb.plugin.v1.Snapshot.metrics:type_name -> ebb.plugin.v1.Snapshot.MetricsEntry
+	36, // 12: ebb.plugin.v1.Snapshot.metrics:type_name -> ebb.plugin.v1.Snapshot.MetricsEntry
 	13, // 13: ebb.plugin.v1.Worker.last_busy_at:type_name -> ebb.plugin.v1.Timestamp
 	2,  // 14: ebb.plugin.v1.Worker.state:type_name -> ebb.plugin.v1.WorkerState
 	13, // 15: ebb.plugin.v1.Worker.registered_at:type_name -> ebb.plugin.v1.Timestamp
 	3,  // 16: ebb.plugin.v1.Unit.phase:type_name -> ebb.plugin.v1.Phase
 	13, // 17: ebb.plugin.v1.Unit.created_at:type_name -> ebb.plugin.v1.Timestamp
 	13, // 18: ebb.plugin.v1.Unit.drain_started_at:type_name -> ebb.plugin.v1.Timestamp
-	35, // 19: ebb.plugin.v1.Unit.labels:type_name -> ebb.plugin.v1.Unit.LabelsEntry
+	37, // 19: ebb.plugin.v1.Unit.labels:type_name -> ebb.plugin.v1.Unit.LabelsEntry
 	12, // 20: ebb.plugin.v1.InventoryRequest.target:type_name -> ebb.plugin.v1.Target
 	19, // 21: ebb.plugin.v1.InventoryResponse.units:type_name -> ebb.plugin.v1.Unit
-	22, // 22: ebb.plugin.v1.Decision.add:type_name -> ebb.plugin.v1.UnitAdd
-	23, // 23: ebb.plugin.v1.Decision.remove:type_name -> ebb.plugin.v1.UnitRemove
-	36, // 24: ebb.plugin.v1.Decision.parallelism_overrides:type_name -> ebb.plugin.v1.Decision.ParallelismOverridesEntry
-	37, // 25: ebb.plugin.v1.Decision.config_overrides:type_name -> ebb.plugin.v1.Decision.ConfigOverridesEntry
-	38, // 26: ebb.plugin.v1.Decision.metrics:type_name -> ebb.plugin.v1.Decision.MetricsEntry
+	24, // 22: ebb.plugin.v1.Decision.add:type_name -> ebb.plugin.v1.UnitAdd
+	25, // 23: ebb.plugin.v1.Decision.remove:type_name -> ebb.plugin.v1.UnitRemove
+	38, // 24: ebb.plugin.v1.Decision.parallelism_overrides:type_name -> ebb.plugin.v1.Decision.ParallelismOverridesEntry
+	39, // 25: ebb.plugin.v1.Decision.config_overrides:type_name -> ebb.plugin.v1.Decision.ConfigOverridesEntry
+	40, // 26: ebb.plugin.v1.Decision.metrics:type_name -> ebb.plugin.v1.Decision.MetricsEntry
 	12, // 27: ebb.plugin.v1.EvaluateRequest.target:type_name -> ebb.plugin.v1.Target
 	16, // 28: ebb.plugin.v1.EvaluateRequest.snapshot:type_name -> ebb.plugin.v1.Snapshot
 	19, // 29: ebb.plugin.v1.EvaluateRequest.inventory:type_name -> ebb.plugin.v1.Unit
 	13, // 30: ebb.plugin.v1.EvaluateRequest.now:type_name -> ebb.plugin.v1.Timestamp
-	24, // 31: ebb.plugin.v1.EvaluateRequest.previous:type_name -> ebb.plugin.v1.Decision
-	27, // 32: ebb.plugin.v1.ValidatePolicyResponse.problems:type_name -> ebb.plugin.v1.PolicyProblem
-	24, // 33: ebb.plugin.v1.EvaluateResponse.decision:type_name -> ebb.plugin.v1.Decision
+	26, // 31: ebb.plugin.v1.EvaluateRequest.previous:type_name -> ebb.plugin.v1.Decision
+	29, // 32: ebb.plugin.v1.ValidatePolicyResponse.problems:type_name -> ebb.plugin.v1.PolicyProblem
+	26, // 33: ebb.plugin.v1.EvaluateResponse.decision:type_name -> ebb.plugin.v1.Decision
 	12, // 34: ebb.plugin.v1.RealizeRequest.target:type_name -> ebb.plugin.v1.Target
-	24, // 35: ebb.plugin.v1.RealizeRequest.decision:type_name -> ebb.plugin.v1.Decision
+	26, // 35: ebb.plugin.v1.RealizeRequest.decision:type_name -> ebb.plugin.v1.Decision
 	12, // 36: ebb.plugin.v1.ParallelismOverridesRequest.target:type_name -> ebb.plugin.v1.Target
-	39, // 37: ebb.plugin.v1.ParallelismOverridesRequest.overrides:type_name -> ebb.plugin.v1.ParallelismOverridesRequest.OverridesEntry
+	41, // 37: ebb.plugin.v1.ParallelismOverridesRequest.overrides:type_name -> ebb.plugin.v1.ParallelismOverridesRequest.OverridesEntry
 	12, // 38: ebb.plugin.v1.ConfigOverridesRequest.target:type_name -> ebb.plugin.v1.Target
-	40, // 39: ebb.plugin.v1.ConfigOverridesRequest.overrides:type_name -> ebb.plugin.v1.ConfigOverridesRequest.OverridesEntry
+	42, // 39: ebb.plugin.v1.ConfigOverridesRequest.overrides:type_name -> ebb.plugin.v1.ConfigOverridesRequest.OverridesEntry
 	5,  // 40: ebb.plugin.v1.Plugin.Info:input_type -> ebb.plugin.v1.InfoRequest
 	10, // 41: ebb.plugin.v1.Plugin.Configure:input_type -> ebb.plugin.v1.ConfigureRequest
 	14, // 42: ebb.plugin.v1.Collector.Collect:input_type -> ebb.plugin.v1.CollectRequest
-	25, // 43: ebb.plugin.v1.Evaluator.Evaluate:input_type -> ebb.plugin.v1.EvaluateRequest
-	26, // 44: ebb.plugin.v1.Evaluator.ValidatePolicy:input_type -> ebb.plugin.v1.ValidatePolicyRequest
-	20, // 45: ebb.plugin.v1.Realizer.Inventory:input_type -> ebb.plugin.v1.InventoryRequest
-	30, // 46: ebb.plugin.v1.Realizer.Realize:input_type -> ebb.plugin.v1.RealizeRequest
-	32, // 47: ebb.plugin.v1.Realizer.RealizeParallelismOverrides:input_type -> ebb.plugin.v1.ParallelismOverridesRequest
-	33, // 48: ebb.plugin.v1.Realizer.RealizeConfigOverrides:input_type -> ebb.plugin.v1.ConfigOverridesRequest
-	6,  // 49: ebb.plugin.v1.Plugin.Info:output_type -> ebb.plugin.v1.PluginInfo
-	11, // 50: ebb.plugin.v1.Plugin.Configure:output_type -> ebb.plugin.v1.ConfigureResponse
-	15, // 51: ebb.plugin.v1.Collector.Collect:output_type -> ebb.plugin.v1.CollectResponse
-	29, // 52: ebb.plugin.v1.Evaluator.Evaluate:output_type -> ebb.plugin.v1.EvaluateResponse
-	28, // 53: ebb.plugin.v1.Evaluator.ValidatePolicy:output_type -> ebb.plugin.v1.ValidatePolicyResponse
-	21, // 54: ebb.plugin.v1.Realizer.Inventory:output_type -> ebb.plugin.v1.InventoryResponse
-	31, // 55: ebb.plugin.v1.Realizer.Realize:output_type -> ebb.plugin.v1.RealizeResponse
-	31, // 56: ebb.plugin.v1.Realizer.RealizeParallelismOverrides:output_type -> ebb.plugin.v1.RealizeResponse
-	31, // 57: ebb.plugin.v1.Realizer.RealizeConfigOverrides:output_type -> ebb.plugin.v1.RealizeResponse
-	49, // [49:58] is the sub-list for method output_type
-	40, // [40:49] is the sub-list for method input_type
+	27, // 43: ebb.plugin.v1.Evaluator.Evaluate:input_type -> ebb.plugin.v1.EvaluateRequest
+	28, // 44: ebb.plugin.v1.Evaluator.ValidatePolicy:input_type -> ebb.plugin.v1.ValidatePolicyRequest
+	22, // 45: ebb.plugin.v1.Realizer.Inventory:input_type -> ebb.plugin.v1.InventoryRequest
+	32, // 46: ebb.plugin.v1.Realizer.Realize:input_type -> ebb.plugin.v1.RealizeRequest
+	34, // 47: ebb.plugin.v1.Realizer.RealizeParallelismOverrides:input_type -> ebb.plugin.v1.ParallelismOverridesRequest
+	35, // 48: ebb.plugin.v1.Realizer.RealizeConfigOverrides:input_type -> ebb.plugin.v1.ConfigOverridesRequest
+	20, // 49: ebb.plugin.v1.Realizer.TargetIdentity:input_type -> ebb.plugin.v1.TargetIdentityRequest
+	6,  // 50: ebb.plugin.v1.Plugin.Info:output_type -> ebb.plugin.v1.PluginInfo
+	11, // 51: ebb.plugin.v1.Plugin.Configure:output_type -> ebb.plugin.v1.ConfigureResponse
+	15, // 52: ebb.plugin.v1.Collector.Collect:output_type -> ebb.plugin.v1.CollectResponse
+	31, // 53: ebb.plugin.v1.Evaluator.Evaluate:output_type -> ebb.plugin.v1.EvaluateResponse
+	30, // 54: ebb.plugin.v1.Evaluator.ValidatePolicy:output_type -> ebb.plugin.v1.ValidatePolicyResponse
+	23, // 55: ebb.plugin.v1.Realizer.Inventory:output_type -> ebb.plugin.v1.InventoryResponse
+	33, // 56: ebb.plugin.v1.Realizer.Realize:output_type -> ebb.plugin.v1.RealizeResponse
+	33, // 57: ebb.plugin.v1.Realizer.RealizeParallelismOverrides:output_type -> ebb.plugin.v1.RealizeResponse
+	33, // 58: ebb.plugin.v1.Realizer.RealizeConfigOverrides:output_type -> ebb.plugin.v1.RealizeResponse
+	21, // 59: ebb.plugin.v1.Realizer.TargetIdentity:output_type -> ebb.plugin.v1.TargetIdentityResponse
+	50, // [50:60] is the sub-list for method output_type
+	40, // [40:50] is the sub-list for method input_type
 	40, // [40:40] is the sub-list for extension type_name
 	40, // [40:40] is the sub-list for extension extendee
 	0,  // [0:40] is the sub-list for field type_name
@@ -2445,7 +2555,7 @@ func file_ebb_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ebb_proto_rawDesc), len(file_ebb_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   36,
+			NumMessages:   38,
 			NumExtensions: 0,
 			NumServices:   4,
 		},

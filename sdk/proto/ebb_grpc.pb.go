@@ -425,6 +425,7 @@ const (
 	Realizer_Realize_FullMethodName                     = "/ebb.plugin.v1.Realizer/Realize"
 	Realizer_RealizeParallelismOverrides_FullMethodName = "/ebb.plugin.v1.Realizer/RealizeParallelismOverrides"
 	Realizer_RealizeConfigOverrides_FullMethodName      = "/ebb.plugin.v1.Realizer/RealizeConfigOverrides"
+	Realizer_TargetIdentity_FullMethodName              = "/ebb.plugin.v1.Realizer/TargetIdentity"
 )
 
 // RealizerClient is the client API for Realizer service.
@@ -435,6 +436,11 @@ type RealizerClient interface {
 	Realize(ctx context.Context, in *RealizeRequest, opts ...grpc.CallOption) (*RealizeResponse, error)
 	RealizeParallelismOverrides(ctx context.Context, in *ParallelismOverridesRequest, opts ...grpc.CallOption) (*RealizeResponse, error)
 	RealizeConfigOverrides(ctx context.Context, in *ConfigOverridesRequest, opts ...grpc.CallOption) (*RealizeResponse, error)
+	// Optional. Names the platform object a target means under a config
+	// (cluster, namespace and target; an AMS group; a job), so the runner can
+	// refuse two chains that would scale the same object. A plugin that
+	// answers UNIMPLEMENTED is compared by its plugin, config and target.
+	TargetIdentity(ctx context.Context, in *TargetIdentityRequest, opts ...grpc.CallOption) (*TargetIdentityResponse, error)
 }
 
 type realizerClient struct {
@@ -485,6 +491,16 @@ func (c *realizerClient) RealizeConfigOverrides(ctx context.Context, in *ConfigO
 	return out, nil
 }
 
+func (c *realizerClient) TargetIdentity(ctx context.Context, in *TargetIdentityRequest, opts ...grpc.CallOption) (*TargetIdentityResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(TargetIdentityResponse)
+	err := c.cc.Invoke(ctx, Realizer_TargetIdentity_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // RealizerServer is the server API for Realizer service.
 // All implementations must embed UnimplementedRealizerServer
 // for forward compatibility.
@@ -493,6 +509,11 @@ type RealizerServer interface {
 	Realize(context.Context, *RealizeRequest) (*RealizeResponse, error)
 	RealizeParallelismOverrides(context.Context, *ParallelismOverridesRequest) (*RealizeResponse, error)
 	RealizeConfigOverrides(context.Context, *ConfigOverridesRequest) (*RealizeResponse, error)
+	// Optional. Names the platform object a target means under a config
+	// (cluster, namespace and target; an AMS group; a job), so the runner can
+	// refuse two chains that would scale the same object. A plugin that
+	// answers UNIMPLEMENTED is compared by its plugin, config and target.
+	TargetIdentity(context.Context, *TargetIdentityRequest) (*TargetIdentityResponse, error)
 	mustEmbedUnimplementedRealizerServer()
 }
 
@@ -514,6 +535,9 @@ func (UnimplementedRealizerServer) RealizeParallelismOverrides(context.Context, 
 }
 func (UnimplementedRealizerServer) RealizeConfigOverrides(context.Context, *ConfigOverridesRequest) (*RealizeResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RealizeConfigOverrides not implemented")
+}
+func (UnimplementedRealizerServer) TargetIdentity(context.Context, *TargetIdentityRequest) (*TargetIdentityResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method TargetIdentity not implemented")
 }
 func (UnimplementedRealizerServer) mustEmbedUnimplementedRealizerServer() {}
 func (UnimplementedRealizerServer) testEmbeddedByValue()                  {}
@@ -608,6 +632,24 @@ func _Realizer_RealizeConfigOverrides_Handler(srv interface{}, ctx context.Conte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Realizer_TargetIdentity_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(TargetIdentityRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RealizerServer).TargetIdentity(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Realizer_TargetIdentity_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RealizerServer).TargetIdentity(ctx, req.(*TargetIdentityRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Realizer_ServiceDesc is the grpc.ServiceDesc for Realizer service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -630,6 +672,10 @@ var Realizer_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RealizeConfigOverrides",
 			Handler:    _Realizer_RealizeConfigOverrides_Handler,
+		},
+		{
+			MethodName: "TargetIdentity",
+			Handler:    _Realizer_TargetIdentity_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
