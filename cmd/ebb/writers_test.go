@@ -29,14 +29,20 @@ chain "one" {
   evaluators = [evaluator.dra]
   realizer   = realizer.%s
   target     = "group-a"
-  policy { executor-parallelism = 1 }
+  policy {
+    max-parallelism      = 8
+    executor-parallelism = 1
+  }
 }
 chain "two" {
   collectors = [collector.demand]
   evaluators = [evaluator.dra]
   realizer   = realizer.%s
   target     = "group-a"
-  policy { executor-parallelism = 1 }
+  policy {
+    max-parallelism      = 8
+    executor-parallelism = 1
+  }
 }
 `, realizer, other)
 	}
