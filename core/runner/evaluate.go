@@ -123,10 +123,9 @@ func (r *Runner) commit(ctx context.Context, ch *config.Chain, p chainPlugins, e
 		ev.Record.Status = "skipped"
 	}
 	if store != nil {
-		if err := store.SaveState(ch.Name, states); err != nil {
-			return err
-		}
-		if err := store.Append(ch.Name, &ev.Record); err != nil {
+		// State and decision commit together: state without its logged
+		// decision would remember a scale-up that never happened.
+		if err := store.Commit(ch.Name, states, &ev.Record); err != nil {
 			return err
 		}
 	}
