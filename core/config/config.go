@@ -51,6 +51,13 @@ type PluginDirSetter interface {
 	SetPluginDir(dir string)
 }
 
+// ConfigValidator is implemented by a Resolver that can ask a plugin to
+// check its decoded `config { }` beyond what the schema says (the runner's
+// host can). Load reports each problem at the attribute it names.
+type ConfigValidator interface {
+	ValidateConfig(kind sdk.Kind, plugin, sha256 string, config json.RawMessage) ([]sdk.Problem, error)
+}
+
 // Config is a loaded, fully validated configuration.
 type Config struct {
 	// PluginDir is absolute, or empty when plugin_dir is not set (builtin
@@ -493,8 +500,44 @@ func (l *loader) pluginBlock(kind sdk.Kind, blk *hcl.Block, ctx *hcl.EvalContext
 			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Cannot encode config", Detail: err.Error(), Subject: where.Ptr()})
 		}
 		pb.Config = raw
+		if v, ok := l.resolver.(ConfigValidator); ok && err == nil {
+			diags = append(diags, validateConfig(v, pb, body, where)...)
+		}
 	}
 	return pb, diags
+}
+
+// validateConfig asks the plugin what its schema could not say about the
+// block's config, and points at each attribute at fault.
+func validateConfig(v ConfigValidator, pb *PluginBlock, body hcl.Body, where hcl.Range) hcl.Diagnostics {
+	problems, err := v.ValidateConfig(pb.Kind, pb.Plugin, pb.SHA256, pb.Config)
+	if err != nil {
+		return hcl.Diagnostics{{
+			Severity: hcl.DiagError,
+			Summary:  "Cannot validate config",
+			Detail:   fmt.Sprintf("%s %q (plugin %q): %v", pb.Kind, pb.Name, pb.Plugin, err),
+			Subject:  where.Ptr(),
+		}}
+	}
+	var diags hcl.Diagnostics
+	for _, p := range problems {
+		diags = append(diags, &hcl.Diagnostic{
+			Severity: hcl.DiagError,
+			Summary:  "Invalid config",
+			Detail:   fmt.Sprintf("%s (%s %q).", strings.TrimSuffix(problemText(p), "."), pb.Kind, pb.Name),
+			Subject:  attrRange(body, where, p.Attribute).Ptr(),
+		})
+	}
+	return diags
+}
+
+// problemText is a problem's message, led by its attribute unless the
+// message already starts with it.
+func problemText(p sdk.Problem) string {
+	if p.Attribute == "" || strings.HasPrefix(p.Message, p.Attribute) {
+		return p.Message
+	}
+	return p.Attribute + ": " + p.Message
 }
 
 func validSHA256(s string) bool {

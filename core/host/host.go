@@ -270,22 +270,53 @@ func (h *Host) readInfo(f Found, sum []byte) (sdk.Info, error) {
 // ValidatePolicy asks an evaluator plugin to check a policy; it starts the
 // plugin briefly.
 func (h *Host) ValidatePolicy(plugin string, policy json.RawMessage) ([]sdk.PolicyProblem, error) {
-	f, err := h.Find(plugin)
+	var problems []sdk.PolicyProblem
+	err := h.briefly(sdk.KindEvaluator, plugin, "", func(ctx context.Context, p sdk.Plugin) (err error) {
+		ev, ok := p.(sdk.Evaluator)
+		if !ok {
+			return fmt.Errorf("plugin %q is not an evaluator", plugin)
+		}
+		problems, err = ev.ValidatePolicy(ctx, policy)
+		return err
+	})
+	return problems, err
+}
+
+var _ config.ConfigValidator = (*Host)(nil)
+
+// ValidateConfig asks a plugin of any kind to check a decoded config block
+// without applying it; it starts the plugin briefly. A plugin that does not
+// validate configs finds no problems.
+func (h *Host) ValidateConfig(kind sdk.Kind, plugin, pin string, config json.RawMessage) ([]sdk.Problem, error) {
+	var problems []sdk.Problem
+	err := h.briefly(kind, plugin, pin, func(ctx context.Context, p sdk.Plugin) (err error) {
+		if v, ok := p.(sdk.ConfigValidator); ok {
+			problems, err = v.ValidateConfig(ctx, config)
+		}
+		return err
+	})
+	return problems, err
+}
+
+// briefly starts a plugin, makes one call with the start timeout as its
+// deadline, and stops it.
+func (h *Host) briefly(kind sdk.Kind, plugin, pin string, f func(context.Context, sdk.Plugin) error) error {
+	found, err := h.Find(plugin)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	p, err := h.launch(f, sdk.KindEvaluator, nil, h.opts.Logger.Named(plugin))
+	sum, err := checksum(found, pin)
 	if err != nil {
-		return nil, err
+		return err
+	}
+	p, err := h.launch(found, kind, sum, h.opts.Logger.Named(plugin))
+	if err != nil {
+		return err
 	}
 	defer p.Kill()
 	ctx, cancel := context.WithTimeout(context.Background(), h.opts.StartTimeout)
 	defer cancel()
-	ev, ok := p.Plugin.(sdk.Evaluator)
-	if !ok {
-		return nil, fmt.Errorf("plugin %q is not an evaluator", plugin)
-	}
-	return ev.ValidatePolicy(ctx, policy)
+	return f(ctx, p.Plugin)
 }
 
 // Close stops every instance's process.

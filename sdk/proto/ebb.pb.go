@@ -701,6 +701,96 @@ func (*ConfigureResponse) Descriptor() ([]byte, []int) {
 	return file_ebb_proto_rawDescGZIP(), []int{6}
 }
 
+type ValidateConfigRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// JSON object, as in ConfigureRequest.
+	ConfigJson    []byte `protobuf:"bytes,1,opt,name=config_json,json=configJson,proto3" json:"config_json,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ValidateConfigRequest) Reset() {
+	*x = ValidateConfigRequest{}
+	mi := &file_ebb_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ValidateConfigRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ValidateConfigRequest) ProtoMessage() {}
+
+func (x *ValidateConfigRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ebb_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ValidateConfigRequest.ProtoReflect.Descriptor instead.
+func (*ValidateConfigRequest) Descriptor() ([]byte, []int) {
+	return file_ebb_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *ValidateConfigRequest) GetConfigJson() []byte {
+	if x != nil {
+		return x.ConfigJson
+	}
+	return nil
+}
+
+type ValidateConfigResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Problem paths name config attributes ("namespace", "tls.ca-file").
+	Problems      []*PolicyProblem `protobuf:"bytes,1,rep,name=problems,proto3" json:"problems,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ValidateConfigResponse) Reset() {
+	*x = ValidateConfigResponse{}
+	mi := &file_ebb_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ValidateConfigResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ValidateConfigResponse) ProtoMessage() {}
+
+func (x *ValidateConfigResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ebb_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ValidateConfigResponse.ProtoReflect.Descriptor instead.
+func (*ValidateConfigResponse) Descriptor() ([]byte, []int) {
+	return file_ebb_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *ValidateConfigResponse) GetProblems() []*PolicyProblem {
+	if x != nil {
+		return x.Problems
+	}
+	return nil
+}
+
 type Target struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Chain string                 `protobuf:"bytes,1,opt,name=chain,proto3" json:"chain,omitempty"`
@@ -713,7 +803,7 @@ type Target struct {
 
 func (x *Target) Reset() {
 	*x = Target{}
-	mi := &file_ebb_proto_msgTypes[7]
+	mi := &file_ebb_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -725,7 +815,7 @@ func (x *Target) String() string {
 func (*Target) ProtoMessage() {}
 
 func (x *Target) ProtoReflect() protoreflect.Message {
-	mi := &file_ebb_proto_msgTypes[7]
+	mi := &file_ebb_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -738,7 +828,7 @@ func (x *Target) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Target.ProtoReflect.Descriptor instead.
 func (*Target) Descriptor() ([]byte, []int) {
-	return file_ebb_proto_rawDescGZIP(), []int{7}
+	return file_ebb_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Target) GetChain() string {
@@ -765,7 +855,7 @@ type Timestamp struct {
 
 func (x *Timestamp) Reset() {
 	*x = Timestamp{}
-	mi := &file_ebb_proto_msgTypes[8]
+	mi := &file_ebb_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -777,7 +867,7 @@ func (x *Timestamp) String() string {
 func (*Timestamp) ProtoMessage() {}
 
 func (x *Timestamp) ProtoReflect() protoreflect.Message {
-	mi := &file_ebb_proto_msgTypes[8]
+	mi := &file_ebb_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -790,7 +880,7 @@ func (x *Timestamp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Timestamp.ProtoReflect.Descriptor instead.
 func (*Timestamp) Descriptor() ([]byte, []int) {
-	return file_ebb_proto_rawDescGZIP(), []int{8}
+	return file_ebb_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Timestamp) GetUnixNano() int64 {
@@ -809,7 +899,7 @@ type CollectRequest struct {
 
 func (x *CollectRequest) Reset() {
 	*x = CollectRequest{}
-	mi := &file_ebb_proto_msgTypes[9]
+	mi := &file_ebb_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -821,7 +911,7 @@ func (x *CollectRequest) String() string {
 func (*CollectRequest) ProtoMessage() {}
 
 func (x *CollectRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ebb_proto_msgTypes[9]
+	mi := &file_ebb_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -834,7 +924,7 @@ func (x *CollectRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CollectRequest.ProtoReflect.Descriptor instead.
 func (*CollectRequest) Descriptor() ([]byte, []int) {
-	return file_ebb_proto_rawDescGZIP(), []int{9}
+	return file_ebb_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *CollectRequest) GetTarget() *Target {
@@ -853,7 +943,7 @@ type CollectResponse struct {
 
 func (x *CollectResponse) Reset() {
 	*x = CollectResponse{}
-	mi := &file_ebb_proto_msgTypes[10]
+	mi := &file_ebb_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -865,7 +955,7 @@ func (x *CollectResponse) String() string {
 func (*CollectResponse) ProtoMessage() {}
 
 func (x *CollectResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ebb_proto_msgTypes[10]
+	mi := &file_ebb_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -878,7 +968,7 @@ func (x *CollectResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CollectResponse.ProtoReflect.Descriptor instead.
 func (*CollectResponse) Descriptor() ([]byte, []int) {
-	return file_ebb_proto_rawDescGZIP(), []int{10}
+	return file_ebb_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *CollectResponse) GetSnapshot() *Snapshot {
@@ -907,7 +997,7 @@ type Snapshot struct {
 
 func (x *Snapshot) Reset() {
 	*x = Snapshot{}
-	mi := &file_ebb_proto_msgTypes[11]
+	mi := &file_ebb_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -919,7 +1009,7 @@ func (x *Snapshot) String() string {
 func (*Snapshot) ProtoMessage() {}
 
 func (x *Snapshot) ProtoReflect() protoreflect.Message {
-	mi := &file_ebb_proto_msgTypes[11]
+	mi := &file_ebb_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -932,7 +1022,7 @@ func (x *Snapshot) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Snapshot.ProtoReflect.Descriptor instead.
 func (*Snapshot) Descriptor() ([]byte, []int) {
-	return file_ebb_proto_rawDescGZIP(), []int{11}
+	return file_ebb_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Snapshot) GetObservedAt() *Timestamp {
@@ -1001,7 +1091,7 @@ type Demand struct {
 
 func (x *Demand) Reset() {
 	*x = Demand{}
-	mi := &file_ebb_proto_msgTypes[12]
+	mi := &file_ebb_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1013,7 +1103,7 @@ func (x *Demand) String() string {
 func (*Demand) ProtoMessage() {}
 
 func (x *Demand) ProtoReflect() protoreflect.Message {
-	mi := &file_ebb_proto_msgTypes[12]
+	mi := &file_ebb_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1026,7 +1116,7 @@ func (x *Demand) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Demand.ProtoReflect.Descriptor instead.
 func (*Demand) Descriptor() ([]byte, []int) {
-	return file_ebb_proto_rawDescGZIP(), []int{12}
+	return file_ebb_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Demand) GetPlannedTasks() int64 {
@@ -1096,7 +1186,7 @@ type Worker struct {
 
 func (x *Worker) Reset() {
 	*x = Worker{}
-	mi := &file_ebb_proto_msgTypes[13]
+	mi := &file_ebb_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1108,7 +1198,7 @@ func (x *Worker) String() string {
 func (*Worker) ProtoMessage() {}
 
 func (x *Worker) ProtoReflect() protoreflect.Message {
-	mi := &file_ebb_proto_msgTypes[13]
+	mi := &file_ebb_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1121,7 +1211,7 @@ func (x *Worker) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Worker.ProtoReflect.Descriptor instead.
 func (*Worker) Descriptor() ([]byte, []int) {
-	return file_ebb_proto_rawDescGZIP(), []int{13}
+	return file_ebb_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Worker) GetId() string {
@@ -1195,7 +1285,7 @@ type Unit struct {
 
 func (x *Unit) Reset() {
 	*x = Unit{}
-	mi := &file_ebb_proto_msgTypes[14]
+	mi := &file_ebb_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1207,7 +1297,7 @@ func (x *Unit) String() string {
 func (*Unit) ProtoMessage() {}
 
 func (x *Unit) ProtoReflect() protoreflect.Message {
-	mi := &file_ebb_proto_msgTypes[14]
+	mi := &file_ebb_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1220,7 +1310,7 @@ func (x *Unit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Unit.ProtoReflect.Descriptor instead.
 func (*Unit) Descriptor() ([]byte, []int) {
-	return file_ebb_proto_rawDescGZIP(), []int{14}
+	return file_ebb_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Unit) GetId() string {
@@ -1274,7 +1364,7 @@ type InventoryRequest struct {
 
 func (x *InventoryRequest) Reset() {
 	*x = InventoryRequest{}
-	mi := &file_ebb_proto_msgTypes[15]
+	mi := &file_ebb_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1286,7 +1376,7 @@ func (x *InventoryRequest) String() string {
 func (*InventoryRequest) ProtoMessage() {}
 
 func (x *InventoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ebb_proto_msgTypes[15]
+	mi := &file_ebb_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1299,7 +1389,7 @@ func (x *InventoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InventoryRequest.ProtoReflect.Descriptor instead.
 func (*InventoryRequest) Descriptor() ([]byte, []int) {
-	return file_ebb_proto_rawDescGZIP(), []int{15}
+	return file_ebb_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *InventoryRequest) GetTarget() *Target {
@@ -1318,7 +1408,7 @@ type InventoryResponse struct {
 
 func (x *InventoryResponse) Reset() {
 	*x = InventoryResponse{}
-	mi := &file_ebb_proto_msgTypes[16]
+	mi := &file_ebb_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1330,7 +1420,7 @@ func (x *InventoryResponse) String() string {
 func (*InventoryResponse) ProtoMessage() {}
 
 func (x *InventoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ebb_proto_msgTypes[16]
+	mi := &file_ebb_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1343,7 +1433,7 @@ func (x *InventoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InventoryResponse.ProtoReflect.Descriptor instead.
 func (*InventoryResponse) Descriptor() ([]byte, []int) {
-	return file_ebb_proto_rawDescGZIP(), []int{16}
+	return file_ebb_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *InventoryResponse) GetUnits() []*Unit {
@@ -1365,7 +1455,7 @@ type UnitAdd struct {
 
 func (x *UnitAdd) Reset() {
 	*x = UnitAdd{}
-	mi := &file_ebb_proto_msgTypes[17]
+	mi := &file_ebb_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1377,7 +1467,7 @@ func (x *UnitAdd) String() string {
 func (*UnitAdd) ProtoMessage() {}
 
 func (x *UnitAdd) ProtoReflect() protoreflect.Message {
-	mi := &file_ebb_proto_msgTypes[17]
+	mi := &file_ebb_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1390,7 +1480,7 @@ func (x *UnitAdd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnitAdd.ProtoReflect.Descriptor instead.
 func (*UnitAdd) Descriptor() ([]byte, []int) {
-	return file_ebb_proto_rawDescGZIP(), []int{17}
+	return file_ebb_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *UnitAdd) GetUnitId() string {
@@ -1418,7 +1508,7 @@ type UnitRemove struct {
 
 func (x *UnitRemove) Reset() {
 	*x = UnitRemove{}
-	mi := &file_ebb_proto_msgTypes[18]
+	mi := &file_ebb_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1430,7 +1520,7 @@ func (x *UnitRemove) String() string {
 func (*UnitRemove) ProtoMessage() {}
 
 func (x *UnitRemove) ProtoReflect() protoreflect.Message {
-	mi := &file_ebb_proto_msgTypes[18]
+	mi := &file_ebb_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1443,7 +1533,7 @@ func (x *UnitRemove) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnitRemove.ProtoReflect.Descriptor instead.
 func (*UnitRemove) Descriptor() ([]byte, []int) {
-	return file_ebb_proto_rawDescGZIP(), []int{18}
+	return file_ebb_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *UnitRemove) GetUnitId() string {
@@ -1482,7 +1572,7 @@ type Decision struct {
 
 func (x *Decision) Reset() {
 	*x = Decision{}
-	mi := &file_ebb_proto_msgTypes[19]
+	mi := &file_ebb_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1494,7 +1584,7 @@ func (x *Decision) String() string {
 func (*Decision) ProtoMessage() {}
 
 func (x *Decision) ProtoReflect() protoreflect.Message {
-	mi := &file_ebb_proto_msgTypes[19]
+	mi := &file_ebb_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1507,7 +1597,7 @@ func (x *Decision) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Decision.ProtoReflect.Descriptor instead.
 func (*Decision) Descriptor() ([]byte, []int) {
-	return file_ebb_proto_rawDescGZIP(), []int{19}
+	return file_ebb_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Decision) GetDesiredCapacity() int64 {
@@ -1593,7 +1683,7 @@ type EvaluateRequest struct {
 
 func (x *EvaluateRequest) Reset() {
 	*x = EvaluateRequest{}
-	mi := &file_ebb_proto_msgTypes[20]
+	mi := &file_ebb_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1605,7 +1695,7 @@ func (x *EvaluateRequest) String() string {
 func (*EvaluateRequest) ProtoMessage() {}
 
 func (x *EvaluateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ebb_proto_msgTypes[20]
+	mi := &file_ebb_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1618,7 +1708,7 @@ func (x *EvaluateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EvaluateRequest.ProtoReflect.Descriptor instead.
 func (*EvaluateRequest) Descriptor() ([]byte, []int) {
-	return file_ebb_proto_rawDescGZIP(), []int{20}
+	return file_ebb_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *EvaluateRequest) GetTarget() *Target {
@@ -1686,7 +1776,7 @@ type ValidatePolicyRequest struct {
 
 func (x *ValidatePolicyRequest) Reset() {
 	*x = ValidatePolicyRequest{}
-	mi := &file_ebb_proto_msgTypes[21]
+	mi := &file_ebb_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1698,7 +1788,7 @@ func (x *ValidatePolicyRequest) String() string {
 func (*ValidatePolicyRequest) ProtoMessage() {}
 
 func (x *ValidatePolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ebb_proto_msgTypes[21]
+	mi := &file_ebb_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1711,7 +1801,7 @@ func (x *ValidatePolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ValidatePolicyRequest.ProtoReflect.Descriptor instead.
 func (*ValidatePolicyRequest) Descriptor() ([]byte, []int) {
-	return file_ebb_proto_rawDescGZIP(), []int{21}
+	return file_ebb_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ValidatePolicyRequest) GetPolicyJson() []byte {
@@ -1721,6 +1811,7 @@ func (x *ValidatePolicyRequest) GetPolicyJson() []byte {
 	return nil
 }
 
+// A problem with a policy or a config (the name is historical).
 type PolicyProblem struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Dotted path of the attribute at fault, e.g. "min-parallelism" or
@@ -1733,7 +1824,7 @@ type PolicyProblem struct {
 
 func (x *PolicyProblem) Reset() {
 	*x = PolicyProblem{}
-	mi := &file_ebb_proto_msgTypes[22]
+	mi := &file_ebb_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1745,7 +1836,7 @@ func (x *PolicyProblem) String() string {
 func (*PolicyProblem) ProtoMessage() {}
 
 func (x *PolicyProblem) ProtoReflect() protoreflect.Message {
-	mi := &file_ebb_proto_msgTypes[22]
+	mi := &file_ebb_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1758,7 +1849,7 @@ func (x *PolicyProblem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PolicyProblem.ProtoReflect.Descriptor instead.
 func (*PolicyProblem) Descriptor() ([]byte, []int) {
-	return file_ebb_proto_rawDescGZIP(), []int{22}
+	return file_ebb_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *PolicyProblem) GetAttribute() string {
@@ -1784,7 +1875,7 @@ type ValidatePolicyResponse struct {
 
 func (x *ValidatePolicyResponse) Reset() {
 	*x = ValidatePolicyResponse{}
-	mi := &file_ebb_proto_msgTypes[23]
+	mi := &file_ebb_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1796,7 +1887,7 @@ func (x *ValidatePolicyResponse) String() string {
 func (*ValidatePolicyResponse) ProtoMessage() {}
 
 func (x *ValidatePolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ebb_proto_msgTypes[23]
+	mi := &file_ebb_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1809,7 +1900,7 @@ func (x *ValidatePolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ValidatePolicyResponse.ProtoReflect.Descriptor instead.
 func (*ValidatePolicyResponse) Descriptor() ([]byte, []int) {
-	return file_ebb_proto_rawDescGZIP(), []int{23}
+	return file_ebb_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ValidatePolicyResponse) GetProblems() []*PolicyProblem {
@@ -1829,7 +1920,7 @@ type EvaluateResponse struct {
 
 func (x *EvaluateResponse) Reset() {
 	*x = EvaluateResponse{}
-	mi := &file_ebb_proto_msgTypes[24]
+	mi := &file_ebb_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1841,7 +1932,7 @@ func (x *EvaluateResponse) String() string {
 func (*EvaluateResponse) ProtoMessage() {}
 
 func (x *EvaluateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ebb_proto_msgTypes[24]
+	mi := &file_ebb_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1854,7 +1945,7 @@ func (x *EvaluateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EvaluateResponse.ProtoReflect.Descriptor instead.
 func (*EvaluateResponse) Descriptor() ([]byte, []int) {
-	return file_ebb_proto_rawDescGZIP(), []int{24}
+	return file_ebb_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *EvaluateResponse) GetDecision() *Decision {
@@ -1883,7 +1974,7 @@ type RealizeRequest struct {
 
 func (x *RealizeRequest) Reset() {
 	*x = RealizeRequest{}
-	mi := &file_ebb_proto_msgTypes[25]
+	mi := &file_ebb_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1895,7 +1986,7 @@ func (x *RealizeRequest) String() string {
 func (*RealizeRequest) ProtoMessage() {}
 
 func (x *RealizeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ebb_proto_msgTypes[25]
+	mi := &file_ebb_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1908,7 +1999,7 @@ func (x *RealizeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RealizeRequest.ProtoReflect.Descriptor instead.
 func (*RealizeRequest) Descriptor() ([]byte, []int) {
-	return file_ebb_proto_rawDescGZIP(), []int{25}
+	return file_ebb_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *RealizeRequest) GetTarget() *Target {
@@ -1942,7 +2033,7 @@ type RealizeResponse struct {
 
 func (x *RealizeResponse) Reset() {
 	*x = RealizeResponse{}
-	mi := &file_ebb_proto_msgTypes[26]
+	mi := &file_ebb_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1954,7 +2045,7 @@ func (x *RealizeResponse) String() string {
 func (*RealizeResponse) ProtoMessage() {}
 
 func (x *RealizeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ebb_proto_msgTypes[26]
+	mi := &file_ebb_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1967,7 +2058,7 @@ func (x *RealizeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RealizeResponse.ProtoReflect.Descriptor instead.
 func (*RealizeResponse) Descriptor() ([]byte, []int) {
-	return file_ebb_proto_rawDescGZIP(), []int{26}
+	return file_ebb_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *RealizeResponse) GetSummary() string {
@@ -1988,7 +2079,7 @@ type ParallelismOverridesRequest struct {
 
 func (x *ParallelismOverridesRequest) Reset() {
 	*x = ParallelismOverridesRequest{}
-	mi := &file_ebb_proto_msgTypes[27]
+	mi := &file_ebb_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2000,7 +2091,7 @@ func (x *ParallelismOverridesRequest) String() string {
 func (*ParallelismOverridesRequest) ProtoMessage() {}
 
 func (x *ParallelismOverridesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ebb_proto_msgTypes[27]
+	mi := &file_ebb_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2013,7 +2104,7 @@ func (x *ParallelismOverridesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ParallelismOverridesRequest.ProtoReflect.Descriptor instead.
 func (*ParallelismOverridesRequest) Descriptor() ([]byte, []int) {
-	return file_ebb_proto_rawDescGZIP(), []int{27}
+	return file_ebb_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ParallelismOverridesRequest) GetTarget() *Target {
@@ -2048,7 +2139,7 @@ type ConfigOverridesRequest struct {
 
 func (x *ConfigOverridesRequest) Reset() {
 	*x = ConfigOverridesRequest{}
-	mi := &file_ebb_proto_msgTypes[28]
+	mi := &file_ebb_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2060,7 +2151,7 @@ func (x *ConfigOverridesRequest) String() string {
 func (*ConfigOverridesRequest) ProtoMessage() {}
 
 func (x *ConfigOverridesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ebb_proto_msgTypes[28]
+	mi := &file_ebb_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2073,7 +2164,7 @@ func (x *ConfigOverridesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigOverridesRequest.ProtoReflect.Descriptor instead.
 func (*ConfigOverridesRequest) Descriptor() ([]byte, []int) {
-	return file_ebb_proto_rawDescGZIP(), []int{28}
+	return file_ebb_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ConfigOverridesRequest) GetTarget() *Target {
@@ -2130,7 +2221,12 @@ const file_ebb_proto_rawDesc = "" +
 	"\x10ConfigureRequest\x12\x1f\n" +
 	"\vconfig_json\x18\x01 \x01(\fR\n" +
 	"configJson\"\x13\n" +
-	"\x11ConfigureResponse\"2\n" +
+	"\x11ConfigureResponse\"8\n" +
+	"\x15ValidateConfigRequest\x12\x1f\n" +
+	"\vconfig_json\x18\x01 \x01(\fR\n" +
+	"configJson\"R\n" +
+	"\x16ValidateConfigResponse\x128\n" +
+	"\bproblems\x18\x01 \x03(\v2\x1c.ebb.plugin.v1.PolicyProblemR\bproblems\"2\n" +
 	"\x06Target\x12\x14\n" +
 	"\x05chain\x18\x01 \x01(\tR\x05chain\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\"(\n" +
@@ -2281,10 +2377,11 @@ const file_ebb_proto_rawDesc = "" +
 	"\x0eDIRECTION_NONE\x10\x00\x12\x10\n" +
 	"\fDIRECTION_UP\x10\x01\x12\x12\n" +
 	"\x0eDIRECTION_DOWN\x10\x02\x12\x13\n" +
-	"\x0fDIRECTION_MIXED\x10\x032\x97\x01\n" +
+	"\x0fDIRECTION_MIXED\x10\x032\xf6\x01\n" +
 	"\x06Plugin\x12=\n" +
 	"\x04Info\x12\x1a.ebb.plugin.v1.InfoRequest\x1a\x19.ebb.plugin.v1.PluginInfo\x12N\n" +
-	"\tConfigure\x12\x1f.ebb.plugin.v1.ConfigureRequest\x1a .ebb.plugin.v1.ConfigureResponse2U\n" +
+	"\tConfigure\x12\x1f.ebb.plugin.v1.ConfigureRequest\x1a .ebb.plugin.v1.ConfigureResponse\x12]\n" +
+	"\x0eValidateConfig\x12$.ebb.plugin.v1.ValidateConfigRequest\x1a%.ebb.plugin.v1.ValidateConfigResponse2U\n" +
 	"\tCollector\x12H\n" +
 	"\aCollect\x12\x1d.ebb.plugin.v1.CollectRequest\x1a\x1e.ebb.plugin.v1.CollectResponse2\xb7\x01\n" +
 	"\tEvaluator\x12K\n" +
@@ -2309,7 +2406,7 @@ func file_ebb_proto_rawDescGZIP() []byte {
 }
 
 var file_ebb_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_ebb_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
+var file_ebb_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
 var file_ebb_proto_goTypes = []any{
 	(Kind)(0),                           // 0: ebb.plugin.v1.Kind
 	(Type)(0),                           // 1: ebb.plugin.v1.Type
@@ -2323,34 +2420,36 @@ var file_ebb_proto_goTypes = []any{
 	(*Block)(nil),                       // 9: ebb.plugin.v1.Block
 	(*ConfigureRequest)(nil),            // 10: ebb.plugin.v1.ConfigureRequest
 	(*ConfigureResponse)(nil),           // 11: ebb.plugin.v1.ConfigureResponse
-	(*Target)(nil),                      // 12: ebb.plugin.v1.Target
-	(*Timestamp)(nil),                   // 13: ebb.plugin.v1.Timestamp
-	(*CollectRequest)(nil),              // 14: ebb.plugin.v1.CollectRequest
-	(*CollectResponse)(nil),             // 15: ebb.plugin.v1.CollectResponse
-	(*Snapshot)(nil),                    // 16: ebb.plugin.v1.Snapshot
-	(*Demand)(nil),                      // 17: ebb.plugin.v1.Demand
-	(*Worker)(nil),                      // 18: ebb.plugin.v1.Worker
-	(*Unit)(nil),                        // 19: ebb.plugin.v1.Unit
-	(*InventoryRequest)(nil),            // 20: ebb.plugin.v1.InventoryRequest
-	(*InventoryResponse)(nil),           // 21: ebb.plugin.v1.InventoryResponse
-	(*UnitAdd)(nil),                     // 22: ebb.plugin.v1.UnitAdd
-	(*UnitRemove)(nil),                  // 23: ebb.plugin.v1.UnitRemove
-	(*Decision)(nil),                    // 24: ebb.plugin.v1.Decision
-	(*EvaluateRequest)(nil),             // 25: ebb.plugin.v1.EvaluateRequest
-	(*ValidatePolicyRequest)(nil),       // 26: ebb.plugin.v1.ValidatePolicyRequest
-	(*PolicyProblem)(nil),               // 27: ebb.plugin.v1.PolicyProblem
-	(*ValidatePolicyResponse)(nil),      // 28: ebb.plugin.v1.ValidatePolicyResponse
-	(*EvaluateResponse)(nil),            // 29: ebb.plugin.v1.EvaluateResponse
-	(*RealizeRequest)(nil),              // 30: ebb.plugin.v1.RealizeRequest
-	(*RealizeResponse)(nil),             // 31: ebb.plugin.v1.RealizeResponse
-	(*ParallelismOverridesRequest)(nil), // 32: ebb.plugin.v1.ParallelismOverridesRequest
-	(*ConfigOverridesRequest)(nil),      // 33: ebb.plugin.v1.ConfigOverridesRequest
-	nil,                                 // 34: ebb.plugin.v1.Snapshot.MetricsEntry
-	nil,                                 // 35: ebb.plugin.v1.Unit.LabelsEntry
-	nil,                                 // 36: ebb.plugin.v1.Decision.ParallelismOverridesEntry
-	nil,                                 // 37: ebb.plugin.v1.Decision.ConfigOverridesEntry
-	nil,                                 // 38: ebb.plugin.v1.ParallelismOverridesRequest.OverridesEntry
-	nil,                                 // 39: ebb.plugin.v1.ConfigOverridesRequest.OverridesEntry
+	(*ValidateConfigRequest)(nil),       // 12: ebb.plugin.v1.ValidateConfigRequest
+	(*ValidateConfigResponse)(nil),      // 13: ebb.plugin.v1.ValidateConfigResponse
+	(*Target)(nil),                      // 14: ebb.plugin.v1.Target
+	(*Timestamp)(nil),                   // 15: ebb.plugin.v1.Timestamp
+	(*CollectRequest)(nil),              // 16: ebb.plugin.v1.CollectRequest
+	(*CollectResponse)(nil),             // 17: ebb.plugin.v1.CollectResponse
+	(*Snapshot)(nil),                    // 18: ebb.plugin.v1.Snapshot
+	(*Demand)(nil),                      // 19: ebb.plugin.v1.Demand
+	(*Worker)(nil),                      // 20: ebb.plugin.v1.Worker
+	(*Unit)(nil),                        // 21: ebb.plugin.v1.Unit
+	(*InventoryRequest)(nil),            // 22: ebb.plugin.v1.InventoryRequest
+	(*InventoryResponse)(nil),           // 23: ebb.plugin.v1.InventoryResponse
+	(*UnitAdd)(nil),                     // 24: ebb.plugin.v1.UnitAdd
+	(*UnitRemove)(nil),                  // 25: ebb.plugin.v1.UnitRemove
+	(*Decision)(nil),                    // 26: ebb.plugin.v1.Decision
+	(*EvaluateRequest)(nil),             // 27: ebb.plugin.v1.EvaluateRequest
+	(*ValidatePolicyRequest)(nil),       // 28: ebb.plugin.v1.ValidatePolicyRequest
+	(*PolicyProblem)(nil),               // 29: ebb.plugin.v1.PolicyProblem
+	(*ValidatePolicyResponse)(nil),      // 30: ebb.plugin.v1.ValidatePolicyResponse
+	(*EvaluateResponse)(nil),            // 31: ebb.plugin.v1.EvaluateResponse
+	(*RealizeRequest)(nil),              // 32: ebb.plugin.v1.RealizeRequest
+	(*RealizeResponse)(nil),             // 33: ebb.plugin.v1.RealizeResponse
+	(*ParallelismOverridesRequest)(nil), // 34: ebb.plugin.v1.ParallelismOverridesRequest
+	(*ConfigOverridesRequest)(nil),      // 35: ebb.plugin.v1.ConfigOverridesRequest
+	nil,                                 // 36: ebb.plugin.v1.Snapshot.MetricsEntry
+	nil,                                 // 37: ebb.plugin.v1.Unit.LabelsEntry
+	nil,                                 // 38: ebb.plugin.v1.Decision.ParallelismOverridesEntry
+	nil,                                 // 39: ebb.plugin.v1.Decision.ConfigOverridesEntry
+	nil,                                 // 40: ebb.plugin.v1.ParallelismOverridesRequest.OverridesEntry
+	nil,                                 // 41: ebb.plugin.v1.ConfigOverridesRequest.OverridesEntry
 }
 var file_ebb_proto_depIdxs = []int32{
 	0,  // 0: ebb.plugin.v1.PluginInfo.kind:type_name -> ebb.plugin.v1.Kind
@@ -2360,61 +2459,64 @@ var file_ebb_proto_depIdxs = []int32{
 	9,  // 4: ebb.plugin.v1.Schema.blocks:type_name -> ebb.plugin.v1.Block
 	1,  // 5: ebb.plugin.v1.Attribute.type:type_name -> ebb.plugin.v1.Type
 	7,  // 6: ebb.plugin.v1.Block.schema:type_name -> ebb.plugin.v1.Schema
-	12, // 7: ebb.plugin.v1.CollectRequest.target:type_name -> ebb.plugin.v1.Target
-	16, // 8: ebb.plugin.v1.CollectResponse.snapshot:type_name -> ebb.plugin.v1.Snapshot
-	13, // 9: ebb.plugin.v1.Snapshot.observed_at:type_name -> ebb.plugin.v1.Timestamp
-	17, // 10: ebb.plugin.v1.Snapshot.demand:type_name -> ebb.plugin.v1.Demand
-	18, // 11: ebb.plugin.v1.Snapshot.workers:type_name -> ebb.plugin.v1.Worker
-	34, // 12: ebb.plugin.v1.Snapshot.metrics:type_name -> ebb.plugin.v1.Snapshot.MetricsEntry
-	13, // 13: ebb.plugin.v1.Worker.last_busy_at:type_name -> ebb.plugin.v1.Timestamp
-	2,  // 14: ebb.plugin.v1.Worker.state:type_name -> ebb.plugin.v1.WorkerState
-	13, // 15: ebb.plugin.v1.Worker.registered_at:type_name -> ebb.plugin.v1.Timestamp
-	3,  // 16: ebb.plugin.v1.Unit.phase:type_name -> ebb.plugin.v1.Phase
-	13, // 17: ebb.plugin.v1.Unit.created_at:type_name -> ebb.plugin.v1.Timestamp
-	13, // 18: ebb.plugin.v1.Unit.drain_started_at:type_name -> ebb.plugin.v1.Timestamp
-	35, // 19: ebb.plugin.v1.Unit.labels:type_name -> ebb.plugin.v1.Unit.LabelsEntry
-	12, // 20: ebb.plugin.v1.InventoryRequest.target:type_name -> ebb.plugin.v1.Target
-	19, // 21: ebb.plugin.v1.InventoryResponse.units:type_name -> ebb.plugin.v1.Unit
-	22, // 22: ebb.plugin.v1.Decision.add:type_name -> ebb.plugin.v1.UnitAdd
-	23, // 23: ebb.plugin.v1.Decision.remove:type_name -> ebb.plugin.v1.UnitRemove
-	36, // 24: ebb.plugin.v1.Decision.parallelism_overrides:type_name -> ebb.plugin.v1.Decision.ParallelismOverridesEntry
-	37, // 25: ebb.plugin.v1.Decision.config_overrides:type_name -> ebb.plugin.v1.Decision.ConfigOverridesEntry
-	12, // 26: ebb.plugin.v1.EvaluateRequest.target:type_name -> ebb.plugin.v1.Target
-	16, // 27: ebb.plugin.v1.EvaluateRequest.snapshot:type_name -> ebb.plugin.v1.Snapshot
-	19, // 28: ebb.plugin.v1.EvaluateRequest.inventory:type_name -> ebb.plugin.v1.Unit
-	13, // 29: ebb.plugin.v1.EvaluateRequest.now:type_name -> ebb.plugin.v1.Timestamp
-	24, // 30: ebb.plugin.v1.EvaluateRequest.previous:type_name -> ebb.plugin.v1.Decision
-	27, // 31: ebb.plugin.v1.ValidatePolicyResponse.problems:type_name -> ebb.plugin.v1.PolicyProblem
-	24, // 32: ebb.plugin.v1.EvaluateResponse.decision:type_name -> ebb.plugin.v1.Decision
-	12, // 33: ebb.plugin.v1.RealizeRequest.target:type_name -> ebb.plugin.v1.Target
-	24, // 34: ebb.plugin.v1.RealizeRequest.decision:type_name -> ebb.plugin.v1.Decision
-	12, // 35: ebb.plugin.v1.ParallelismOverridesRequest.target:type_name -> ebb.plugin.v1.Target
-	38, // 36: ebb.plugin.v1.ParallelismOverridesRequest.overrides:type_name -> ebb.plugin.v1.ParallelismOverridesRequest.OverridesEntry
-	12, // 37: ebb.plugin.v1.ConfigOverridesRequest.target:type_name -> ebb.plugin.v1.Target
-	39, // 38: ebb.plugin.v1.ConfigOverridesRequest.overrides:type_name -> ebb.plugin.v1.ConfigOverridesRequest.OverridesEntry
-	5,  // 39: ebb.plugin.v1.Plugin.Info:input_type -> ebb.plugin.v1.InfoRequest
-	10, // 40: ebb.plugin.v1.Plugin.Configure:input_type -> ebb.plugin.v1.ConfigureRequest
-	14, // 41: ebb.plugin.v1.Collector.Collect:input_type -> ebb.plugin.v1.CollectRequest
-	25, // 42: ebb.plugin.v1.Evaluator.Evaluate:input_type -> ebb.plugin.v1.EvaluateRequest
-	26, // 43: ebb.plugin.v1.Evaluator.ValidatePolicy:input_type -> ebb.plugin.v1.ValidatePolicyRequest
-	20, // 44: ebb.plugin.v1.Realizer.Inventory:input_type -> ebb.plugin.v1.InventoryRequest
-	30, // 45: ebb.plugin.v1.Realizer.Realize:input_type -> ebb.plugin.v1.RealizeRequest
-	32, // 46: ebb.plugin.v1.Realizer.RealizeParallelismOverrides:input_type -> ebb.plugin.v1.ParallelismOverridesRequest
-	33, // 47: ebb.plugin.v1.Realizer.RealizeConfigOverrides:input_type -> ebb.plugin.v1.ConfigOverridesRequest
-	6,  // 48: ebb.plugin.v1.Plugin.Info:output_type -> ebb.plugin.v1.PluginInfo
-	11, // 49: ebb.plugin.v1.Plugin.Configure:output_type -> ebb.plugin.v1.ConfigureResponse
-	15, // 50: ebb.plugin.v1.Collector.Collect:output_type -> ebb.plugin.v1.CollectResponse
-	29, // 51: ebb.plugin.v1.Evaluator.Evaluate:output_type -> ebb.plugin.v1.EvaluateResponse
-	28, // 52: ebb.plugin.v1.Evaluator.ValidatePolicy:output_type -> ebb.plugin.v1.ValidatePolicyResponse
-	21, // 53: ebb.plugin.v1.Realizer.Inventory:output_type -> ebb.plugin.v1.InventoryResponse
-	31, // 54: ebb.plugin.v1.Realizer.Realize:output_type -> ebb.plugin.v1.RealizeResponse
-	31, // 55: ebb.plugin.v1.Realizer.RealizeParallelismOverrides:output_type -> ebb.plugin.v1.RealizeResponse
-	31, // 56: ebb.plugin.v1.Realizer.RealizeConfigOverrides:output_type -> ebb.plugin.v1.RealizeResponse
-	48, // [48:57] is the sub-list for method output_type
-	39, // [39:48] is the sub-list for method input_type
-	39, // [39:39] is the sub-list for extension type_name
-	39, // [39:39] is the sub-list for extension extendee
-	0,  // [0:39] is the sub-list for field type_name
+	29, // 7: ebb.plugin.v1.ValidateConfigResponse.problems:type_name -> ebb.plugin.v1.PolicyProblem
+	14, // 8: ebb.plugin.v1.CollectRequest.target:type_name -> ebb.plugin.v1.Target
+	18, // 9: ebb.plugin.v1.CollectResponse.snapshot:type_name -> ebb.plugin.v1.Snapshot
+	15, // 10: ebb.plugin.v1.Snapshot.observed_at:type_name -> ebb.plugin.v1.Timestamp
+	19, // 11: ebb.plugin.v1.Snapshot.demand:type_name -> ebb.plugin.v1.Demand
+	20, // 12: ebb.plugin.v1.Snapshot.workers:type_name -> ebb.plugin.v1.Worker
+	36, // 13: ebb.plugin.v1.Snapshot.metrics:type_name -> ebb.plugin.v1.Snapshot.MetricsEntry
+	15, // 14: ebb.plugin.v1.Worker.last_busy_at:type_name -> ebb.plugin.v1.Timestamp
+	2,  // 15: ebb.plugin.v1.Worker.state:type_name -> ebb.plugin.v1.WorkerState
+	15, // 16: ebb.plugin.v1.Worker.registered_at:type_name -> ebb.plugin.v1.Timestamp
+	3,  // 17: ebb.plugin.v1.Unit.phase:type_name -> ebb.plugin.v1.Phase
+	15, // 18: ebb.plugin.v1.Unit.created_at:type_name -> ebb.plugin.v1.Timestamp
+	15, // 19: ebb.plugin.v1.Unit.drain_started_at:type_name -> ebb.plugin.v1.Timestamp
+	37, // 20: ebb.plugin.v1.Unit.labels:type_name -> ebb.plugin.v1.Unit.LabelsEntry
+	14, // 21: ebb.plugin.v1.InventoryRequest.target:type_name -> ebb.plugin.v1.Target
+	21, // 22: ebb.plugin.v1.InventoryResponse.units:type_name -> ebb.plugin.v1.Unit
+	24, // 23: ebb.plugin.v1.Decision.add:type_name -> ebb.plugin.v1.UnitAdd
+	25, // 24: ebb.plugin.v1.Decision.remove:type_name -> ebb.plugin.v1.UnitRemove
+	38, // 25: ebb.plugin.v1.Decision.parallelism_overrides:type_name -> ebb.plugin.v1.Decision.ParallelismOverridesEntry
+	39, // 26: ebb.plugin.v1.Decision.config_overrides:type_name -> ebb.plugin.v1.Decision.ConfigOverridesEntry
+	14, // 27: ebb.plugin.v1.EvaluateRequest.target:type_name -> ebb.plugin.v1.Target
+	18, // 28: ebb.plugin.v1.EvaluateRequest.snapshot:type_name -> ebb.plugin.v1.Snapshot
+	21, // 29: ebb.plugin.v1.EvaluateRequest.inventory:type_name -> ebb.plugin.v1.Unit
+	15, // 30: ebb.plugin.v1.EvaluateRequest.now:type_name -> ebb.plugin.v1.Timestamp
+	26, // 31: ebb.plugin.v1.EvaluateRequest.previous:type_name -> ebb.plugin.v1.Decision
+	29, // 32: ebb.plugin.v1.ValidatePolicyResponse.problems:type_name -> ebb.plugin.v1.PolicyProblem
+	26, // 33: ebb.plugin.v1.EvaluateResponse.decision:type_name -> ebb.plugin.v1.Decision
+	14, // 34: ebb.plugin.v1.RealizeRequest.target:type_name -> ebb.plugin.v1.Target
+	26, // 35: ebb.plugin.v1.RealizeRequest.decision:type_name -> ebb.plugin.v1.Decision
+	14, // 36: ebb.plugin.v1.ParallelismOverridesRequest.target:type_name -> ebb.plugin.v1.Target
+	40, // 37: ebb.plugin.v1.ParallelismOverridesRequest.overrides:type_name -> ebb.plugin.v1.ParallelismOverridesRequest.OverridesEntry
+	14, // 38: ebb.plugin.v1.ConfigOverridesRequest.target:type_name -> ebb.plugin.v1.Target
+	41, // 39: ebb.plugin.v1.ConfigOverridesRequest.overrides:type_name -> ebb.plugin.v1.ConfigOverridesRequest.OverridesEntry
+	5,  // 40: ebb.plugin.v1.Plugin.Info:input_type -> ebb.plugin.v1.InfoRequest
+	10, // 41: ebb.plugin.v1.Plugin.Configure:input_type -> ebb.plugin.v1.ConfigureRequest
+	12, // 42: ebb.plugin.v1.Plugin.ValidateConfig:input_type -> ebb.plugin.v1.ValidateConfigRequest
+	16, // 43: ebb.plugin.v1.Collector.Collect:input_type -> ebb.plugin.v1.CollectRequest
+	27, // 44: ebb.plugin.v1.Evaluator.Evaluate:input_type -> ebb.plugin.v1.EvaluateRequest
+	28, // 45: ebb.plugin.v1.Evaluator.ValidatePolicy:input_type -> ebb.plugin.v1.ValidatePolicyRequest
+	22, // 46: ebb.plugin.v1.Realizer.Inventory:input_type -> ebb.plugin.v1.InventoryRequest
+	32, // 47: ebb.plugin.v1.Realizer.Realize:input_type -> ebb.plugin.v1.RealizeRequest
+	34, // 48: ebb.plugin.v1.Realizer.RealizeParallelismOverrides:input_type -> ebb.plugin.v1.ParallelismOverridesRequest
+	35, // 49: ebb.plugin.v1.Realizer.RealizeConfigOverrides:input_type -> ebb.plugin.v1.ConfigOverridesRequest
+	6,  // 50: ebb.plugin.v1.Plugin.Info:output_type -> ebb.plugin.v1.PluginInfo
+	11, // 51: ebb.plugin.v1.Plugin.Configure:output_type -> ebb.plugin.v1.ConfigureResponse
+	13, // 52: ebb.plugin.v1.Plugin.ValidateConfig:output_type -> ebb.plugin.v1.ValidateConfigResponse
+	17, // 53: ebb.plugin.v1.Collector.Collect:output_type -> ebb.plugin.v1.CollectResponse
+	31, // 54: ebb.plugin.v1.Evaluator.Evaluate:output_type -> ebb.plugin.v1.EvaluateResponse
+	30, // 55: ebb.plugin.v1.Evaluator.ValidatePolicy:output_type -> ebb.plugin.v1.ValidatePolicyResponse
+	23, // 56: ebb.plugin.v1.Realizer.Inventory:output_type -> ebb.plugin.v1.InventoryResponse
+	33, // 57: ebb.plugin.v1.Realizer.Realize:output_type -> ebb.plugin.v1.RealizeResponse
+	33, // 58: ebb.plugin.v1.Realizer.RealizeParallelismOverrides:output_type -> ebb.plugin.v1.RealizeResponse
+	33, // 59: ebb.plugin.v1.Realizer.RealizeConfigOverrides:output_type -> ebb.plugin.v1.RealizeResponse
+	50, // [50:60] is the sub-list for method output_type
+	40, // [40:50] is the sub-list for method input_type
+	40, // [40:40] is the sub-list for extension type_name
+	40, // [40:40] is the sub-list for extension extendee
+	0,  // [0:40] is the sub-list for field type_name
 }
 
 func init() { file_ebb_proto_init() }
@@ -2428,7 +2530,7 @@ func file_ebb_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ebb_proto_rawDesc), len(file_ebb_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   35,
+			NumMessages:   37,
 			NumExtensions: 0,
 			NumServices:   4,
 		},
