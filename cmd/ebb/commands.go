@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/hcl/v2"
 	"github.com/spf13/cobra"
 
 	"github.com/ebbscale/ebb/core/config"
@@ -28,6 +29,8 @@ import (
 
 // common holds the flags every config-reading command shares.
 type common struct {
+	// warnings are the last load's diagnostics, when it had no errors.
+	warnings  hcl.Diagnostics
 	vars      []string
 	logLevel  string
 	logJSON   bool
@@ -83,6 +86,7 @@ func (c *common) load(path string, logger hclog.Logger, m *metrics.Metrics) (*co
 		h.Close()
 		return nil, nil, diagError{config.FormatDiagnostics(diags)}
 	}
+	c.warnings = diags
 	return cfg, h, nil
 }
 
@@ -106,6 +110,7 @@ func newValidateCmd() *cobra.Command {
 				return err
 			}
 			h.Close()
+			fmt.Fprint(cmd.ErrOrStderr(), config.FormatDiagnostics(c.warnings))
 			fmt.Fprintf(cmd.OutOrStdout(), "%s: valid (%d chains)\n", args[0], len(cfg.Chains))
 			return nil
 		},
@@ -201,6 +206,7 @@ func newRunCmd() *cobra.Command {
 				return err
 			}
 			logger := c.logger(cfg, cmd.ErrOrStderr(), false)
+			logWarnings(logger, c.warnings)
 			if statePath == "" {
 				statePath = cfg.StatePath
 			}
@@ -279,6 +285,7 @@ func reload(r *runner.Runner, a runArgs) {
 		a.logger.Error("reload rejected; the running configuration stays", "diagnostics", config.FormatDiagnostics(diags))
 		return
 	}
+	logWarnings(a.logger, diags)
 	r.Reload(cfg)
 	a.logger.Info("configuration reloaded", "config", a.path, "chains", len(cfg.Chains))
 }

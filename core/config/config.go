@@ -244,9 +244,26 @@ func (l *loader) load(body hcl.Body, overrides map[string]string) hcl.Diagnostic
 	}
 	diags = append(diags, l.chains(content.Blocks.OfType("chain"))...)
 
+	start := hcl.Range{Filename: l.filename, Start: hcl.InitialPos, End: hcl.InitialPos}
+	if len(content.Blocks) == 0 && len(content.Attributes) == 0 {
+		return append(diags, &hcl.Diagnostic{
+			Severity: hcl.DiagError,
+			Summary:  "Empty configuration",
+			Detail:   "The file defines nothing: ebb needs at least one chain with its collector, evaluator and realizer blocks (see the README's config.hcl).",
+			Subject:  &start,
+		})
+	}
 	if diags.HasErrors() {
 		// Unused-block warnings would bury the errors that matter.
 		return diags
+	}
+	if len(l.cfg.Chains) == 0 {
+		diags = append(diags, &hcl.Diagnostic{
+			Severity: hcl.DiagWarning,
+			Summary:  "No chains",
+			Detail:   "The configuration defines no chain block, so ebb run would scale nothing.",
+			Subject:  &start,
+		})
 	}
 	for _, kind := range []sdk.Kind{sdk.KindCollector, sdk.KindEvaluator, sdk.KindRealizer} {
 		for _, b := range l.blocks[kind] {
