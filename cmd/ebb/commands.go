@@ -122,6 +122,7 @@ func newValidateCmd() *cobra.Command {
 func newPlanCmd() *cobra.Command {
 	var c common
 	var asJSON bool
+	var statePath string
 	cmd := &cobra.Command{
 		Use:   "plan FILE [CHAIN]",
 		Short: "evaluate chains once (collect, inventory, evaluate) without realizing anything",
@@ -138,7 +139,14 @@ func newPlanCmd() *cobra.Command {
 			if len(args) == 2 {
 				name = args[1]
 			}
-			r := runner.New(cfg, runner.Options{Host: h, Metrics: m, Logger: logger})
+			// The saved state makes plan's decision the one run would make
+			// now; it is only read.
+			store, err := openSavedState(statePath, cfg)
+			if err != nil {
+				return err
+			}
+			defer store.Close()
+			r := runner.New(cfg, runner.Options{Host: h, Store: store, Metrics: m, Logger: logger})
 			evs, planErr := r.Plan(cmd.Context(), name)
 			if asJSON {
 				enc := json.NewEncoder(cmd.OutOrStdout())
@@ -156,6 +164,7 @@ func newPlanCmd() *cobra.Command {
 	}
 	c.register(cmd)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	cmd.Flags().StringVar(&statePath, "state", "", "state file to read, never written (default: the config's, else ebb.db beside it)")
 	return cmd
 }
 
@@ -187,6 +196,7 @@ func printEvaluation(w io.Writer, ev *runner.Evaluation) {
 	for _, why := range ev.Degraded {
 		fmt.Fprintf(w, "  degraded  %s\n", why)
 	}
+	printSteps(w, ev)
 	fmt.Fprintf(w, "  decision  %s (desired capacity %d)\n", ev.Decision.Summary(), ev.Decision.DesiredCapacity)
 	fmt.Fprintf(w, "  reason    %s\n\n", ev.Decision.Reason)
 }

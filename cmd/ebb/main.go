@@ -69,6 +69,6 @@ declared in HCL, collect (observe), evaluate (decide) and realize (act).`,
 		SilenceErrors: true,
 	}
 	root.AddCommand(newRunCmd(), newValidateCmd(), newPlanCmd(), newPluginsCmd(), newVersionCmd(), newEmulateCmd(), newDevCmd(), newServeCmd(),
-		newStateCmd())
+		newStateCmd(), newStatusCmd())
 	return root
 }
