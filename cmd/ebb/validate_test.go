@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 )
@@ -103,5 +104,48 @@ evaluator "bad" {
 				t.Errorf("the problem is not at %s%s:\n%s", path, tc.want[0], errOut)
 			}
 		})
+	}
+}
+
+// Validating a realizer-process config creates nothing (Configure creates
+// its state-dir; validate must not), and a state-dir under a file is a
+// problem at the attribute.
+func TestValidateProcessConfigLeavesTheHostAlone(t *testing.T) {
+	c := newCLI(t)
+	stateDir := c.dir + "/not-yet/state"
+	block := func(dir string) string {
+		return `
+realizer "bad" {
+  plugin = "realizer-process"
+  config {
+    command   = ["/bin/sleep", "1000"]
+    state-dir = "` + dir + `"
+  }
+}
+` + c.config(`
+chain "process" {
+  collectors = [collector.demand]
+  evaluators = [evaluator.dra]
+  realizer   = realizer.bad
+  target     = "process"
+  policy {
+    max-parallelism = 4
+  }
+}
+`)
+	}
+	path := c.write("config.hcl", block(stateDir))
+	out, errOut, code := c.run("validate", path)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s%s", code, out, errOut)
+	}
+	if _, err := os.Stat(c.dir + "/not-yet"); !os.IsNotExist(err) {
+		t.Fatalf("validate created the state-dir's parent: %v", err)
+	}
+	file := c.write("a-file", "x")
+	path = c.write("config.hcl", block(file+"/state"))
+	_, errOut, code = c.run("validate", path)
+	if code != 1 || !strings.Contains(errOut, path+":6:5: Invalid config: state-dir "+file+"/state: "+file+" is not a directory") {
+		t.Fatalf("state-dir under a file: exit %d\n%s", code, errOut)
 	}
 }

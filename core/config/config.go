@@ -87,6 +87,11 @@ type PluginBlock struct {
 	Range  hcl.Range
 	// UsedBy lists the chains that reference this block, in file order.
 	UsedBy []string
+
+	// configBody and configAt locate the decoded config, for the
+	// plugin's own validation; configBody is nil when decoding failed.
+	configBody hcl.Body
+	configAt   hcl.Range
 }
 
 // Chain is one `chain` block: collectors feed evaluators, whose decision one
@@ -243,6 +248,7 @@ func (l *loader) load(body hcl.Body, overrides map[string]string) hcl.Diagnostic
 		diags = append(diags, l.pluginBlocks(kind, content.Blocks.OfType(kind.String()), ctx)...)
 	}
 	diags = append(diags, l.chains(content.Blocks.OfType("chain"))...)
+	diags = append(diags, l.validateConfigs()...)
 
 	start := hcl.Range{Filename: l.filename, Start: hcl.InitialPos, End: hcl.InitialPos}
 	if len(content.Blocks) == 0 && len(content.Attributes) == 0 {
@@ -517,11 +523,29 @@ func (l *loader) pluginBlock(kind sdk.Kind, blk *hcl.Block, ctx *hcl.EvalContext
 			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Cannot encode config", Detail: err.Error(), Subject: where.Ptr()})
 		}
 		pb.Config = raw
-		if v, ok := l.resolver.(ConfigValidator); ok && err == nil {
-			diags = append(diags, validateConfig(v, pb, body, where)...)
-		}
+		pb.configBody, pb.configAt = body, where
 	}
 	return pb, diags
+}
+
+// validateConfigs asks each plugin block's plugin to check its config. Only
+// blocks a chain uses are checked, as only they are ever configured: the
+// other side of `var.prod ? realizer.k8s : realizer.process` may name a
+// program that exists only where that side is picked.
+func (l *loader) validateConfigs() hcl.Diagnostics {
+	v, ok := l.resolver.(ConfigValidator)
+	if !ok {
+		return nil
+	}
+	var diags hcl.Diagnostics
+	for _, kind := range []sdk.Kind{sdk.KindCollector, sdk.KindEvaluator, sdk.KindRealizer} {
+		for _, b := range l.blocks[kind] {
+			if len(b.UsedBy) > 0 && b.configBody != nil {
+				diags = append(diags, validateConfig(v, b, b.configBody, b.configAt)...)
+			}
+		}
+	}
+	return diags
 }
 
 // validateConfig asks the plugin what its schema could not say about the
