@@ -1,6 +1,7 @@
 package state
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -189,5 +190,87 @@ func TestReadOnlyOpenWhileTheRunnerHoldsTheFile(t *testing.T) {
 	defer missing.Close()
 	if st, err := missing.LoadState("a"); err != nil || len(st) != 0 {
 		t.Fatalf("a missing file reads as %v, %v", st, err)
+	}
+}
+
+// Damage that appears while ebb runs (a bad disk, another program writing
+// the file) reaches bbolt through its memory map: the next Append or read
+// of the log is an error naming the file, not a panic of the tick or of
+// GET /v1/chains/{name}.
+func TestDamageWhileOpenIsAnErrorNotAPanic(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ebb.db")
+	fillStore(t, path)
+	s, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, _ := f.Stat()
+	junk := make([]byte, 4096)
+	for i := range junk {
+		junk[i] = 0xa5
+	}
+	for off := int64(2 * 4096); off < fi.Size(); off += 4096 {
+		f.WriteAt(junk, off)
+	}
+	f.Close()
+	failed := 0
+	for c := 0; c < 3; c++ {
+		chain := fmt.Sprintf("chain-%d", c)
+		if _, err := s.Decisions(chain, 50); err != nil {
+			failed++
+			if !strings.Contains(err.Error(), path) {
+				t.Errorf("error %q does not name the file", err)
+			}
+		}
+		if err := s.Append(chain, &Record{Summary: "x"}); err != nil {
+			failed++
+		}
+	}
+	if failed == 0 {
+		t.Fatal("every call on a scribbled store succeeded")
+	}
+}
+
+// A branch page that points back at itself made bbolt recurse until the
+// stack overflowed, which no recover can catch; the page walk before bbolt
+// reports it instead.
+func TestCyclicPageIsAClearError(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ebb.db")
+	fillStore(t, path)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const ps = 4096
+	cut := false
+	for id := 2; (id+1)*ps <= len(data) && !cut; id++ {
+		p := data[id*ps:]
+		if binary.LittleEndian.Uint64(p) == uint64(id) && binary.LittleEndian.Uint16(p[8:]) == branchPage {
+			// The first element's child is the page itself.
+			binary.LittleEndian.PutUint64(p[pageHeader+8:], uint64(id))
+			cut = true
+		}
+	}
+	if !cut {
+		t.Fatal("the store has no branch page to loop")
+	}
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(path)
+	if err == nil {
+		s.Close()
+		t.Fatal("a store with a page cycle opened")
+	}
+	if !IsDamaged(err) || !strings.Contains(err.Error(), "referenced twice") {
+		t.Fatalf("error %v", err)
+	}
+	if rep, err := Inspect(path); err != nil || rep.Damage == "" {
+		t.Fatalf("inspect of a cyclic store: %+v, %v", rep, err)
 	}
 }

@@ -96,37 +96,66 @@ func check(path string, db *bolt.DB) error {
 	})
 }
 
+// boltFile is an open bbolt database and the file under it. After a panic
+// inside bbolt its locks may still be held (a panic in Begin happens before
+// the deferred rollback is set up), so a damaged database is never used
+// again nor closed through bbolt, whose Close would wait on those locks
+// forever: closing the file releases its flock, and the memory map is left
+// to the process's exit.
+type boltFile struct {
+	db   *bolt.DB
+	file *os.File
+}
+
+// abandon closes the file under a database that bbolt panicked in.
+func (b boltFile) abandon() {
+	if b.file != nil {
+		b.file.Close()
+	}
+}
+
 // openBolt opens a bbolt file without letting a damaged one crash the
-// process. When bbolt panics inside Open, the file it opened (and the lock
-// on it) is closed here, since bbolt never returns it to be closed.
-func openBolt(path string, opts bolt.Options) (*bolt.DB, error) {
-	var file *os.File
+// process, and checks it unless opts is for reading a file known to be
+// damaged (Inspect).
+func openBolt(path string, opts bolt.Options, checked bool) (boltFile, error) {
+	if err := precheck(path); err != nil && checked {
+		if IsDamaged(err) {
+			return boltFile{}, err
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			return boltFile{}, fmt.Errorf("reading %s: %w", path, err)
+		}
+	}
+	var b boltFile
 	opts.OpenFile = func(name string, flag int, mode os.FileMode) (*os.File, error) {
 		f, err := os.OpenFile(name, flag, mode)
-		file = f
+		b.file = f
 		return f, err
 	}
-	var db *bolt.DB
 	err := guard(path, func() error {
 		var err error
-		db, err = bolt.Open(path, 0o600, &opts)
+		b.db, err = bolt.Open(path, 0o600, &opts)
 		return err
 	})
-	if IsDamaged(err) && file != nil {
-		file.Close()
+	if IsDamaged(err) {
+		b.abandon()
+		return boltFile{}, err
 	}
 	// Once the file is open, whatever bbolt rejects (a bad magic number,
 	// checksum or version; "file size too small") is about its content;
 	// a lock held elsewhere and the operating system's errors are not.
 	var pathErr *fs.PathError
-	if err != nil && file != nil && !IsDamaged(err) && !errors.Is(err, berrors.ErrTimeout) && !errors.As(err, &pathErr) {
+	if err != nil && b.file != nil && !errors.Is(err, berrors.ErrTimeout) && !errors.As(err, &pathErr) {
 		err = &DamagedError{Path: path, Cause: err.Error()}
 	}
-	if err == nil {
-		if err = check(path, db); err != nil {
-			db.Close()
-			return nil, err
+	if err != nil {
+		return boltFile{}, err
+	}
+	if checked {
+		if err := check(path, b.db); err != nil {
+			b.abandon()
+			return boltFile{}, err
 		}
 	}
-	return db, err
+	return b, nil
 }

@@ -33,9 +33,10 @@ type ChainReport struct {
 	Last                  *Record
 }
 
-// Inspect reads whatever it can of a state file without changing it. Each
-// chain is read on its own, so one damaged page costs that chain's entry and
-// not the whole report.
+// Inspect reads whatever it can of a state file without changing it, also
+// while ebb run holds it. The verdict comes from the same checks Open makes;
+// the contents are read without bbolt, which can loop forever on a damaged
+// page, so one bad page costs the entries under it and not the report.
 func Inspect(path string) (*Report, error) {
 	rep := &Report{Path: path}
 	if st, err := os.Stat(path); err != nil {
@@ -43,33 +44,26 @@ func Inspect(path string) (*Report, error) {
 	} else if st.Size() == 0 {
 		return rep, nil
 	}
-	if err := (&Store{path: path}).checkOnly(); err != nil {
+	ro, err := OpenReadOnly(path)
+	if err != nil {
 		var dmg *DamagedError
 		if !errors.As(err, &dmg) {
 			return nil, err
 		}
 		rep.Damage = dmg.Cause
+	} else {
+		ro.Close()
 	}
-	var db *bolt.DB
-	err := guard(path, func() error {
-		var err error
-		db, err = bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: lockWait})
-		return err
-	})
-	if errors.Is(err, berrors.ErrTimeout) {
-		s, err := OpenReadOnly(path)
-		if err != nil {
-			return nil, err
-		}
-		db = s.db
-		defer s.Close()
-	} else if err != nil {
+	data, err := readConsistent(path)
+	if err != nil {
+		return nil, err
+	}
+	root, err := readRaw(data)
+	if err != nil {
 		if rep.Damage == "" {
 			rep.Damage = err.Error()
 		}
 		return rep, nil
-	} else {
-		defer db.Close()
 	}
 	chains := map[string]*ChainReport{}
 	get := func(name string) *ChainReport {
@@ -80,67 +74,38 @@ func Inspect(path string) (*Report, error) {
 		chains[name] = c
 		return c
 	}
-	var names [2][]string
-	for i, bucket := range [][]byte{bucketState, bucketDecisions} {
-		err := guard(path, func() error {
-			return db.View(func(tx *bolt.Tx) error {
-				b := tx.Bucket(bucket)
-				if b == nil {
-					return nil
-				}
-				c := b.Cursor()
-				for k, _ := c.First(); k != nil; k, _ = c.Next() {
-					names[i] = append(names[i], string(k))
-				}
-				return nil
-			})
-		})
-		if err != nil && rep.Damage == "" {
-			rep.Damage = err.Error()
+	if b := root.buckets[string(bucketState)]; b != nil {
+		for name, v := range b.values {
+			c := get(name)
+			var st ChainState
+			if err := json.Unmarshal(v, &st); err != nil {
+				c.StateError = err.Error()
+				continue
+			}
+			for ev := range st {
+				c.Evaluators = append(c.Evaluators, ev)
+			}
+			sort.Strings(c.Evaluators)
+		}
+		if b.damage != "" {
+			rep.Damage = joinDamage(rep.Damage, "state bucket: "+b.damage)
 		}
 	}
-	for _, name := range names[0] {
-		c := get(name)
-		err := guard(path, func() error {
-			return db.View(func(tx *bolt.Tx) error {
-				var st ChainState
-				if err := json.Unmarshal(tx.Bucket(bucketState).Get([]byte(name)), &st); err != nil {
-					return err
+	if b := root.buckets[string(bucketDecisions)]; b != nil {
+		for name, log := range b.buckets {
+			c := get(name)
+			c.LogError = log.damage
+			for _, v := range log.values {
+				var r Record
+				if json.Unmarshal(v, &r) != nil {
+					c.Unreadable++
+					continue
 				}
-				for ev := range st {
-					c.Evaluators = append(c.Evaluators, ev)
-				}
-				sort.Strings(c.Evaluators)
-				return nil
-			})
-		})
-		if err != nil {
-			c.StateError = causeOf(err)
-		}
-	}
-	for _, name := range names[1] {
-		c := get(name)
-		err := guard(path, func() error {
-			return db.View(func(tx *bolt.Tx) error {
-				b := tx.Bucket(bucketDecisions).Bucket([]byte(name))
-				if b == nil {
-					return errors.New("not a bucket")
-				}
-				cur := b.Cursor()
-				for k, v := cur.First(); k != nil; k, v = cur.Next() {
-					var r Record
-					if json.Unmarshal(v, &r) != nil {
-						c.Unreadable++
-						continue
-					}
-					c.Decisions++
+				c.Decisions++
+				if c.Last == nil || r.Seq > c.Last.Seq {
 					c.Last = &r
 				}
-				return nil
-			})
-		})
-		if err != nil {
-			c.LogError = causeOf(err)
+			}
 		}
 	}
 	for _, c := range chains {
@@ -150,28 +115,26 @@ func Inspect(path string) (*Report, error) {
 	return rep, nil
 }
 
-// checkOnly opens the file read-only, checks it, and closes it.
-func (s *Store) checkOnly() error {
-	db, err := openBolt(s.path, bolt.Options{ReadOnly: true, Timeout: lockWait})
-	if errors.Is(err, berrors.ErrTimeout) {
-		ro, err := OpenReadOnly(s.path)
-		if err != nil {
-			return err
-		}
-		return ro.Close()
-	}
+// readConsistent reads the file's bytes: through a snapshot, so that a
+// commit by a running ebb does not tear them, unless the file is too damaged
+// for a snapshot to make sense of it.
+func readConsistent(path string) ([]byte, error) {
+	copyPath, cleanup, err := snapshot(path)
 	if err != nil {
-		return err
+		if IsDamaged(err) {
+			return os.ReadFile(path)
+		}
+		return nil, fmt.Errorf("reading state %s: %w", path, err)
 	}
-	return db.Close()
+	defer cleanup()
+	return os.ReadFile(copyPath)
 }
 
-func causeOf(err error) string {
-	var dmg *DamagedError
-	if errors.As(err, &dmg) {
-		return dmg.Cause
+func joinDamage(a, b string) string {
+	if a == "" {
+		return b
 	}
-	return err.Error()
+	return a + "; " + b
 }
 
 // Reset moves the state file aside, keeping it as PATH.damaged-TIME, so that
@@ -181,12 +144,12 @@ func Reset(path string, now time.Time) (string, error) {
 	if _, err := os.Stat(path); err != nil {
 		return "", fmt.Errorf("state %s: %w", path, err)
 	}
-	db, err := openBolt(path, bolt.Options{Timeout: lockWait})
+	b, err := openBolt(path, bolt.Options{ReadOnly: true, Timeout: lockWait}, false)
 	switch {
 	case errors.Is(err, berrors.ErrTimeout):
 		return "", fmt.Errorf("state %s is in use by a running ebb; stop it first", path)
 	case err == nil:
-		db.Close()
+		b.abandon() // not b.db.Close: a reset file may be damaged anywhere
 	}
 	// Any other error means the file is damaged or unreadable: which is
 	// why it is being reset.

@@ -31,9 +31,9 @@ func OpenReadOnly(path string) (*Store, error) {
 		// An empty file is one ebb run is about to initialize.
 		return openEmpty(path)
 	}
-	db, err := openBolt(path, bolt.Options{ReadOnly: true, Timeout: lockWait})
+	b, err := openBolt(path, bolt.Options{ReadOnly: true, Timeout: lockWait}, true)
 	if err == nil {
-		return &Store{db: db, path: path, readOnly: true}, nil
+		return &Store{db: b.db, file: b.file, path: path, readOnly: true}, nil
 	}
 	if !errors.Is(err, berrors.ErrTimeout) {
 		if IsDamaged(err) {
@@ -45,7 +45,7 @@ func OpenReadOnly(path string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading state %s while ebb runs: %w", path, err)
 	}
-	db, err = openBolt(copyPath, bolt.Options{ReadOnly: true, Timeout: lockWait})
+	b, err = openBolt(copyPath, bolt.Options{ReadOnly: true, Timeout: lockWait}, true)
 	if err != nil {
 		cleanup()
 		var dmg *DamagedError
@@ -55,7 +55,7 @@ func OpenReadOnly(path string) (*Store, error) {
 		}
 		return nil, fmt.Errorf("reading a snapshot of state %s: %w", path, err)
 	}
-	return &Store{db: db, path: path, readOnly: true, cleanup: cleanup}, nil
+	return &Store{db: b.db, file: b.file, path: path, readOnly: true, cleanup: cleanup}, nil
 }
 
 // openEmpty is a read-only store with no chains, for a file not yet created.

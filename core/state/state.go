@@ -7,6 +7,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -39,8 +41,12 @@ type Record struct {
 // Store is a bbolt file. It is safe for concurrent use.
 type Store struct {
 	db       *bolt.DB
+	file     *os.File
 	path     string
 	readOnly bool
+	// broken is set once bbolt panicked: see boltFile.
+	mu     sync.Mutex
+	broken error
 	// cleanup removes a snapshot copy when the store is closed.
 	cleanup func()
 	// keep bounds each chain's decision log.
@@ -60,7 +66,7 @@ const DefaultKeep = 1000
 // DamagedError when the file cannot be trusted: every page is read once here,
 // so damage is found now rather than in the middle of a tick.
 func Open(path string) (*Store, error) {
-	db, err := openBolt(path, bolt.Options{Timeout: time.Second})
+	b, err := openBolt(path, bolt.Options{Timeout: time.Second}, true)
 	if err != nil {
 		if errors.Is(err, berrors.ErrTimeout) {
 			return nil, fmt.Errorf("opening state %s: another ebb process holds it", path)
@@ -70,7 +76,7 @@ func Open(path string) (*Store, error) {
 		}
 		return nil, fmt.Errorf("opening state %s: %w", path, err)
 	}
-	s := &Store{db: db, path: path, keep: DefaultKeep}
+	s := &Store{db: b.db, file: b.file, path: path, keep: DefaultKeep}
 	err = s.update(func(tx *bolt.Tx) error {
 		for _, b := range [][]byte{bucketState, bucketDecisions} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
@@ -80,22 +86,40 @@ func Open(path string) (*Store, error) {
 		return nil
 	})
 	if err != nil {
-		db.Close()
+		s.Close()
 		return nil, fmt.Errorf("initializing state %s: %w", path, err)
 	}
 	return s, nil
 }
 
-// view and update are bbolt's View and Update behind guard.
+// view and update are bbolt's View and Update behind guard. Once bbolt has
+// panicked the store is not touched again: every call returns that damage.
 func (s *Store) view(f func(*bolt.Tx) error) error {
-	return guard(s.path, func() error { return s.db.View(f) })
+	return s.guarded(func() error { return s.db.View(f) })
 }
 
 func (s *Store) update(f func(*bolt.Tx) error) error {
 	if s.readOnly {
 		return fmt.Errorf("state %s is open read-only", s.path)
 	}
-	return guard(s.path, func() error { return s.db.Update(f) })
+	return s.guarded(func() error { return s.db.Update(f) })
+}
+
+func (s *Store) guarded(f func() error) error {
+	s.mu.Lock()
+	broken := s.broken
+	s.mu.Unlock()
+	if broken != nil {
+		return broken
+	}
+	err := guard(s.path, f)
+	var dmg *DamagedError
+	if errors.As(err, &dmg) {
+		s.mu.Lock()
+		s.broken = dmg
+		s.mu.Unlock()
+	}
+	return err
 }
 
 // Path is the file the store reads.
@@ -103,7 +127,15 @@ func (s *Store) Path() string { return s.path }
 
 // Close closes the file.
 func (s *Store) Close() error {
-	err := s.db.Close()
+	s.mu.Lock()
+	broken := s.broken
+	s.mu.Unlock()
+	var err error
+	if broken != nil {
+		boltFile{file: s.file}.abandon()
+	} else {
+		err = s.db.Close()
+	}
 	if s.cleanup != nil {
 		s.cleanup()
 	}
