@@ -1,13 +1,9 @@
 package main
 
 import (
-	"net/http"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 )
 
 // While ebb run holds its state file, ebb plan reads that state (so its
@@ -18,36 +14,8 @@ func TestPlanAndStatusReadTheStateRunHolds(t *testing.T) {
 	c := newCLI(t)
 	cfg := c.write("ebb.hcl", c.config(""))
 	db := filepath.Join(c.dir, "ebb.db")
-	addr := freeAddr(t)
-	cmd := exec.Command(c.ebb, "run", "--config", cfg, "--http", addr, "--state", db)
-	var logs syncBuffer
-	cmd.Stderr = &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	stopped := false
-	stop := func() {
-		if !stopped {
-			stopped = true
-			cmd.Process.Signal(syscall.SIGTERM)
-			cmd.Wait()
-		}
-	}
-	defer stop()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		resp, err := http.Get("http://" + addr + "/v1/ready")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("ebb run never got ready:\n%s", logs.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	run := startRun(t, c, cfg, db)
+	addr := run.addr
 
 	out, errOut, code := c.run("plan", cfg, "--state", db)
 	if code != 0 {
@@ -69,7 +37,7 @@ func TestPlanAndStatusReadTheStateRunHolds(t *testing.T) {
 		}
 	}
 
-	stop()
+	run.stop()
 	out, _, code = c.run("status", cfg, "--state", db, "--http", addr)
 	if code != 0 || !strings.Contains(out, "not reachable") || !strings.Contains(out, "last      #") {
 		t.Fatalf("status after run stopped: exit %d\n%s", code, out)

@@ -1,13 +1,10 @@
 package main
 
 import (
-	"net/http"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 )
 
 const unusedRealizer = `
@@ -44,35 +41,8 @@ func TestValidateShowsWarningsAndRejectsAnEmptyFile(t *testing.T) {
 func TestRunShowsWarningsAndReloadChecksPluginConfig(t *testing.T) {
 	c := newCLI(t)
 	cfg := c.write("ebb.hcl", c.config(unusedRealizer))
-	addr := freeAddr(t)
-	cmd := exec.Command(c.ebb, "run", "--config", cfg, "--http", addr, "--state", filepath.Join(c.dir, "ebb.db"))
-	var logs syncBuffer
-	cmd.Stderr = &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		cmd.Wait()
-	}()
-	wait := func(what string, cond func() bool) {
-		t.Helper()
-		deadline := time.Now().Add(60 * time.Second)
-		for !cond() {
-			if time.Now().After(deadline) {
-				t.Fatalf("timed out waiting for %s; logs:\n%s", what, logs.String())
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-	}
-	wait("ready", func() bool {
-		resp, err := http.Get("http://" + addr + "/v1/ready")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == 200
-	})
+	run := startRun(t, c, cfg, filepath.Join(c.dir, "ebb.db"))
+	cmd, logs, wait := run.cmd, run.logs, run.wait
 	if !strings.Contains(logs.String(), `configuration warning: `+cfg+":") || !strings.Contains(logs.String(), `realizer "spare" is not referenced`) {
 		t.Fatalf("run does not log the unused block at start:\n%s", logs.String())
 	}
@@ -86,6 +56,16 @@ realizer "k8s" {
   plugin = "realizer-k8s"
   config {
     mode = "units"
+  }
+}
+
+chain "on-k8s" {
+  collectors = [collector.demand]
+  evaluators = [evaluator.dra]
+  realizer   = realizer.k8s
+  target     = "group-b"
+  policy {
+    max-parallelism = 4
   }
 }
 `
