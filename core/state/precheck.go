@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"os"
+	"sort"
 )
 
 // precheck reads a bbolt file's structure without bbolt, before bbolt is
@@ -23,36 +24,46 @@ func precheck(path string) error {
 	if len(data) == 0 {
 		return nil // bbolt initializes an empty file
 	}
+	w, m, err := newPageWalk(data)
+	if err != nil {
+		// A file without a usable page size or meta page is bbolt's to
+		// reject ("invalid database"); it walks no pages then.
+		return nil
+	}
 	fail := func(format string, args ...any) error {
 		return &DamagedError{Path: path, Cause: fmt.Sprintf(format, args...)}
 	}
-	if len(data) < pageHeader+metaSize {
-		return fail("too short for a state file (%d bytes)", len(data))
-	}
-	ps := int(binary.LittleEndian.Uint32(data[pageHeader+8:]))
-	if ps < 512 || ps > 1<<16 || len(data) < 2*ps {
-		// bbolt falls back to the second meta page's page size or
-		// rejects the file; either way it does not walk pages.
-		return nil
-	}
-	m, ok := pickMeta(data, ps)
-	if !ok {
-		return nil // bbolt reports "invalid database" itself
-	}
-	pages := uint64(len(data) / ps)
-	if m.hwm > pages {
+	if pages := uint64(len(data) / w.ps); m.hwm > pages {
 		return fail("its header claims %d pages, the file holds %d", m.hwm, pages)
 	}
-	w := &pageWalk{data: data, ps: ps, hwm: m.hwm, seen: map[uint64]bool{}}
 	if m.freelist != ^uint64(0) {
 		if err := w.freelist(m.freelist); err != nil {
 			return fail("%v", err)
 		}
 	}
-	if err := w.tree(m.root, 0); err != nil {
-		return fail("%v", err)
+	root := newRawBucket()
+	w.read(root, m.root, nil, 0)
+	if d := root.firstDamage(); d != "" {
+		return fail("%s", d)
 	}
 	return nil
+}
+
+// newPageWalk finds the page size and the meta page bbolt would use.
+func newPageWalk(data []byte) (*pageWalk, meta, error) {
+	if len(data) < pageHeader+metaSize {
+		return nil, meta{}, fmt.Errorf("too short for a state file (%d bytes)", len(data))
+	}
+	ps := int(binary.LittleEndian.Uint32(data[pageHeader+8:]))
+	if ps < 512 || ps > 1<<16 || len(data) < 2*ps {
+		return nil, meta{}, fmt.Errorf("page size %d in its header", ps)
+	}
+	m, ok := pickMeta(data, ps)
+	if !ok {
+		return nil, meta{}, fmt.Errorf("neither meta page is valid")
+	}
+	hwm := min(m.hwm, uint64(len(data)/ps))
+	return &pageWalk{data: data, ps: ps, hwm: hwm, seen: map[uint64]bool{}}, m, nil
 }
 
 const (
@@ -144,57 +155,6 @@ func (w *pageWalk) freelist(id uint64) error {
 	return nil
 }
 
-// tree walks a bucket's pages and the buckets nested in them.
-func (w *pageWalk) tree(id uint64, depth int) error {
-	if depth > maxDepth {
-		return fmt.Errorf("page %d is nested more than %d levels deep", id, maxDepth)
-	}
-	flags, count, body, err := w.page(id)
-	if err != nil {
-		return err
-	}
-	if pageHeader+count*elemSize > len(body) {
-		return fmt.Errorf("page %d claims %d elements, it has room for fewer", id, count)
-	}
-	for i := 0; i < count; i++ {
-		at := pageHeader + i*elemSize
-		e := body[at:]
-		switch flags {
-		case branchPage:
-			pos, ksize := int(binary.LittleEndian.Uint32(e)), int(binary.LittleEndian.Uint32(e[4:]))
-			if at+pos+ksize > len(body) {
-				return fmt.Errorf("page %d: key %d lies outside the page", id, i)
-			}
-			if err := w.tree(binary.LittleEndian.Uint64(e[8:]), depth+1); err != nil {
-				return err
-			}
-		case leafPage:
-			pos := uint64(binary.LittleEndian.Uint32(e[4:]))
-			ksize, vsize := uint64(binary.LittleEndian.Uint32(e[8:])), uint64(binary.LittleEndian.Uint32(e[12:]))
-			if uint64(at)+pos+ksize+vsize > uint64(len(body)) {
-				return fmt.Errorf("page %d: entry %d lies outside the page", id, i)
-			}
-			if binary.LittleEndian.Uint32(e)&bucketLeaf == 0 {
-				continue
-			}
-			v := body[uint64(at)+pos+ksize:][:vsize]
-			if len(v) < inBucketLen {
-				return fmt.Errorf("page %d: bucket entry %d is too short", id, i)
-			}
-			if root := binary.LittleEndian.Uint64(v); root != 0 {
-				if err := w.tree(root, depth+1); err != nil {
-					return err
-				}
-			}
-			// root 0 is an inline bucket: its page lives in the value,
-			// whose bounds were just checked.
-		default:
-			return fmt.Errorf("page %d has type %#x, want a branch or leaf page", id, flags)
-		}
-	}
-	return nil
-}
-
 // rawBucket is what a tolerant read found in one bucket: its values, its
 // nested buckets, and the first damage that cut the read short.
 type rawBucket struct {
@@ -207,21 +167,32 @@ type rawBucket struct {
 // forever on a page cycle: whatever pages are sound are read, and each
 // bucket notes where it stopped.
 func readRaw(data []byte) (*rawBucket, error) {
-	if len(data) < pageHeader+metaSize {
-		return nil, fmt.Errorf("too short for a state file (%d bytes)", len(data))
+	w, m, err := newPageWalk(data)
+	if err != nil {
+		return nil, err
 	}
-	ps := int(binary.LittleEndian.Uint32(data[pageHeader+8:]))
-	if ps < 512 || ps > 1<<16 || len(data) < 2*ps {
-		return nil, fmt.Errorf("page size %d in its header", ps)
-	}
-	m, ok := pickMeta(data, ps)
-	if !ok {
-		return nil, fmt.Errorf("neither meta page is valid")
-	}
-	w := &pageWalk{data: data, ps: ps, hwm: min(m.hwm, uint64(len(data)/ps)), seen: map[uint64]bool{}}
 	root := newRawBucket()
 	w.read(root, m.root, nil, 0)
 	return root, nil
+}
+
+// firstDamage is the first damage noted in b or a bucket nested in it, in
+// key order.
+func (b *rawBucket) firstDamage() string {
+	if b.damage != "" {
+		return b.damage
+	}
+	keys := make([]string, 0, len(b.buckets))
+	for k := range b.buckets {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if d := b.buckets[k].firstDamage(); d != "" {
+			return d
+		}
+	}
+	return ""
 }
 
 func newRawBucket() *rawBucket {
@@ -261,6 +232,11 @@ func (w *pageWalk) read(b *rawBucket, id uint64, inline []byte, depth int) {
 		e := body[at:]
 		switch flags {
 		case branchPage:
+			pos, ksize := uint64(binary.LittleEndian.Uint32(e)), uint64(binary.LittleEndian.Uint32(e[4:]))
+			if uint64(at)+pos+ksize > uint64(len(body)) {
+				note(fmt.Errorf("page %d: key %d lies outside the page", id, i))
+				continue
+			}
 			w.read(b, binary.LittleEndian.Uint64(e[8:]), nil, depth+1)
 		case leafPage:
 			pos := uint64(binary.LittleEndian.Uint32(e[4:]))
