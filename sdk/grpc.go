@@ -96,6 +96,20 @@ func (s *pluginServer) Configure(ctx context.Context, r *pb.ConfigureRequest) (*
 	return &pb.ConfigureResponse{}, s.impl.Configure(ctx, r.ConfigJson)
 }
 
+func (s *pluginServer) ValidateConfig(ctx context.Context, r *pb.ValidateConfigRequest) (*pb.ValidateConfigResponse, error) {
+	out := &pb.ValidateConfigResponse{}
+	v, ok := s.impl.(ConfigValidator)
+	if !ok {
+		return out, nil
+	}
+	problems, err := v.ValidateConfig(ctx, r.ConfigJson)
+	if err != nil {
+		return nil, err
+	}
+	out.Problems = problemsToPB(problems)
+	return out, nil
+}
+
 type collectorServer struct {
 	pb.UnimplementedCollectorServer
 	impl Collector
@@ -136,11 +150,7 @@ func (s *evaluatorServer) ValidatePolicy(ctx context.Context, r *pb.ValidatePoli
 	if err != nil {
 		return nil, err
 	}
-	out := &pb.ValidatePolicyResponse{}
-	for _, p := range problems {
-		out.Problems = append(out.Problems, &pb.PolicyProblem{Attribute: p.Attribute, Message: p.Message})
-	}
-	return out, nil
+	return &pb.ValidatePolicyResponse{Problems: problemsToPB(problems)}, nil
 }
 
 type realizerServer struct {
@@ -213,6 +223,36 @@ func (c pluginClient) Configure(ctx context.Context, config json.RawMessage) err
 	return err
 }
 
+// ValidateConfig asks the plugin to check a config. A plugin that does not
+// serve the method (built before it existed, or in another language without
+// it) finds no problems.
+func (c pluginClient) ValidateConfig(ctx context.Context, config json.RawMessage) ([]Problem, error) {
+	r, err := c.c.ValidateConfig(ctx, &pb.ValidateConfigRequest{ConfigJson: config})
+	if status.Code(err) == codes.Unimplemented {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return problemsFromPB(r.Problems), nil
+}
+
+func problemsToPB(problems []Problem) []*pb.PolicyProblem {
+	var out []*pb.PolicyProblem
+	for _, p := range problems {
+		out = append(out, &pb.PolicyProblem{Attribute: p.Attribute, Message: p.Message})
+	}
+	return out
+}
+
+func problemsFromPB(problems []*pb.PolicyProblem) []Problem {
+	var out []Problem
+	for _, p := range problems {
+		out = append(out, Problem{Attribute: p.Attribute, Message: p.Message})
+	}
+	return out
+}
+
 type collectorClient struct {
 	pluginClient
 	c pb.CollectorClient
@@ -257,11 +297,7 @@ func (c *evaluatorClient) ValidatePolicy(ctx context.Context, policy json.RawMes
 	if err != nil {
 		return nil, err
 	}
-	var out []PolicyProblem
-	for _, p := range r.Problems {
-		out = append(out, PolicyProblem{Attribute: p.Attribute, Message: p.Message})
-	}
-	return out, nil
+	return problemsFromPB(r.Problems), nil
 }
 
 type realizerClient struct {

@@ -31,11 +31,25 @@ type Evaluator interface {
 	ValidatePolicy(ctx context.Context, policy json.RawMessage) ([]PolicyProblem, error)
 }
 
-// PolicyProblem is one thing wrong with a policy. Attribute is the dotted path
-// of the attribute at fault ("auto-restart.max-retries"), or empty.
-type PolicyProblem struct {
+// Problem is one thing wrong with a policy or a config. Attribute is the
+// dotted path of the attribute at fault ("auto-restart.max-retries"), or
+// empty.
+type Problem struct {
 	Attribute string
 	Message   string
+}
+
+// PolicyProblem is a Problem with a policy.
+type PolicyProblem = Problem
+
+// ConfigValidator is optional for a plugin of any kind: it reports what its
+// config schema cannot express (a malformed URL, an unknown mode) without
+// applying the config, so the runner can point at the attribute's
+// file:line:col when it loads the configuration rather than fail at run time.
+// A plugin without it is taken to find no problems; its Configure still has
+// the last word. ProblemsOf turns Configure's error into problems.
+type ConfigValidator interface {
+	ValidateConfig(ctx context.Context, config json.RawMessage) ([]Problem, error)
 }
 
 // Realizer acts on a platform. Every method is idempotent.

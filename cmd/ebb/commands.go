@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/hcl/v2"
 	"github.com/spf13/cobra"
 
 	"github.com/ebbscale/ebb/core/config"
@@ -27,6 +28,8 @@ import (
 
 // common holds the flags every config-reading command shares.
 type common struct {
+	// warnings are the last load's diagnostics, when it had no errors.
+	warnings  hcl.Diagnostics
 	vars      []string
 	logLevel  string
 	logJSON   bool
@@ -95,6 +98,7 @@ func (c *common) load(path string, logger hclog.Logger, m *metrics.Metrics) (*co
 	if c.pluginDir != "" {
 		cfg.PluginDir = c.pluginDir
 	}
+	c.warnings = diags
 	return cfg, h, nil
 }
 
@@ -157,6 +161,7 @@ func newValidateCmd() *cobra.Command {
 				return err
 			}
 			h.Close()
+			fmt.Fprint(cmd.ErrOrStderr(), config.FormatDiagnostics(c.warnings))
 			fmt.Fprintf(cmd.OutOrStdout(), "%s: valid (%s)\n", args[0], sdk.Count(len(cfg.Chains), "chain"))
 			return nil
 		},
@@ -168,6 +173,7 @@ func newValidateCmd() *cobra.Command {
 func newPlanCmd() *cobra.Command {
 	var c common
 	var asJSON bool
+	var statePath string
 	cmd := &cobra.Command{
 		Use:   "plan FILE [CHAIN]",
 		Short: "evaluate chains once (collect, inventory, evaluate) without realizing anything",
@@ -184,7 +190,14 @@ func newPlanCmd() *cobra.Command {
 			if len(args) == 2 {
 				name = args[1]
 			}
-			r := runner.New(cfg, runner.Options{Host: h, Metrics: m, Logger: logger})
+			// The saved state makes plan's decision the one run would make
+			// now; it is only read.
+			store, err := openSavedState(statePath, cfg)
+			if err != nil {
+				return err
+			}
+			defer store.Close()
+			r := runner.New(cfg, runner.Options{Host: h, Store: store, Metrics: m, Logger: logger})
 			evs, planErr := r.Plan(cmd.Context(), name)
 			if asJSON {
 				enc := json.NewEncoder(cmd.OutOrStdout())
@@ -203,6 +216,7 @@ func newPlanCmd() *cobra.Command {
 	}
 	c.register(cmd)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	cmd.Flags().StringVar(&statePath, "state", "", "state file to read, never written (default: the config's, else ebb.db beside it)")
 	return cmd
 }
 
@@ -240,6 +254,7 @@ func printEvaluation(w io.Writer, ev *runner.Evaluation) {
 	for _, why := range ev.Degraded {
 		fmt.Fprintf(w, "  degraded  %s\n", why)
 	}
+	printSteps(w, ev)
 	fmt.Fprintf(w, "  decision  %s (desired capacity %d)\n", ev.Decision.Summary(), ev.Decision.DesiredCapacity)
 	fmt.Fprintf(w, "  reason    %s\n\n", ev.Decision.Reason)
 }
@@ -265,6 +280,7 @@ func newRunCmd() *cobra.Command {
 				return err
 			}
 			logger := c.logger(cfg, cmd.ErrOrStderr(), false)
+			logWarnings(logger, c.warnings)
 			if c.logLevel == "" {
 				// The host logs through the boot logger.
 				boot.SetLevel(hclog.LevelFromString(cfg.LogLevel))
@@ -357,6 +373,7 @@ func reload(r *runner.Runner, a *runArgs) {
 		a.logger.Error("reload rejected; the running configuration stays", "diagnostics", config.FormatDiagnostics(diags))
 		return
 	}
+	logWarnings(a.logger, diags)
 	r.Reload(cfg)
 	applied, restart, err := reloadSettings(a.cfg, cfg, *a)
 	a.cfg = cfg

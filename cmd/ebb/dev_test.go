@@ -38,14 +38,14 @@ func TestDevLeavesNothingRunning(t *testing.T) {
 				}
 				time.Sleep(100 * time.Millisecond)
 			}
-			if procs := running(c.ebb); len(procs) < 4 {
+			if procs := processesOf(c.ebb); len(procs) < 4 {
 				t.Fatalf("want ebb dev, plugins and optimizers running, found %q", procs)
 			}
 			tc.kill(cmd.Process.Pid)
 			cmd.Wait()
 			deadline = time.Now().Add(60 * time.Second)
 			for {
-				procs := running(c.ebb)
+				procs := processesOf(c.ebb)
 				if len(procs) == 0 {
 					return
 				}
@@ -58,8 +58,8 @@ func TestDevLeavesNothingRunning(t *testing.T) {
 	}
 }
 
-// running lists the processes running this test's ebb binary.
-func running(bin string) []string {
+// processesOf lists the processes running this test's ebb binary.
+func processesOf(bin string) []string {
 	out, _ := exec.Command("pgrep", "-a", "-f", bin).Output()
 	var procs []string
 	for _, l := range strings.Split(string(bytes.TrimSpace(out)), "\n") {

@@ -68,6 +68,7 @@ declared in HCL, collect (observe), evaluate (decide) and realize (act).`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newRunCmd(), newValidateCmd(), newPlanCmd(), newPluginsCmd(), newVersionCmd(), newEmulateCmd(), newDevCmd(), newServeCmd(), newImportCmd())
+	root.AddCommand(newRunCmd(), newValidateCmd(), newPlanCmd(), newPluginsCmd(), newVersionCmd(), newEmulateCmd(), newDevCmd(), newServeCmd(),
+		newImportCmd(), newStateCmd(), newStatusCmd())
 	return root
 }

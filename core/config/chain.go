@@ -428,25 +428,21 @@ func (l *loader) policy(ch *Chain, blk, policy *hcl.Block, evaluatorsAttr *hcl.A
 			continue
 		}
 		for _, p := range problems {
-			detail := p.Message
-			if p.Attribute != "" {
-				detail = p.Attribute + ": " + detail
-			}
 			diags = append(diags, &hcl.Diagnostic{
 				Severity: hcl.DiagError,
 				Summary:  "Invalid policy",
-				Detail:   fmt.Sprintf("%s (evaluator %q).", strings.TrimSuffix(detail, "."), ev.Name),
-				Subject:  policyRange(body, where, p.Attribute).Ptr(),
+				Detail:   fmt.Sprintf("%s (evaluator %q).", strings.TrimSuffix(problemText(p), "."), ev.Name),
+				Subject:  attrRange(body, where, p.Attribute).Ptr(),
 			})
 		}
 	}
 	return diags
 }
 
-// policyRange finds the source of a dotted policy path: the attribute, or
-// else the innermost block on the path that is written out, or else the
-// policy block.
-func policyRange(body hcl.Body, where hcl.Range, path string) hcl.Range {
+// attrRange finds the source of a dotted policy or config path: the
+// attribute, or else the innermost block on the path that is written out,
+// or else the policy or config block.
+func attrRange(body hcl.Body, where hcl.Range, path string) hcl.Range {
 	sb, ok := body.(*hclsyntax.Body)
 	if !ok || path == "" {
 		return where

@@ -52,6 +52,13 @@ type PluginDirSetter interface {
 	SetPluginDir(dir string) error
 }
 
+// ConfigValidator is implemented by a Resolver that can ask a plugin to
+// check its decoded `config { }` beyond what the schema says (the runner's
+// host can). Load reports each problem at the attribute it names.
+type ConfigValidator interface {
+	ValidateConfig(kind sdk.Kind, plugin, sha256 string, config json.RawMessage) ([]sdk.Problem, error)
+}
+
 // Config is a loaded, fully validated configuration.
 type Config struct {
 	// PluginDir is absolute, or empty when plugin_dir is not set (builtin
@@ -87,6 +94,11 @@ type PluginBlock struct {
 	Range  hcl.Range
 	// UsedBy lists the chains that reference this block, in file order.
 	UsedBy []string
+
+	// configBody and configAt locate the decoded config, for the
+	// plugin's own validation; configBody is nil when decoding failed.
+	configBody hcl.Body
+	configAt   hcl.Range
 }
 
 // Chain is one `chain` block: collectors feed evaluators, whose decision one
@@ -245,10 +257,28 @@ func (l *loader) load(body hcl.Body, overrides map[string]string) hcl.Diagnostic
 		diags = append(diags, l.pluginBlocks(kind, content.Blocks.OfType(kind.String()), ctx)...)
 	}
 	diags = append(diags, l.chains(content.Blocks.OfType("chain"))...)
+	diags = append(diags, l.validateConfigs()...)
 
+	start := hcl.Range{Filename: l.filename, Start: hcl.InitialPos, End: hcl.InitialPos}
+	if len(content.Blocks) == 0 && len(content.Attributes) == 0 {
+		return append(diags, &hcl.Diagnostic{
+			Severity: hcl.DiagError,
+			Summary:  "Empty configuration",
+			Detail:   "The file defines nothing: ebb needs at least one chain with its collector, evaluator and realizer blocks (see the README's config.hcl).",
+			Subject:  &start,
+		})
+	}
 	if diags.HasErrors() {
 		// Unused-block warnings would bury the errors that matter.
 		return diags
+	}
+	if len(l.cfg.Chains) == 0 {
+		diags = append(diags, &hcl.Diagnostic{
+			Severity: hcl.DiagWarning,
+			Summary:  "No chains",
+			Detail:   "The configuration defines no chain block, so ebb run would scale nothing.",
+			Subject:  &start,
+		})
 	}
 	for _, kind := range []sdk.Kind{sdk.KindCollector, sdk.KindEvaluator, sdk.KindRealizer} {
 		for _, b := range l.blocks[kind] {
@@ -504,8 +534,62 @@ func (l *loader) pluginBlock(kind sdk.Kind, blk *hcl.Block, ctx *hcl.EvalContext
 			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Cannot encode config", Detail: err.Error(), Subject: where.Ptr()})
 		}
 		pb.Config = raw
+		pb.configBody, pb.configAt = body, where
 	}
 	return pb, diags
+}
+
+// validateConfigs asks each plugin block's plugin to check its config. Only
+// blocks a chain uses are checked, as only they are ever configured: the
+// other side of `var.prod ? realizer.k8s : realizer.process` may name a
+// program that exists only where that side is picked.
+func (l *loader) validateConfigs() hcl.Diagnostics {
+	v, ok := l.resolver.(ConfigValidator)
+	if !ok {
+		return nil
+	}
+	var diags hcl.Diagnostics
+	for _, kind := range []sdk.Kind{sdk.KindCollector, sdk.KindEvaluator, sdk.KindRealizer} {
+		for _, b := range l.blocks[kind] {
+			if len(b.UsedBy) > 0 && b.configBody != nil {
+				diags = append(diags, validateConfig(v, b, b.configBody, b.configAt)...)
+			}
+		}
+	}
+	return diags
+}
+
+// validateConfig asks the plugin what its schema could not say about the
+// block's config, and points at each attribute at fault.
+func validateConfig(v ConfigValidator, pb *PluginBlock, body hcl.Body, where hcl.Range) hcl.Diagnostics {
+	problems, err := v.ValidateConfig(pb.Kind, pb.Plugin, pb.SHA256, pb.Config)
+	if err != nil {
+		return hcl.Diagnostics{{
+			Severity: hcl.DiagError,
+			Summary:  "Cannot validate config",
+			Detail:   fmt.Sprintf("%s %q (plugin %q): %v", pb.Kind, pb.Name, pb.Plugin, err),
+			Subject:  where.Ptr(),
+		}}
+	}
+	var diags hcl.Diagnostics
+	for _, p := range problems {
+		diags = append(diags, &hcl.Diagnostic{
+			Severity: hcl.DiagError,
+			Summary:  "Invalid config",
+			Detail:   fmt.Sprintf("%s (%s %q).", strings.TrimSuffix(problemText(p), "."), pb.Kind, pb.Name),
+			Subject:  attrRange(body, where, p.Attribute).Ptr(),
+		})
+	}
+	return diags
+}
+
+// problemText is a problem's message, led by its attribute unless the
+// message already starts with it.
+func problemText(p sdk.Problem) string {
+	if p.Attribute == "" || strings.HasPrefix(p.Message, p.Attribute) {
+		return p.Message
+	}
+	return p.Attribute + ": " + p.Message
 }
 
 func validSHA256(s string) bool {

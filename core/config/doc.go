@@ -1,7 +1,9 @@
 // Package config loads the runner's HCL configuration: plugin blocks, chains
 // and variables. Each plugin block's `config { }` and each chain's
 // `policy { }` are decoded against the schemas the plugins publish, so a typo
-// is reported as FILE:LINE:COL before anything runs.
+// is reported as FILE:LINE:COL before anything runs. Then each plugin checks
+// what its schema cannot express (ValidateConfig for every kind, and
+// ValidatePolicy for evaluators), reported at the attribute it names.
 //
 // The configuration language, as Load reads it:
 //

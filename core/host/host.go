@@ -312,64 +312,85 @@ func (h *Host) readInfo(f Found, sum []byte) (sdk.Info, error) {
 	return info, nil
 }
 
-// briefly starts a plugin for one question, with the pin the configuration
-// gave its Info (or pin, when not empty). The caller must Kill it.
-func (h *Host) briefly(plugin, pin string, kind sdk.Kind) (*sdk.Process, error) {
-	f, err := h.Find(plugin)
-	if err != nil {
-		return nil, err
-	}
-	if pin == "" {
-		h.mu.Lock()
-		pin = h.pins[plugin]
-		h.mu.Unlock()
-	}
-	sum, err := h.vet(f, pin)
-	if err != nil {
-		return nil, err
-	}
-	return h.launch(context.Background(), f, kind, sum, h.opts.Logger.Named(plugin))
-}
-
 // ValidatePolicy asks an evaluator plugin to check a policy; it starts the
 // plugin briefly.
 func (h *Host) ValidatePolicy(plugin string, policy json.RawMessage) ([]sdk.PolicyProblem, error) {
-	p, err := h.briefly(plugin, "", sdk.KindEvaluator)
-	if err != nil {
-		return nil, err
-	}
-	defer p.Kill()
-	ctx, cancel := context.WithTimeout(context.Background(), h.opts.StartTimeout)
-	defer cancel()
-	ev, ok := p.Plugin.(sdk.Evaluator)
-	if !ok {
-		return nil, fmt.Errorf("plugin %q is not an evaluator", plugin)
-	}
-	return ev.ValidatePolicy(ctx, policy)
+	var problems []sdk.PolicyProblem
+	err := h.briefly(sdk.KindEvaluator, plugin, "", func(ctx context.Context, p sdk.Plugin) (err error) {
+		ev, ok := p.(sdk.Evaluator)
+		if !ok {
+			return fmt.Errorf("plugin %q is not an evaluator", plugin)
+		}
+		problems, err = ev.ValidatePolicy(ctx, policy)
+		return err
+	})
+	return problems, err
+}
+
+var _ config.ConfigValidator = (*Host)(nil)
+
+// ValidateConfig asks a plugin of any kind to check a decoded config block
+// without applying it; it starts the plugin briefly. A plugin that does not
+// validate configs finds no problems.
+func (h *Host) ValidateConfig(kind sdk.Kind, plugin, pin string, config json.RawMessage) ([]sdk.Problem, error) {
+	var problems []sdk.Problem
+	err := h.briefly(kind, plugin, pin, func(ctx context.Context, p sdk.Plugin) (err error) {
+		if v, ok := p.(sdk.ConfigValidator); ok {
+			problems, err = v.ValidateConfig(ctx, config)
+		}
+		return err
+	})
+	return problems, err
 }
 
 // TargetIdentities asks a realizer plugin which platform object each target
 // means under config (see sdk.TargetIdentifier); it starts the plugin
 // briefly. sdk.ErrNoTargetIdentity: the plugin cannot tell.
 func (h *Host) TargetIdentities(plugin, pin string, config json.RawMessage, targets []string) ([]string, error) {
-	p, err := h.briefly(plugin, pin, sdk.KindRealizer)
+	out := make([]string, len(targets))
+	err := h.briefly(sdk.KindRealizer, plugin, pin, func(ctx context.Context, p sdk.Plugin) (err error) {
+		ti, ok := p.(sdk.TargetIdentifier)
+		if !ok {
+			return sdk.ErrNoTargetIdentity
+		}
+		for i, t := range targets {
+			if out[i], err = ti.TargetIdentity(ctx, config, t); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, err
 	}
-	defer p.Kill()
-	ti, ok := p.Plugin.(sdk.TargetIdentifier)
-	if !ok {
-		return nil, sdk.ErrNoTargetIdentity
+	return out, nil
+}
+
+// briefly starts a plugin, makes one call with the start timeout as its
+// deadline, and stops it. The plugin is vetted with pin, or when pin is
+// empty with the pin the configuration gave it.
+func (h *Host) briefly(kind sdk.Kind, plugin, pin string, f func(context.Context, sdk.Plugin) error) error {
+	found, err := h.Find(plugin)
+	if err != nil {
+		return err
 	}
+	if pin == "" {
+		h.mu.Lock()
+		pin = h.pins[plugin]
+		h.mu.Unlock()
+	}
+	sum, err := h.vet(found, pin)
+	if err != nil {
+		return err
+	}
+	p, err := h.launch(context.Background(), found, kind, sum, h.opts.Logger.Named(plugin))
+	if err != nil {
+		return err
+	}
+	defer p.Kill()
 	ctx, cancel := context.WithTimeout(context.Background(), h.opts.StartTimeout)
 	defer cancel()
-	out := make([]string, len(targets))
-	for i, t := range targets {
-		if out[i], err = ti.TargetIdentity(ctx, config, t); err != nil {
-			return nil, err
-		}
-	}
-	return out, nil
+	return f(ctx, p.Plugin)
 }
 
 // Close stops every instance's process.

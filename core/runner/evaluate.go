@@ -21,7 +21,13 @@ type Evaluation struct {
 	At        time.Time    `json:"at"`
 	Snapshot  sdk.Snapshot `json:"snapshot"`
 	Inventory []sdk.Unit   `json:"inventory"`
-	Decision  sdk.Decision `json:"decision"`
+	// Steps is each evaluator's own decision, in chain order: the next
+	// one saw it as its previous. Decision is the last, after the
+	// staleness rule.
+	Steps    []Step       `json:"steps"`
+	Decision sdk.Decision `json:"decision"`
+	// StateLoaded tells whether saved evaluator state was found.
+	StateLoaded bool `json:"state_loaded"`
 	// Degraded lists why the snapshot could not justify a scale-down.
 	Degraded []string `json:"degraded,omitempty"`
 	// Suppressed is what the staleness rule took out of the decision.
@@ -32,6 +38,12 @@ type Evaluation struct {
 	// Realized is the realizer's summary; empty when nothing was realized.
 	Realized string       `json:"realized,omitempty"`
 	Record   state.Record `json:"record"`
+}
+
+// Step is one evaluator's decision within a chain.
+type Step struct {
+	Evaluator string       `json:"evaluator"`
+	Decision  sdk.Decision `json:"decision"`
 }
 
 // chainPlugins are the supervised instances a chain calls.
@@ -77,6 +89,7 @@ func (r *Runner) evaluate(ctx context.Context, ch *config.Chain, p chainPlugins,
 		if states, err = r.opts.Store.LoadState(ch.Name); err != nil {
 			return ev, err
 		}
+		ev.StateLoaded = len(states) > 0
 	} else {
 		states = state.ChainState{}
 	}
@@ -102,6 +115,7 @@ func (r *Runner) evaluate(ctx context.Context, ch *config.Chain, p chainPlugins,
 			return ev, fmt.Errorf("chain %q: %w", ch.Name, err)
 		}
 		newStates[name] = resp.State
+		ev.Steps = append(ev.Steps, Step{Evaluator: name, Decision: resp.Decision})
 		d := resp.Decision
 		prev = &d
 		for k, v := range d.Metrics {
@@ -141,10 +155,9 @@ func (r *Runner) commit(ctx context.Context, ch *config.Chain, p chainPlugins, e
 		ev.Record.Status = "skipped"
 	}
 	if store != nil {
-		if err := store.SaveState(ch.Name, states); err != nil {
-			return err
-		}
-		if err := store.Append(ch.Name, &ev.Record); err != nil {
+		// State and decision commit together: state without its logged
+		// decision would remember a scale-up that never happened.
+		if err := store.Commit(ch.Name, states, &ev.Record); err != nil {
 			return err
 		}
 	}

@@ -7,9 +7,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 
 	"github.com/ebbscale/ebb/internal/jsontext"
 )
@@ -39,7 +42,15 @@ type Record struct {
 
 // Store is a bbolt file. It is safe for concurrent use.
 type Store struct {
-	db *bolt.DB
+	db       *bolt.DB
+	file     *os.File
+	path     string
+	readOnly bool
+	// broken is set once bbolt panicked: see boltFile.
+	mu     sync.Mutex
+	broken error
+	// cleanup removes a snapshot copy when the store is closed.
+	cleanup func()
 	// keep bounds each chain's decision log.
 	keep int
 }
@@ -53,16 +64,22 @@ var (
 const DefaultKeep = 1000
 
 // Open opens or creates the store at path. It fails fast (after a second)
-// when another runner holds the file, instead of waiting forever.
+// when another runner holds the file, instead of waiting forever, and with a
+// DamagedError when the file cannot be trusted: every page is read once here,
+// so damage is found now rather than in the middle of a tick.
 func Open(path string) (*Store, error) {
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+	b, err := openBolt(path, bolt.Options{Timeout: time.Second}, true)
 	if err != nil {
-		if errors.Is(err, bolt.ErrTimeout) {
+		if errors.Is(err, berrors.ErrTimeout) {
 			return nil, fmt.Errorf("opening state %s: another ebb process holds it", path)
+		}
+		if IsDamaged(err) {
+			return nil, err
 		}
 		return nil, fmt.Errorf("opening state %s: %w", path, err)
 	}
-	err = db.Update(func(tx *bolt.Tx) error {
+	s := &Store{db: b.db, file: b.file, path: path, keep: DefaultKeep}
+	err = s.update(func(tx *bolt.Tx) error {
 		for _, b := range [][]byte{bucketState, bucketDecisions} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
@@ -71,14 +88,61 @@ func Open(path string) (*Store, error) {
 		return nil
 	})
 	if err != nil {
-		db.Close()
+		s.Close()
 		return nil, fmt.Errorf("initializing state %s: %w", path, err)
 	}
-	return &Store{db: db, keep: DefaultKeep}, nil
+	return s, nil
 }
 
+// view and update are bbolt's View and Update behind guard. Once bbolt has
+// panicked the store is not touched again: every call returns that damage.
+func (s *Store) view(f func(*bolt.Tx) error) error {
+	return s.guarded(func() error { return s.db.View(f) })
+}
+
+func (s *Store) update(f func(*bolt.Tx) error) error {
+	if s.readOnly {
+		return fmt.Errorf("state %s is open read-only", s.path)
+	}
+	return s.guarded(func() error { return s.db.Update(f) })
+}
+
+func (s *Store) guarded(f func() error) error {
+	s.mu.Lock()
+	broken := s.broken
+	s.mu.Unlock()
+	if broken != nil {
+		return broken
+	}
+	err := guard(s.path, f)
+	var dmg *DamagedError
+	if errors.As(err, &dmg) {
+		s.mu.Lock()
+		s.broken = dmg
+		s.mu.Unlock()
+	}
+	return err
+}
+
+// Path is the file the store reads.
+func (s *Store) Path() string { return s.path }
+
 // Close closes the file.
-func (s *Store) Close() error { return s.db.Close() }
+func (s *Store) Close() error {
+	s.mu.Lock()
+	broken := s.broken
+	s.mu.Unlock()
+	var err error
+	if broken != nil {
+		boltFile{file: s.file}.abandon()
+	} else {
+		err = s.db.Close()
+	}
+	if s.cleanup != nil {
+		s.cleanup()
+	}
+	return err
+}
 
 // ChainState is the state blob of each evaluator of a chain, by evaluator
 // block name.
@@ -87,7 +151,7 @@ type ChainState map[string][]byte
 // LoadState returns a chain's saved evaluator states, empty if none.
 func (s *Store) LoadState(chain string) (ChainState, error) {
 	out := ChainState{}
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		v := tx.Bucket(bucketState).Get([]byte(chain))
 		if v == nil {
 			return nil
@@ -106,10 +170,7 @@ func (s *Store) SaveState(chain string, st ChainState) error {
 	if err != nil {
 		return fmt.Errorf("encoding state of chain %q: %w", chain, err)
 	}
-	err = s.db.Update(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketState).Put([]byte(chain), b)
-	})
-	if err != nil {
+	if err := s.update(func(tx *bolt.Tx) error { return putState(tx, chain, b) }); err != nil {
 		return fmt.Errorf("saving state of chain %q: %w", chain, err)
 	}
 	return nil
@@ -118,35 +179,63 @@ func (s *Store) SaveState(chain string, st ChainState) error {
 // Append adds a record to a chain's decision log, assigns its sequence
 // number and drops the oldest records beyond the bound.
 func (s *Store) Append(chain string, r *Record) error {
-	err := s.db.Update(func(tx *bolt.Tx) error {
-		b, err := tx.Bucket(bucketDecisions).CreateBucketIfNotExists([]byte(chain))
-		if err != nil {
+	if err := s.update(func(tx *bolt.Tx) error { return s.appendRecord(tx, chain, r) }); err != nil {
+		return fmt.Errorf("appending to the decision log of chain %q: %w", chain, err)
+	}
+	return nil
+}
+
+// Commit saves a chain's new evaluator states and appends the decision they
+// came with in one transaction: both or neither. Saved state without its
+// decision (a full disk between the two) would tell the evaluators that a
+// scale-up was made that was never logged nor carried out.
+func (s *Store) Commit(chain string, st ChainState, r *Record) error {
+	b, err := json.Marshal(st)
+	if err != nil {
+		return fmt.Errorf("encoding state of chain %q: %w", chain, err)
+	}
+	seq := r.Seq
+	err = s.update(func(tx *bolt.Tx) error {
+		if err := putState(tx, chain, b); err != nil {
 			return err
 		}
-		seq, err := b.NextSequence()
-		if err != nil {
-			return err
-		}
-		r.Seq = seq
-		v, err := jsontext.Marshal(r)
-		if err != nil {
-			return err
-		}
-		if err := b.Put(seqKey(seq), v); err != nil {
-			return err
-		}
-		if seq > uint64(s.keep) {
-			c := b.Cursor()
-			for k, _ := c.First(); k != nil && binary.BigEndian.Uint64(k) <= seq-uint64(s.keep); k, _ = c.Next() {
-				if err := c.Delete(); err != nil {
-					return err
-				}
-			}
-		}
-		return nil
+		return s.appendRecord(tx, chain, r)
 	})
 	if err != nil {
-		return fmt.Errorf("appending to the decision log of chain %q: %w", chain, err)
+		r.Seq = seq
+		return fmt.Errorf("committing state and decision of chain %q: %w", chain, err)
+	}
+	return nil
+}
+
+func putState(tx *bolt.Tx, chain string, b []byte) error {
+	return tx.Bucket(bucketState).Put([]byte(chain), b)
+}
+
+func (s *Store) appendRecord(tx *bolt.Tx, chain string, r *Record) error {
+	b, err := tx.Bucket(bucketDecisions).CreateBucketIfNotExists([]byte(chain))
+	if err != nil {
+		return err
+	}
+	seq, err := b.NextSequence()
+	if err != nil {
+		return err
+	}
+	r.Seq = seq
+	v, err := jsontext.Marshal(r)
+	if err != nil {
+		return err
+	}
+	if err := b.Put(seqKey(seq), v); err != nil {
+		return err
+	}
+	if seq > uint64(s.keep) {
+		c := b.Cursor()
+		for k, _ := c.First(); k != nil && binary.BigEndian.Uint64(k) <= seq-uint64(s.keep); k, _ = c.Next() {
+			if err := c.Delete(); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }
@@ -157,7 +246,7 @@ func (s *Store) Update(chain string, r Record) error {
 	if err != nil {
 		return err
 	}
-	err = s.db.Update(func(tx *bolt.Tx) error {
+	err = s.update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketDecisions).Bucket([]byte(chain))
 		if b == nil || b.Get(seqKey(r.Seq)) == nil {
 			return fmt.Errorf("no record %d", r.Seq)
@@ -173,7 +262,7 @@ func (s *Store) Update(chain string, r Record) error {
 // Decisions returns up to n of a chain's most recent records, newest first.
 func (s *Store) Decisions(chain string, n int) ([]Record, error) {
 	var out []Record
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketDecisions).Bucket([]byte(chain))
 		if b == nil {
 			return nil

@@ -701,6 +701,96 @@ func (*ConfigureResponse) Descriptor() ([]byte, []int) {
 	return file_ebb_proto_rawDescGZIP(), []int{6}
 }
 
+type ValidateConfigRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// JSON object, as in ConfigureRequest.
+	ConfigJson    []byte `protobuf:"bytes,1,opt,name=config_json,json=configJson,proto3" json:"config_json,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ValidateConfigRequest) Reset() {
+	*x = ValidateConfigRequest{}
+	mi := &file_ebb_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ValidateConfigRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ValidateConfigRequest) ProtoMessage() {}
+
+func (x *ValidateConfigRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ebb_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ValidateConfigRequest.ProtoReflect.Descriptor instead.
+func (*ValidateConfigRequest) Descriptor() ([]byte, []int) {
+	return file_ebb_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *ValidateConfigRequest) GetConfigJson() []byte {
+	if x != nil {
+		return x.ConfigJson
+	}
+	return nil
+}
+
+type ValidateConfigResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Problem paths name config attributes ("namespace", "tls.ca-file").
+	Problems      []*PolicyProblem `protobuf:"bytes,1,rep,name=problems,proto3" json:"problems,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ValidateConfigResponse) Reset() {
+	*x = ValidateConfigResponse{}
+	mi := &file_ebb_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ValidateConfigResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ValidateConfigResponse) ProtoMessage() {}
+
+func (x *ValidateConfigResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ebb_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ValidateConfigResponse.ProtoReflect.Descriptor instead.
+func (*ValidateConfigResponse) Descriptor() ([]byte, []int) {
+	return file_ebb_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *ValidateConfigResponse) GetProblems() []*PolicyProblem {
+	if x != nil {
+		return x.Problems
+	}
+	return nil
+}
+
 type Target struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Chain string                 `protobuf:"bytes,1,opt,name=chain,proto3" json:"chain,omitempty"`
@@ -713,7 +803,7 @@ type Target struct {
 
 func (x *Target) Reset() {
 	*x = Target{}
-	mi := &file_ebb_proto_msgTypes[7]
+	mi := &file_ebb_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -725,7 +815,7 @@ func (x *Target) String() string {
 func (*Target) ProtoMessage() {}
 
 func (x *Target) ProtoReflect() protoreflect.Message {
-	mi := &file_ebb_proto_msgTypes[7]
+	mi := &file_ebb_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -738,7 +828,7 @@ func (x *Target) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Target.ProtoReflect.Descriptor instead.
 func (*Target) Descriptor() ([]byte, []int) {
-	return file_ebb_proto_rawDescGZIP(), []int{7}
+	return file_ebb_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Target) GetChain() string {
@@ -765,7 +855,7 @@ type Timestamp struct {
 
 func (x *Timestamp) Reset() {
 	*x = Timestamp{}
-	mi := &file_ebb_proto_msgTypes[8]
+	mi := &file_ebb_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -777,7 +867,7 @@ func (x *Timestamp) String() string {
 func (*Timestamp) ProtoMessage() {}
 
 func (x *Timestamp) ProtoReflect() protoreflect.Message {
-	mi := &file_ebb_proto_msgTypes[8]
+	mi := &file_ebb_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -790,7 +880,7 @@ func (x *Timestamp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Timestamp.ProtoReflect.Descriptor instead.
 func (*Timestamp) Descriptor() ([]byte, []int) {
-	return file_ebb_proto_rawDescGZIP(), []int{8}
+	return file_ebb_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Timestamp) GetUnixNano() int64 {
@@ -809,7 +899,7 @@ type CollectRequest struct {
 
 func (x *CollectRequest) Reset() {
 	*x = CollectRequest{}
-	mi := &file_ebb_proto_msgTypes[9]
+	mi := &file_ebb_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -821,7 +911,7 @@ func (x *CollectRequest) String() string {
 func (*CollectRequest) ProtoMessage() {}
 
 func (x *CollectRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ebb_proto_msgTypes[9]
+	mi := &file_ebb_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -834,7 +924,7 @@ func (x *CollectRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CollectRequest.ProtoReflect.Descriptor instead.
 func (*CollectRequest) Descriptor() ([]byte, []int) {
-	return file_ebb_proto_rawDescGZIP(), []int{9}
+	return file_ebb_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *CollectRequest) GetTarget() *Target {
@@ -853,7 +943,7 @@ type CollectResponse struct {
 
 func (x *CollectResponse) Reset() {
 	*x = CollectResponse{}
-	mi := &file_ebb_proto_msgTypes[10]
+	mi := &file_ebb_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -865,7 +955,7 @@ func (x *CollectResponse) String() string {
 func (*CollectResponse) ProtoMessage() {}
 
 func (x *CollectResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ebb_proto_msgTypes[10]
+	mi := &file_ebb_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -878,7 +968,7 @@ func (x *CollectResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CollectResponse.ProtoReflect.Descriptor instead.
 func (*CollectResponse) Descriptor() ([]byte, []int) {
-	return file_ebb_proto_rawDescGZIP(), []int{10}
+	return file_ebb_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *CollectResponse) GetSnapshot() *Snapshot {
@@ -907,7 +997,7 @@ type Snapshot struct {
 
 func (x *Snapshot) Reset() {
 	*x = Snapshot{}
-	mi := &file_ebb_proto_msgTypes[11]
+	mi := &file_ebb_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -919,7 +1009,7 @@ func (x *Snapshot) String() string {
 func (*Snapshot) ProtoMessage() {}
 
 func (x *Snapshot) ProtoReflect() protoreflect.Message {
-	mi := &file_ebb_proto_msgTypes[11]
+	mi := &file_ebb_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -932,7 +1022,7 @@ func (x *Snapshot) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Snapshot.ProtoReflect.Descriptor instead.
 func (*Snapshot) Descriptor() ([]byte, []int) {
-	return file_ebb_proto_rawDescGZIP(), []int{11}
+	return file_ebb_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Snapshot) GetObservedAt() *Timestamp {
@@ -1001,7 +1091,7 @@ type Demand struct {
 
 func (x *Demand) Reset() {
 	*x = Demand{}
-	mi := &file_ebb_proto_msgTypes[12]
+	mi := &file_ebb_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1013,7 +1103,7 @@ func (x *Demand) String() string {
 func (*Demand) ProtoMessage() {}
 
 func (x *Demand) ProtoReflect() protoreflect.Message {
-	mi := &file_ebb_proto_msgTypes[12]
+	mi := &file_ebb_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1026,7 +1116,7 @@ func (x *Demand) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Demand.ProtoReflect.Descriptor instead.
 func (*Demand) Descriptor() ([]byte, []int) {
-	return file_ebb_proto_rawDescGZIP(), []int{12}
+	return file_ebb_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Demand) GetPlannedTasks() int64 {
@@ -1096,7 +1186,7 @@ type Worker struct {
 
 func (x *Worker) Reset() {
 	*x = Worker{}
-	mi := &file_ebb_proto_msgTypes[13]
+	mi := &file_ebb_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1108,7 +1198,7 @@ func (x *Worker) String() string {
 func (*Worker) ProtoMessage() {}
 
 func (x *Worker) ProtoReflect() protoreflect.Message {
-	mi := &file_ebb_proto_msgTypes[13]
+	mi := &file_ebb_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1121,7 +1211,7 @@ func (x *Worker) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Worker.ProtoReflect.Descriptor instead.
 func (*Worker) Descriptor() ([]byte, []int) {
-	return file_ebb_proto_rawDescGZIP(), []int{13}
+	return file_ebb_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Worker) GetId() string {
@@ -1195,7 +1285,7 @@ type Unit struct {
 
 func (x *Unit) Reset() {
 	*x = Unit{}
-	mi := &file_ebb_proto_msgTypes[14]
+	mi := &file_ebb_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1207,7 +1297,7 @@ func (x *Unit) String() string {
 func (*Unit) ProtoMessage() {}
 
 func (x *Unit) ProtoReflect() protoreflect.Message {
-	mi := &file_ebb_proto_msgTypes[14]
+	mi := &file_ebb_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1220,7 +1310,7 @@ func (x *Unit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Unit.ProtoReflect.Descriptor instead.
 func (*Unit) Descriptor() ([]byte, []int) {
-	return file_ebb_proto_rawDescGZIP(), []int{14}
+	return file_ebb_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Unit) GetId() string {
@@ -1277,7 +1367,7 @@ type TargetIdentityRequest struct {
 
 func (x *TargetIdentityRequest) Reset() {
 	*x = TargetIdentityRequest{}
-	mi := &file_ebb_proto_msgTypes[15]
+	mi := &file_ebb_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1289,7 +1379,7 @@ func (x *TargetIdentityRequest) String() string {
 func (*TargetIdentityRequest) ProtoMessage() {}
 
 func (x *TargetIdentityRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ebb_proto_msgTypes[15]
+	mi := &file_ebb_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1302,7 +1392,7 @@ func (x *TargetIdentityRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TargetIdentityRequest.ProtoReflect.Descriptor instead.
 func (*TargetIdentityRequest) Descriptor() ([]byte, []int) {
-	return file_ebb_proto_rawDescGZIP(), []int{15}
+	return file_ebb_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *TargetIdentityRequest) GetConfigJson() []byte {
@@ -1329,7 +1419,7 @@ type TargetIdentityResponse struct {
 
 func (x *TargetIdentityResponse) Reset() {
 	*x = TargetIdentityResponse{}
-	mi := &file_ebb_proto_msgTypes[16]
+	mi := &file_ebb_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1341,7 +1431,7 @@ func (x *TargetIdentityResponse) String() string {
 func (*TargetIdentityResponse) ProtoMessage() {}
 
 func (x *TargetIdentityResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ebb_proto_msgTypes[16]
+	mi := &file_ebb_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1354,7 +1444,7 @@ func (x *TargetIdentityResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TargetIdentityResponse.ProtoReflect.Descriptor instead.
 func (*TargetIdentityResponse) Descriptor() ([]byte, []int) {
-	return file_ebb_proto_rawDescGZIP(), []int{16}
+	return file_ebb_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *TargetIdentityResponse) GetIdentity() string {
@@ -1373,7 +1463,7 @@ type InventoryRequest struct {
 
 func (x *InventoryRequest) Reset() {
 	*x = InventoryRequest{}
-	mi := &file_ebb_proto_msgTypes[17]
+	mi := &file_ebb_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1385,7 +1475,7 @@ func (x *InventoryRequest) String() string {
 func (*InventoryRequest) ProtoMessage() {}
 
 func (x *InventoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ebb_proto_msgTypes[17]
+	mi := &file_ebb_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1398,7 +1488,7 @@ func (x *InventoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InventoryRequest.ProtoReflect.Descriptor instead.
 func (*InventoryRequest) Descriptor() ([]byte, []int) {
-	return file_ebb_proto_rawDescGZIP(), []int{17}
+	return file_ebb_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *InventoryRequest) GetTarget() *Target {
@@ -1417,7 +1507,7 @@ type InventoryResponse struct {
 
 func (x *InventoryResponse) Reset() {
 	*x = InventoryResponse{}
-	mi := &file_ebb_proto_msgTypes[18]
+	mi := &file_ebb_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1429,7 +1519,7 @@ func (x *InventoryResponse) String() string {
 func (*InventoryResponse) ProtoMessage() {}
 
 func (x *InventoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ebb_proto_msgTypes[18]
+	mi := &file_ebb_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1442,7 +1532,7 @@ func (x *InventoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InventoryResponse.ProtoReflect.Descriptor instead.
 func (*InventoryResponse) Descriptor() ([]byte, []int) {
-	return file_ebb_proto_rawDescGZIP(), []int{18}
+	return file_ebb_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *InventoryResponse) GetUnits() []*Unit {
@@ -1464,7 +1554,7 @@ type UnitAdd struct {
 
 func (x *UnitAdd) Reset() {
 	*x = UnitAdd{}
-	mi := &file_ebb_proto_msgTypes[19]
+	mi := &file_ebb_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1476,7 +1566,7 @@ func (x *UnitAdd) String() string {
 func (*UnitAdd) ProtoMessage() {}
 
 func (x *UnitAdd) ProtoReflect() protoreflect.Message {
-	mi := &file_ebb_proto_msgTypes[19]
+	mi := &file_ebb_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1489,7 +1579,7 @@ func (x *UnitAdd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnitAdd.ProtoReflect.Descriptor instead.
 func (*UnitAdd) Descriptor() ([]byte, []int) {
-	return file_ebb_proto_rawDescGZIP(), []int{19}
+	return file_ebb_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *UnitAdd) GetUnitId() string {
@@ -1517,7 +1607,7 @@ type UnitRemove struct {
 
 func (x *UnitRemove) Reset() {
 	*x = UnitRemove{}
-	mi := &file_ebb_proto_msgTypes[20]
+	mi := &file_ebb_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1529,7 +1619,7 @@ func (x *UnitRemove) String() string {
 func (*UnitRemove) ProtoMessage() {}
 
 func (x *UnitRemove) ProtoReflect() protoreflect.Message {
-	mi := &file_ebb_proto_msgTypes[20]
+	mi := &file_ebb_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1542,7 +1632,7 @@ func (x *UnitRemove) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnitRemove.ProtoReflect.Descriptor instead.
 func (*UnitRemove) Descriptor() ([]byte, []int) {
-	return file_ebb_proto_rawDescGZIP(), []int{20}
+	return file_ebb_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *UnitRemove) GetUnitId() string {
@@ -1584,7 +1674,7 @@ type Decision struct {
 
 func (x *Decision) Reset() {
 	*x = Decision{}
-	mi := &file_ebb_proto_msgTypes[21]
+	mi := &file_ebb_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1596,7 +1686,7 @@ func (x *Decision) String() string {
 func (*Decision) ProtoMessage() {}
 
 func (x *Decision) ProtoReflect() protoreflect.Message {
-	mi := &file_ebb_proto_msgTypes[21]
+	mi := &file_ebb_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1609,7 +1699,7 @@ func (x *Decision) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Decision.ProtoReflect.Descriptor instead.
 func (*Decision) Descriptor() ([]byte, []int) {
-	return file_ebb_proto_rawDescGZIP(), []int{21}
+	return file_ebb_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *Decision) GetDesiredCapacity() int64 {
@@ -1702,7 +1792,7 @@ type EvaluateRequest struct {
 
 func (x *EvaluateRequest) Reset() {
 	*x = EvaluateRequest{}
-	mi := &file_ebb_proto_msgTypes[22]
+	mi := &file_ebb_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1714,7 +1804,7 @@ func (x *EvaluateRequest) String() string {
 func (*EvaluateRequest) ProtoMessage() {}
 
 func (x *EvaluateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ebb_proto_msgTypes[22]
+	mi := &file_ebb_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1727,7 +1817,7 @@ func (x *EvaluateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EvaluateRequest.ProtoReflect.Descriptor instead.
 func (*EvaluateRequest) Descriptor() ([]byte, []int) {
-	return file_ebb_proto_rawDescGZIP(), []int{22}
+	return file_ebb_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *EvaluateRequest) GetTarget() *Target {
@@ -1795,7 +1885,7 @@ type ValidatePolicyRequest struct {
 
 func (x *ValidatePolicyRequest) Reset() {
 	*x = ValidatePolicyRequest{}
-	mi := &file_ebb_proto_msgTypes[23]
+	mi := &file_ebb_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1807,7 +1897,7 @@ func (x *ValidatePolicyRequest) String() string {
 func (*ValidatePolicyRequest) ProtoMessage() {}
 
 func (x *ValidatePolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ebb_proto_msgTypes[23]
+	mi := &file_ebb_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1820,7 +1910,7 @@ func (x *ValidatePolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ValidatePolicyRequest.ProtoReflect.Descriptor instead.
 func (*ValidatePolicyRequest) Descriptor() ([]byte, []int) {
-	return file_ebb_proto_rawDescGZIP(), []int{23}
+	return file_ebb_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ValidatePolicyRequest) GetPolicyJson() []byte {
@@ -1830,6 +1920,7 @@ func (x *ValidatePolicyRequest) GetPolicyJson() []byte {
 	return nil
 }
 
+// A problem with a policy or a config (the name is historical).
 type PolicyProblem struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Dotted path of the attribute at fault, e.g. "min-parallelism" or
@@ -1842,7 +1933,7 @@ type PolicyProblem struct {
 
 func (x *PolicyProblem) Reset() {
 	*x = PolicyProblem{}
-	mi := &file_ebb_proto_msgTypes[24]
+	mi := &file_ebb_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1854,7 +1945,7 @@ func (x *PolicyProblem) String() string {
 func (*PolicyProblem) ProtoMessage() {}
 
 func (x *PolicyProblem) ProtoReflect() protoreflect.Message {
-	mi := &file_ebb_proto_msgTypes[24]
+	mi := &file_ebb_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1867,7 +1958,7 @@ func (x *PolicyProblem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PolicyProblem.ProtoReflect.Descriptor instead.
 func (*PolicyProblem) Descriptor() ([]byte, []int) {
-	return file_ebb_proto_rawDescGZIP(), []int{24}
+	return file_ebb_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *PolicyProblem) GetAttribute() string {
@@ -1893,7 +1984,7 @@ type ValidatePolicyResponse struct {
 
 func (x *ValidatePolicyResponse) Reset() {
 	*x = ValidatePolicyResponse{}
-	mi := &file_ebb_proto_msgTypes[25]
+	mi := &file_ebb_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1905,7 +1996,7 @@ func (x *ValidatePolicyResponse) String() string {
 func (*ValidatePolicyResponse) ProtoMessage() {}
 
 func (x *ValidatePolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ebb_proto_msgTypes[25]
+	mi := &file_ebb_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1918,7 +2009,7 @@ func (x *ValidatePolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ValidatePolicyResponse.ProtoReflect.Descriptor instead.
 func (*ValidatePolicyResponse) Descriptor() ([]byte, []int) {
-	return file_ebb_proto_rawDescGZIP(), []int{25}
+	return file_ebb_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ValidatePolicyResponse) GetProblems() []*PolicyProblem {
@@ -1938,7 +2029,7 @@ type EvaluateResponse struct {
 
 func (x *EvaluateResponse) Reset() {
 	*x = EvaluateResponse{}
-	mi := &file_ebb_proto_msgTypes[26]
+	mi := &file_ebb_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1950,7 +2041,7 @@ func (x *EvaluateResponse) String() string {
 func (*EvaluateResponse) ProtoMessage() {}
 
 func (x *EvaluateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ebb_proto_msgTypes[26]
+	mi := &file_ebb_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1963,7 +2054,7 @@ func (x *EvaluateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EvaluateResponse.ProtoReflect.Descriptor instead.
 func (*EvaluateResponse) Descriptor() ([]byte, []int) {
-	return file_ebb_proto_rawDescGZIP(), []int{26}
+	return file_ebb_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *EvaluateResponse) GetDecision() *Decision {
@@ -1992,7 +2083,7 @@ type RealizeRequest struct {
 
 func (x *RealizeRequest) Reset() {
 	*x = RealizeRequest{}
-	mi := &file_ebb_proto_msgTypes[27]
+	mi := &file_ebb_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2004,7 +2095,7 @@ func (x *RealizeRequest) String() string {
 func (*RealizeRequest) ProtoMessage() {}
 
 func (x *RealizeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ebb_proto_msgTypes[27]
+	mi := &file_ebb_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2017,7 +2108,7 @@ func (x *RealizeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RealizeRequest.ProtoReflect.Descriptor instead.
 func (*RealizeRequest) Descriptor() ([]byte, []int) {
-	return file_ebb_proto_rawDescGZIP(), []int{27}
+	return file_ebb_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *RealizeRequest) GetTarget() *Target {
@@ -2051,7 +2142,7 @@ type RealizeResponse struct {
 
 func (x *RealizeResponse) Reset() {
 	*x = RealizeResponse{}
-	mi := &file_ebb_proto_msgTypes[28]
+	mi := &file_ebb_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2063,7 +2154,7 @@ func (x *RealizeResponse) String() string {
 func (*RealizeResponse) ProtoMessage() {}
 
 func (x *RealizeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ebb_proto_msgTypes[28]
+	mi := &file_ebb_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2076,7 +2167,7 @@ func (x *RealizeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RealizeResponse.ProtoReflect.Descriptor instead.
 func (*RealizeResponse) Descriptor() ([]byte, []int) {
-	return file_ebb_proto_rawDescGZIP(), []int{28}
+	return file_ebb_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *RealizeResponse) GetSummary() string {
@@ -2097,7 +2188,7 @@ type ParallelismOverridesRequest struct {
 
 func (x *ParallelismOverridesRequest) Reset() {
 	*x = ParallelismOverridesRequest{}
-	mi := &file_ebb_proto_msgTypes[29]
+	mi := &file_ebb_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2109,7 +2200,7 @@ func (x *ParallelismOverridesRequest) String() string {
 func (*ParallelismOverridesRequest) ProtoMessage() {}
 
 func (x *ParallelismOverridesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ebb_proto_msgTypes[29]
+	mi := &file_ebb_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2122,7 +2213,7 @@ func (x *ParallelismOverridesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ParallelismOverridesRequest.ProtoReflect.Descriptor instead.
 func (*ParallelismOverridesRequest) Descriptor() ([]byte, []int) {
-	return file_ebb_proto_rawDescGZIP(), []int{29}
+	return file_ebb_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ParallelismOverridesRequest) GetTarget() *Target {
@@ -2157,7 +2248,7 @@ type ConfigOverridesRequest struct {
 
 func (x *ConfigOverridesRequest) Reset() {
 	*x = ConfigOverridesRequest{}
-	mi := &file_ebb_proto_msgTypes[30]
+	mi := &file_ebb_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2169,7 +2260,7 @@ func (x *ConfigOverridesRequest) String() string {
 func (*ConfigOverridesRequest) ProtoMessage() {}
 
 func (x *ConfigOverridesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ebb_proto_msgTypes[30]
+	mi := &file_ebb_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2182,7 +2273,7 @@ func (x *ConfigOverridesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigOverridesRequest.ProtoReflect.Descriptor instead.
 func (*ConfigOverridesRequest) Descriptor() ([]byte, []int) {
-	return file_ebb_proto_rawDescGZIP(), []int{30}
+	return file_ebb_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ConfigOverridesRequest) GetTarget() *Target {
@@ -2239,7 +2330,12 @@ const file_ebb_proto_rawDesc = "" +
 	"\x10ConfigureRequest\x12\x1f\n" +
 	"\vconfig_json\x18\x01 \x01(\fR\n" +
 	"configJson\"\x13\n" +
-	"\x11ConfigureResponse\"2\n" +
+	"\x11ConfigureResponse\"8\n" +
+	"\x15ValidateConfigRequest\x12\x1f\n" +
+	"\vconfig_json\x18\x01 \x01(\fR\n" +
+	"configJson\"R\n" +
+	"\x16ValidateConfigResponse\x128\n" +
+	"\bproblems\x18\x01 \x03(\v2\x1c.ebb.plugin.v1.PolicyProblemR\bproblems\"2\n" +
 	"\x06Target\x12\x14\n" +
 	"\x05chain\x18\x01 \x01(\tR\x05chain\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\"(\n" +
@@ -2401,10 +2497,11 @@ const file_ebb_proto_rawDesc = "" +
 	"\x0eDIRECTION_NONE\x10\x00\x12\x10\n" +
 	"\fDIRECTION_UP\x10\x01\x12\x12\n" +
 	"\x0eDIRECTION_DOWN\x10\x02\x12\x13\n" +
-	"\x0fDIRECTION_MIXED\x10\x032\x97\x01\n" +
+	"\x0fDIRECTION_MIXED\x10\x032\xf6\x01\n" +
 	"\x06Plugin\x12=\n" +
 	"\x04Info\x12\x1a.ebb.plugin.v1.InfoRequest\x1a\x19.ebb.plugin.v1.PluginInfo\x12N\n" +
-	"\tConfigure\x12\x1f.ebb.plugin.v1.ConfigureRequest\x1a .ebb.plugin.v1.ConfigureResponse2U\n" +
+	"\tConfigure\x12\x1f.ebb.plugin.v1.ConfigureRequest\x1a .ebb.plugin.v1.ConfigureResponse\x12]\n" +
+	"\x0eValidateConfig\x12$.ebb.plugin.v1.ValidateConfigRequest\x1a%.ebb.plugin.v1.ValidateConfigResponse2U\n" +
 	"\tCollector\x12H\n" +
 	"\aCollect\x12\x1d.ebb.plugin.v1.CollectRequest\x1a\x1e.ebb.plugin.v1.CollectResponse2\xb7\x01\n" +
 	"\tEvaluator\x12K\n" +
@@ -2430,7 +2527,7 @@ func file_ebb_proto_rawDescGZIP() []byte {
 }
 
 var file_ebb_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_ebb_proto_msgTypes = make([]protoimpl.MessageInfo, 38)
+var file_ebb_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
 var file_ebb_proto_goTypes = []any{
 	(Kind)(0),                           // 0: ebb.plugin.v1.Kind
 	(Type)(0),                           // 1: ebb.plugin.v1.Type
@@ -2444,37 +2541,39 @@ var file_ebb_proto_goTypes = []any{
 	(*Block)(nil),                       // 9: ebb.plugin.v1.Block
 	(*ConfigureRequest)(nil),            // 10: ebb.plugin.v1.ConfigureRequest
 	(*ConfigureResponse)(nil),           // 11: ebb.plugin.v1.ConfigureResponse
-	(*Target)(nil),                      // 12: ebb.plugin.v1.Target
-	(*Timestamp)(nil),                   // 13: ebb.plugin.v1.Timestamp
-	(*CollectRequest)(nil),              // 14: ebb.plugin.v1.CollectRequest
-	(*CollectResponse)(nil),             // 15: ebb.plugin.v1.CollectResponse
-	(*Snapshot)(nil),                    // 16: ebb.plugin.v1.Snapshot
-	(*Demand)(nil),                      // 17: ebb.plugin.v1.Demand
-	(*Worker)(nil),                      // 18: ebb.plugin.v1.Worker
-	(*Unit)(nil),                        // 19: ebb.plugin.v1.Unit
-	(*TargetIdentityRequest)(nil),       // 20: ebb.plugin.v1.TargetIdentityRequest
-	(*TargetIdentityResponse)(nil),      // 21: ebb.plugin.v1.TargetIdentityResponse
-	(*InventoryRequest)(nil),            // 22: ebb.plugin.v1.InventoryRequest
-	(*InventoryResponse)(nil),           // 23: ebb.plugin.v1.InventoryResponse
-	(*UnitAdd)(nil),                     // 24: ebb.plugin.v1.UnitAdd
-	(*UnitRemove)(nil),                  // 25: ebb.plugin.v1.UnitRemove
-	(*Decision)(nil),                    // 26: ebb.plugin.v1.Decision
-	(*EvaluateRequest)(nil),             // 27: ebb.plugin.v1.EvaluateRequest
-	(*ValidatePolicyRequest)(nil),       // 28: ebb.plugin.v1.ValidatePolicyRequest
-	(*PolicyProblem)(nil),               // 29: ebb.plugin.v1.PolicyProblem
-	(*ValidatePolicyResponse)(nil),      // 30: ebb.plugin.v1.ValidatePolicyResponse
-	(*EvaluateResponse)(nil),            // 31: ebb.plugin.v1.EvaluateResponse
-	(*RealizeRequest)(nil),              // 32: ebb.plugin.v1.RealizeRequest
-	(*RealizeResponse)(nil),             // 33: ebb.plugin.v1.RealizeResponse
-	(*ParallelismOverridesRequest)(nil), // 34: ebb.plugin.v1.ParallelismOverridesRequest
-	(*ConfigOverridesRequest)(nil),      // 35: ebb.plugin.v1.ConfigOverridesRequest
-	nil,                                 // 36: ebb.plugin.v1.Snapshot.MetricsEntry
-	nil,                                 // 37: ebb.plugin.v1.Unit.LabelsEntry
-	nil,                                 // 38: ebb.plugin.v1.Decision.ParallelismOverridesEntry
-	nil,                                 // 39: ebb.plugin.v1.Decision.ConfigOverridesEntry
-	nil,                                 // 40: ebb.plugin.v1.Decision.MetricsEntry
-	nil,                                 // 41: ebb.plugin.v1.ParallelismOverridesRequest.OverridesEntry
-	nil,                                 // 42: ebb.plugin.v1.ConfigOverridesRequest.OverridesEntry
+	(*ValidateConfigRequest)(nil),       // 12: ebb.plugin.v1.ValidateConfigRequest
+	(*ValidateConfigResponse)(nil),      // 13: ebb.plugin.v1.ValidateConfigResponse
+	(*Target)(nil),                      // 14: ebb.plugin.v1.Target
+	(*Timestamp)(nil),                   // 15: ebb.plugin.v1.Timestamp
+	(*CollectRequest)(nil),              // 16: ebb.plugin.v1.CollectRequest
+	(*CollectResponse)(nil),             // 17: ebb.plugin.v1.CollectResponse
+	(*Snapshot)(nil),                    // 18: ebb.plugin.v1.Snapshot
+	(*Demand)(nil),                      // 19: ebb.plugin.v1.Demand
+	(*Worker)(nil),                      // 20: ebb.plugin.v1.Worker
+	(*Unit)(nil),                        // 21: ebb.plugin.v1.Unit
+	(*TargetIdentityRequest)(nil),       // 22: ebb.plugin.v1.TargetIdentityRequest
+	(*TargetIdentityResponse)(nil),      // 23: ebb.plugin.v1.TargetIdentityResponse
+	(*InventoryRequest)(nil),            // 24: ebb.plugin.v1.InventoryRequest
+	(*InventoryResponse)(nil),           // 25: ebb.plugin.v1.InventoryResponse
+	(*UnitAdd)(nil),                     // 26: ebb.plugin.v1.UnitAdd
+	(*UnitRemove)(nil),                  // 27: ebb.plugin.v1.UnitRemove
+	(*Decision)(nil),                    // 28: ebb.plugin.v1.Decision
+	(*EvaluateRequest)(nil),             // 29: ebb.plugin.v1.EvaluateRequest
+	(*ValidatePolicyRequest)(nil),       // 30: ebb.plugin.v1.ValidatePolicyRequest
+	(*PolicyProblem)(nil),               // 31: ebb.plugin.v1.PolicyProblem
+	(*ValidatePolicyResponse)(nil),      // 32: ebb.plugin.v1.ValidatePolicyResponse
+	(*EvaluateResponse)(nil),            // 33: ebb.plugin.v1.EvaluateResponse
+	(*RealizeRequest)(nil),              // 34: ebb.plugin.v1.RealizeRequest
+	(*RealizeResponse)(nil),             // 35: ebb.plugin.v1.RealizeResponse
+	(*ParallelismOverridesRequest)(nil), // 36: ebb.plugin.v1.ParallelismOverridesRequest
+	(*ConfigOverridesRequest)(nil),      // 37: ebb.plugin.v1.ConfigOverridesRequest
+	nil,                                 // 38: ebb.plugin.v1.Snapshot.MetricsEntry
+	nil,                                 // 39: ebb.plugin.v1.Unit.LabelsEntry
+	nil,                                 // 40: ebb.plugin.v1.Decision.ParallelismOverridesEntry
+	nil,                                 // 41: ebb.plugin.v1.Decision.ConfigOverridesEntry
+	nil,                                 // 42: ebb.plugin.v1.Decision.MetricsEntry
+	nil,                                 // 43: ebb.plugin.v1.ParallelismOverridesRequest.OverridesEntry
+	nil,                                 // 44: ebb.plugin.v1.ConfigOverridesRequest.OverridesEntry
 }
 var file_ebb_proto_depIdxs = []int32{
 	0,  // 0: ebb.plugin.v1.PluginInfo.kind:type_name -> ebb.plugin.v1.Kind
@@ -2484,64 +2583,67 @@ var file_ebb_proto_depIdxs = []int32{
 	9,  // 4: ebb.plugin.v1.Schema.blocks:type_name -> ebb.plugin.v1.Block
 	1,  // 5: ebb.plugin.v1.Attribute.type:type_name -> ebb.plugin.v1.Type
 	7,  // 6: ebb.plugin.v1.Block.schema:type_name -> ebb.plugin.v1.Schema
-	12, // 7: ebb.plugin.v1.CollectRequest.target:type_name -> ebb.plugin.v1.Target
-	16, // 8: ebb.plugin.v1.CollectResponse.snapshot:type_name -> ebb.plugin.v1.Snapshot
-	13, // 9: ebb.plugin.v1.Snapshot.observed_at:type_name -> ebb.plugin.v1.Timestamp
-	17, // 10: ebb.plugin.v1.Snapshot.demand:type_name -> ebb.plugin.v1.Demand
-	18, // 11: ebb.plugin.v1.Snapshot.workers:type_name -> ebb.plugin.v1.Worker
-	36, // 12: ebb.plugin.v1.Snapshot.metrics:type_name -> ebb.plugin.v1.Snapshot.MetricsEntry
-	13, // 13: ebb.plugin.v1.Worker.last_busy_at:type_name -> ebb.plugin.v1.Timestamp
-	2,  // 14: ebb.plugin.v1.Worker.state:type_name -> ebb.plugin.v1.WorkerState
-	13, // 15: ebb.plugin.v1.Worker.registered_at:type_name -> ebb.plugin.v1.Timestamp
-	3,  // 16: ebb.plugin.v1.Unit.phase:type_name -> ebb.plugin.v1.Phase
-	13, // 17: ebb.plugin.v1.Unit.created_at:type_name -> ebb.plugin.v1.Timestamp
-	13, // 18: ebb.plugin.v1.Unit.drain_started_at:type_name -> ebb.plugin.v1.Timestamp
-	37, // 19: ebb.plugin.v1.Unit.labels:type_name -> ebb.plugin.v1.Unit.LabelsEntry
-	12, // 20: ebb.plugin.v1.InventoryRequest.target:type_name -> ebb.plugin.v1.Target
-	19, // 21: ebb.plugin.v1.InventoryResponse.units:type_name -> ebb.plugin.v1.Unit
-	24, // 22: ebb.plugin.v1.Decision.add:type_name -> ebb.plugin.v1.UnitAdd
-	25, // 23: ebb.plugin.v1.Decision.remove:type_name -> ebb.plugin.v1.UnitRemove
-	38, // 24: ebb.plugin.v1.Decision.parallelism_overrides:type_name -> ebb.plugin.v1.Decision.ParallelismOverridesEntry
-	39, // 25: ebb.plugin.v1.Decision.config_overrides:type_name -> ebb.plugin.v1.Decision.ConfigOverridesEntry
-	40, // 26: ebb.plugin.v1.Decision.metrics:type_name -> ebb.plugin.v1.Decision.MetricsEntry
-	12, // 27: ebb.plugin.v1.EvaluateRequest.target:type_name -> ebb.plugin.v1.Target
-	16, // 28: ebb.plugin.v1.EvaluateRequest.snapshot:type_name -> ebb.plugin.v1.Snapshot
-	19, // 29: ebb.plugin.v1.EvaluateRequest.inventory:type_name -> ebb.plugin.v1.Unit
-	13, // 30: ebb.plugin.v1.EvaluateRequest.now:type_name -> ebb.plugin.v1.Timestamp
-	26, // 31: ebb.plugin.v1.EvaluateRequest.previous:type_name -> ebb.plugin.v1.Decision
-	29, // 32: ebb.plugin.v1.ValidatePolicyResponse.problems:type_name -> ebb.plugin.v1.PolicyProblem
-	26, // 33: ebb.plugin.v1.EvaluateResponse.decision:type_name -> ebb.plugin.v1.Decision
-	12, // 34: ebb.plugin.v1.RealizeRequest.target:type_name -> ebb.plugin.v1.Target
-	26, // 35: ebb.plugin.v1.RealizeRequest.decision:type_name -> ebb.plugin.v1.Decision
-	12, // 36: ebb.plugin.v1.ParallelismOverridesRequest.target:type_name -> ebb.plugin.v1.Target
-	41, // 37: ebb.plugin.v1.ParallelismOverridesRequest.overrides:type_name -> ebb.plugin.v1.ParallelismOverridesRequest.OverridesEntry
-	12, // 38: ebb.plugin.v1.ConfigOverridesRequest.target:type_name -> ebb.plugin.v1.Target
-	42, // 39: ebb.plugin.v1.ConfigOverridesRequest.overrides:type_name -> ebb.plugin.v1.ConfigOverridesRequest.OverridesEntry
-	5,  // 40: ebb.plugin.v1.Plugin.Info:input_type -> ebb.plugin.v1.InfoRequest
-	10, // 41: ebb.plugin.v1.Plugin.Configure:input_type -> ebb.plugin.v1.ConfigureRequest
-	14, // 42: ebb.plugin.v1.Collector.Collect:input_type -> ebb.plugin.v1.CollectRequest
-	27, // 43: ebb.plugin.v1.Evaluator.Evaluate:input_type -> ebb.plugin.v1.EvaluateRequest
-	28, // 44: ebb.plugin.v1.Evaluator.ValidatePolicy:input_type -> ebb.plugin.v1.ValidatePolicyRequest
-	22, // 45: ebb.plugin.v1.Realizer.Inventory:input_type -> ebb.plugin.v1.InventoryRequest
-	32, // 46: ebb.plugin.v1.Realizer.Realize:input_type -> ebb.plugin.v1.RealizeRequest
-	34, // 47: ebb.plugin.v1.Realizer.RealizeParallelismOverrides:input_type -> ebb.plugin.v1.ParallelismOverridesRequest
-	35, // 48: ebb.plugin.v1.Realizer.RealizeConfigOverrides:input_type -> ebb.plugin.v1.ConfigOverridesRequest
-	20, // 49: ebb.plugin.v1.Realizer.TargetIdentity:input_type -> ebb.plugin.v1.TargetIdentityRequest
-	6,  // 50: ebb.plugin.v1.Plugin.Info:output_type -> ebb.plugin.v1.PluginInfo
-	11, // 51: ebb.plugin.v1.Plugin.Configure:output_type -> ebb.plugin.v1.ConfigureResponse
-	15, // 52: ebb.plugin.v1.Collector.Collect:output_type -> ebb.plugin.v1.CollectResponse
-	31, // 53: ebb.plugin.v1.Evaluator.Evaluate:output_type -> ebb.plugin.v1.EvaluateResponse
-	30, // 54: ebb.plugin.v1.Evaluator.ValidatePolicy:output_type -> ebb.plugin.v1.ValidatePolicyResponse
-	23, // 55: ebb.plugin.v1.Realizer.Inventory:output_type -> ebb.plugin.v1.InventoryResponse
-	33, // 56: ebb.plugin.v1.Realizer.Realize:output_type -> ebb.plugin.v1.RealizeResponse
-	33, // 57: ebb.plugin.v1.Realizer.RealizeParallelismOverrides:output_type -> ebb.plugin.v1.RealizeResponse
-	33, // 58: ebb.plugin.v1.Realizer.RealizeConfigOverrides:output_type -> ebb.plugin.v1.RealizeResponse
-	21, // 59: ebb.plugin.v1.Realizer.TargetIdentity:output_type -> ebb.plugin.v1.TargetIdentityResponse
-	50, // [50:60] is the sub-list for method output_type
-	40, // [40:50] is the sub-list for method input_type
-	40, // [40:40] is the sub-list for extension type_name
-	40, // [40:40] is the sub-list for extension extendee
-	0,  // [0:40] is the sub-list for field type_name
+	31, // 7: ebb.plugin.v1.ValidateConfigResponse.problems:type_name -> ebb.plugin.v1.PolicyProblem
+	14, // 8: ebb.plugin.v1.CollectRequest.target:type_name -> ebb.plugin.v1.Target
+	18, // 9: ebb.plugin.v1.CollectResponse.snapshot:type_name -> ebb.plugin.v1.Snapshot
+	15, // 10: ebb.plugin.v1.Snapshot.observed_at:type_name -> ebb.plugin.v1.Timestamp
+	19, // 11: ebb.plugin.v1.Snapshot.demand:type_name -> ebb.plugin.v1.Demand
+	20, // 12: ebb.plugin.v1.Snapshot.workers:type_name -> ebb.plugin.v1.Worker
+	38, // 13: ebb.plugin.v1.Snapshot.metrics:type_name -> ebb.plugin.v1.Snapshot.MetricsEntry
+	15, // 14: ebb.plugin.v1.Worker.last_busy_at:type_name -> ebb.plugin.v1.Timestamp
+	2,  // 15: ebb.plugin.v1.Worker.state:type_name -> ebb.plugin.v1.WorkerState
+	15, // 16: ebb.plugin.v1.Worker.registered_at:type_name -> ebb.plugin.v1.Timestamp
+	3,  // 17: ebb.plugin.v1.Unit.phase:type_name -> ebb.plugin.v1.Phase
+	15, // 18: ebb.plugin.v1.Unit.created_at:type_name -> ebb.plugin.v1.Timestamp
+	15, // 19: ebb.plugin.v1.Unit.drain_started_at:type_name -> ebb.plugin.v1.Timestamp
+	39, // 20: ebb.plugin.v1.Unit.labels:type_name -> ebb.plugin.v1.Unit.LabelsEntry
+	14, // 21: ebb.plugin.v1.InventoryRequest.target:type_name -> ebb.plugin.v1.Target
+	21, // 22: ebb.plugin.v1.InventoryResponse.units:type_name -> ebb.plugin.v1.Unit
+	26, // 23: ebb.plugin.v1.Decision.add:type_name -> ebb.plugin.v1.UnitAdd
+	27, // 24: ebb.plugin.v1.Decision.remove:type_name -> ebb.plugin.v1.UnitRemove
+	40, // 25: ebb.plugin.v1.Decision.parallelism_overrides:type_name -> ebb.plugin.v1.Decision.ParallelismOverridesEntry
+	41, // 26: ebb.plugin.v1.Decision.config_overrides:type_name -> ebb.plugin.v1.Decision.ConfigOverridesEntry
+	42, // 27: ebb.plugin.v1.Decision.metrics:type_name -> ebb.plugin.v1.Decision.MetricsEntry
+	14, // 28: ebb.plugin.v1.EvaluateRequest.target:type_name -> ebb.plugin.v1.Target
+	18, // 29: ebb.plugin.v1.EvaluateRequest.snapshot:type_name -> ebb.plugin.v1.Snapshot
+	21, // 30: ebb.plugin.v1.EvaluateRequest.inventory:type_name -> ebb.plugin.v1.Unit
+	15, // 31: ebb.plugin.v1.EvaluateRequest.now:type_name -> ebb.plugin.v1.Timestamp
+	28, // 32: ebb.plugin.v1.EvaluateRequest.previous:type_name -> ebb.plugin.v1.Decision
+	31, // 33: ebb.plugin.v1.ValidatePolicyResponse.problems:type_name -> ebb.plugin.v1.PolicyProblem
+	28, // 34: ebb.plugin.v1.EvaluateResponse.decision:type_name -> ebb.plugin.v1.Decision
+	14, // 35: ebb.plugin.v1.RealizeRequest.target:type_name -> ebb.plugin.v1.Target
+	28, // 36: ebb.plugin.v1.RealizeRequest.decision:type_name -> ebb.plugin.v1.Decision
+	14, // 37: ebb.plugin.v1.ParallelismOverridesRequest.target:type_name -> ebb.plugin.v1.Target
+	43, // 38: ebb.plugin.v1.ParallelismOverridesRequest.overrides:type_name -> ebb.plugin.v1.ParallelismOverridesRequest.OverridesEntry
+	14, // 39: ebb.plugin.v1.ConfigOverridesRequest.target:type_name -> ebb.plugin.v1.Target
+	44, // 40: ebb.plugin.v1.ConfigOverridesRequest.overrides:type_name -> ebb.plugin.v1.ConfigOverridesRequest.OverridesEntry
+	5,  // 41: ebb.plugin.v1.Plugin.Info:input_type -> ebb.plugin.v1.InfoRequest
+	10, // 42: ebb.plugin.v1.Plugin.Configure:input_type -> ebb.plugin.v1.ConfigureRequest
+	12, // 43: ebb.plugin.v1.Plugin.ValidateConfig:input_type -> ebb.plugin.v1.ValidateConfigRequest
+	16, // 44: ebb.plugin.v1.Collector.Collect:input_type -> ebb.plugin.v1.CollectRequest
+	29, // 45: ebb.plugin.v1.Evaluator.Evaluate:input_type -> ebb.plugin.v1.EvaluateRequest
+	30, // 46: ebb.plugin.v1.Evaluator.ValidatePolicy:input_type -> ebb.plugin.v1.ValidatePolicyRequest
+	24, // 47: ebb.plugin.v1.Realizer.Inventory:input_type -> ebb.plugin.v1.InventoryRequest
+	34, // 48: ebb.plugin.v1.Realizer.Realize:input_type -> ebb.plugin.v1.RealizeRequest
+	36, // 49: ebb.plugin.v1.Realizer.RealizeParallelismOverrides:input_type -> ebb.plugin.v1.ParallelismOverridesRequest
+	37, // 50: ebb.plugin.v1.Realizer.RealizeConfigOverrides:input_type -> ebb.plugin.v1.ConfigOverridesRequest
+	22, // 51: ebb.plugin.v1.Realizer.TargetIdentity:input_type -> ebb.plugin.v1.TargetIdentityRequest
+	6,  // 52: ebb.plugin.v1.Plugin.Info:output_type -> ebb.plugin.v1.PluginInfo
+	11, // 53: ebb.plugin.v1.Plugin.Configure:output_type -> ebb.plugin.v1.ConfigureResponse
+	13, // 54: ebb.plugin.v1.Plugin.ValidateConfig:output_type -> ebb.plugin.v1.ValidateConfigResponse
+	17, // 55: ebb.plugin.v1.Collector.Collect:output_type -> ebb.plugin.v1.CollectResponse
+	33, // 56: ebb.plugin.v1.Evaluator.Evaluate:output_type -> ebb.plugin.v1.EvaluateResponse
+	32, // 57: ebb.plugin.v1.Evaluator.ValidatePolicy:output_type -> ebb.plugin.v1.ValidatePolicyResponse
+	25, // 58: ebb.plugin.v1.Realizer.Inventory:output_type -> ebb.plugin.v1.InventoryResponse
+	35, // 59: ebb.plugin.v1.Realizer.Realize:output_type -> ebb.plugin.v1.RealizeResponse
+	35, // 60: ebb.plugin.v1.Realizer.RealizeParallelismOverrides:output_type -> ebb.plugin.v1.RealizeResponse
+	35, // 61: ebb.plugin.v1.Realizer.RealizeConfigOverrides:output_type -> ebb.plugin.v1.RealizeResponse
+	23, // 62: ebb.plugin.v1.Realizer.TargetIdentity:output_type -> ebb.plugin.v1.TargetIdentityResponse
+	52, // [52:63] is the sub-list for method output_type
+	41, // [41:52] is the sub-list for method input_type
+	41, // [41:41] is the sub-list for extension type_name
+	41, // [41:41] is the sub-list for extension extendee
+	0,  // [0:41] is the sub-list for field type_name
 }
 
 func init() { file_ebb_proto_init() }
@@ -2555,7 +2657,7 @@ func file_ebb_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ebb_proto_rawDesc), len(file_ebb_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   38,
+			NumMessages:   40,
 			NumExtensions: 0,
 			NumServices:   4,
 		},

@@ -23,8 +23,9 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Plugin_Info_FullMethodName      = "/ebb.plugin.v1.Plugin/Info"
-	Plugin_Configure_FullMethodName = "/ebb.plugin.v1.Plugin/Configure"
+	Plugin_Info_FullMethodName           = "/ebb.plugin.v1.Plugin/Info"
+	Plugin_Configure_FullMethodName      = "/ebb.plugin.v1.Plugin/Configure"
+	Plugin_ValidateConfig_FullMethodName = "/ebb.plugin.v1.Plugin/ValidateConfig"
 )
 
 // PluginClient is the client API for Plugin service.
@@ -39,6 +40,12 @@ type PluginClient interface {
 	// Configure hands the decoded `config { }` block to the plugin. The runner
 	// calls it after every (re)start, before any other call.
 	Configure(ctx context.Context, in *ConfigureRequest, opts ...grpc.CallOption) (*ConfigureResponse, error)
+	// ValidateConfig checks a decoded `config { }` for what its schema cannot
+	// express (a malformed URL, an unknown mode), without applying it, so
+	// that `ebb validate`, a load and a reload report it at the attribute's
+	// file:line:col. Optional: a plugin that answers UNIMPLEMENTED is taken
+	// to find no problems, and its Configure still has the last word.
+	ValidateConfig(ctx context.Context, in *ValidateConfigRequest, opts ...grpc.CallOption) (*ValidateConfigResponse, error)
 }
 
 type pluginClient struct {
@@ -69,6 +76,16 @@ func (c *pluginClient) Configure(ctx context.Context, in *ConfigureRequest, opts
 	return out, nil
 }
 
+func (c *pluginClient) ValidateConfig(ctx context.Context, in *ValidateConfigRequest, opts ...grpc.CallOption) (*ValidateConfigResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ValidateConfigResponse)
+	err := c.cc.Invoke(ctx, Plugin_ValidateConfig_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // PluginServer is the server API for Plugin service.
 // All implementations must embed UnimplementedPluginServer
 // for forward compatibility.
@@ -81,6 +98,12 @@ type PluginServer interface {
 	// Configure hands the decoded `config { }` block to the plugin. The runner
 	// calls it after every (re)start, before any other call.
 	Configure(context.Context, *ConfigureRequest) (*ConfigureResponse, error)
+	// ValidateConfig checks a decoded `config { }` for what its schema cannot
+	// express (a malformed URL, an unknown mode), without applying it, so
+	// that `ebb validate`, a load and a reload report it at the attribute's
+	// file:line:col. Optional: a plugin that answers UNIMPLEMENTED is taken
+	// to find no problems, and its Configure still has the last word.
+	ValidateConfig(context.Context, *ValidateConfigRequest) (*ValidateConfigResponse, error)
 	mustEmbedUnimplementedPluginServer()
 }
 
@@ -96,6 +119,9 @@ func (UnimplementedPluginServer) Info(context.Context, *InfoRequest) (*PluginInf
 }
 func (UnimplementedPluginServer) Configure(context.Context, *ConfigureRequest) (*ConfigureResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Configure not implemented")
+}
+func (UnimplementedPluginServer) ValidateConfig(context.Context, *ValidateConfigRequest) (*ValidateConfigResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ValidateConfig not implemented")
 }
 func (UnimplementedPluginServer) mustEmbedUnimplementedPluginServer() {}
 func (UnimplementedPluginServer) testEmbeddedByValue()                {}
@@ -154,6 +180,24 @@ func _Plugin_Configure_Handler(srv interface{}, ctx context.Context, dec func(in
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Plugin_ValidateConfig_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ValidateConfigRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PluginServer).ValidateConfig(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Plugin_ValidateConfig_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PluginServer).ValidateConfig(ctx, req.(*ValidateConfigRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Plugin_ServiceDesc is the grpc.ServiceDesc for Plugin service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -168,6 +212,10 @@ var Plugin_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Configure",
 			Handler:    _Plugin_Configure_Handler,
+		},
+		{
+			MethodName: "ValidateConfig",
+			Handler:    _Plugin_ValidateConfig_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
