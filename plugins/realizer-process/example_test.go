@@ -16,8 +16,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclparse"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
+	"github.com/zclconf/go-cty/cty"
 	ctyjson "github.com/zclconf/go-cty/cty/json"
 
 	"github.com/ebbscale/ebb/emulator/ams"
@@ -97,8 +99,13 @@ func exampleProcessConfig(t *testing.T) map[string]any {
 				continue
 			}
 			out := map[string]any{}
+			// The real optimizer's path through the example's variables.
+			vars := &hcl.EvalContext{Variables: map[string]cty.Value{"var": cty.ObjectVal(map[string]cty.Value{
+				"optimizer": cty.StringVal("amoro"),
+				"ams_url":   cty.StringVal("http://127.0.0.1:19090"),
+			})}}
 			for name, attr := range c.Body.Attributes {
-				v, diags := attr.Expr.Value(nil)
+				v, diags := attr.Expr.Value(vars)
 				if diags.HasErrors() {
 					t.Fatalf("config.hcl realizer \"process\" %s: %v", name, diags)
 				}

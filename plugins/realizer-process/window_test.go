@@ -54,7 +54,7 @@ func TestIntentWithoutProcessIsForgotten(t *testing.T) {
 	if inv := inventory(t, r, target); len(inv) != 0 {
 		t.Fatalf("inventory %v, want nothing", inv)
 	}
-	mustContain(t, realize(t, r, "req-1", sdk.Decision{Add: []sdk.UnitAdd{{UnitID: "u-3", Size: 1}}}), "u-3: started 1 threads")
+	mustContain(t, realize(t, r, "req-1", sdk.Decision{Add: []sdk.UnitAdd{{UnitID: "u-3", Size: 1}}}), "u-3: started 1 thread")
 }
 
 func mustContain(t *testing.T, got, want string) {
