@@ -120,9 +120,9 @@ type Emulator struct {
 	jars     map[string]*jar
 	jarOrder []string
 	triggers map[string]*trigger
-	// updating marks jobs with a resource requirements update in progress
-	// (Dispatcher.pendingJobResourceRequirementsUpdates).
-	updating map[string]bool
+	// updating counts the next PUTs per job that find an update in
+	// progress (Dispatcher.pendingJobResourceRequirementsUpdates).
+	updating map[string]int
 	// Requests counts requests by "METHOD path-pattern", for tests that
 	// check what a client did (e.g. no PUT when nothing changed).
 	requests map[string]int
@@ -189,7 +189,7 @@ func New(opts Options) (*Emulator, error) {
 	}
 	opts.Config = cfg
 	e := &Emulator{opts: opts, jobs: map[string]*job{}, jars: map[string]*jar{},
-		triggers: map[string]*trigger{}, updating: map[string]bool{}, requests: map[string]int{}}
+		triggers: map[string]*trigger{}, updating: map[string]int{}, requests: map[string]int{}}
 	for _, js := range opts.Jobs {
 		if _, err := e.startJob(js, nil, nil); err != nil {
 			return nil, err

@@ -78,7 +78,8 @@ func (e *Emulator) putRequirements(w http.ResponseWriter, r *http.Request, seg [
 	}
 	// Flink builds this RestHandlerException without formatting it, so the
 	// real message carries a literal "[%s]".
-	if e.updating[j.id] {
+	if e.updating[j.id] > 0 {
+		e.updating[j.id]--
 		writeError(w, &restError{status: http.StatusConflict, handler: "org.apache.flink.runtime.dispatcher.Dispatcher",
 			message: "Another update to the job [%s] resource requirements is in progress."})
 		return
@@ -128,12 +129,12 @@ func (e *Emulator) putRequirements(w http.ResponseWriter, r *http.Request, seg [
 	writeJSON(w, http.StatusOK, map[string]any{})
 }
 
-// SetUpdateInProgress makes the next resource requirements PUT of a job
+// ConflictNextUpdates makes the next n resource requirements PUTs of a job
 // answer 409, as a concurrent update does in Flink; tests use it.
-func (e *Emulator) SetUpdateInProgress(jobID string, on bool) {
+func (e *Emulator) ConflictNextUpdates(jobID string, n int) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.updating[jobID] = on
+	e.updating[jobID] = n
 }
 
 // JarUploadHandler: POST /jars/upload, multipart with the jar as "jarfile".
