@@ -33,6 +33,9 @@ func (d *drainingOptimizer) program() emu.Program {
 func sessionSetup(t *testing.T, version string) (*flinkServer, *drainingOptimizer, map[string]any) {
 	t.Helper()
 	d := &drainingOptimizer{release: make(chan struct{})}
+	f := startFlink(t, emu.Options{Version: version, TaskManagers: 4, Programs: map[string]emu.Program{emu.AmoroOptimizerClass: d.program()}})
+	// Registered after startFlink, so it runs first: the emulator's Close
+	// waits for the programs, which wait for this.
 	t.Cleanup(func() {
 		select {
 		case <-d.release:
@@ -40,7 +43,6 @@ func sessionSetup(t *testing.T, version string) (*flinkServer, *drainingOptimize
 			close(d.release)
 		}
 	})
-	f := startFlink(t, emu.Options{Version: version, TaskManagers: 4, Programs: map[string]emu.Program{emu.AmoroOptimizerClass: d.program()}})
 	jar := filepath.Join(t.TempDir(), "optimizer-job.jar")
 	if err := os.WriteFile(jar, []byte("PK\x03\x04 not really a jar"), 0o644); err != nil {
 		t.Fatal(err)
