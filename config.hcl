@@ -18,7 +18,8 @@
 # Durations are strings with a unit: "500ms", "30s", "5m", "1h30m".
 
 # Directory of third-party plugin binaries, relative to this file. Builtin
-# plugins (collector-ams, evaluator-dra, realizer-k8s, realizer-process) need
+# plugins (collector-ams, evaluator-dra, realizer-k8s, realizer-flink,
+# realizer-process) need
 # no directory, so this example sets none:
 # plugin_dir = "/usr/local/lib/ebb/plugins"
 
@@ -50,7 +51,7 @@ variable "cluster" {
 }
 
 variable "realizer" {
-  description = "Which realizer block carries out decisions: \"k8s\" or \"process\"."
+  description = "Which realizer block carries out decisions: \"k8s\", \"flink\" or \"process\"."
   default     = "k8s"
 }
 
@@ -115,6 +116,31 @@ realizer "k8s" {
     cpu-per-thread       = 1
     # Pods get terminationGracePeriodSeconds = drain-timeout + 30s, so an
     # optimizer finishes its in-flight tasks on SIGTERM.
+    drain-timeout = "15m"
+  }
+}
+
+# The same optimizers as Flink jobs (Amoro's Flink optimizer): one
+# FlinkDeployment per unit, run by the Flink Kubernetes operator.
+#   -var realizer=flink
+realizer "flink" {
+  plugin  = "realizer-flink"
+  timeout = "30s"
+
+  config {
+    namespace = "amoro-${var.cluster}"
+    # "unit": one optimizer job per unit ("deployment": a FlinkDeployment in
+    # application mode; "session": a job on the session cluster at rest-url).
+    # "job" rescales one running job in place; "deployment" patches a
+    # FlinkDeployment's overrides and TaskManager count.
+    mode           = "unit"
+    unit-backend   = "deployment"
+    image          = "apache/amoro-flink-optimizer:0.8.1"
+    flink-version  = "v1_20"
+    ams-thrift-uri = "thrift://amoro-ams.amoro.svc:1261"
+    memory-per-thread-mb = 2048
+    # Released optimizers get task.cancellation.timeout = drain-timeout + 30s
+    # to finish their tasks.
     drain-timeout = "15m"
   }
 }

@@ -463,6 +463,7 @@ func TestExampleConfigIsValid(t *testing.T) {
 	for _, args := range [][]string{
 		{"validate", "../../config.hcl"},
 		{"validate", "../../config.hcl", "-var", "realizer=process", "-var=cluster=dev"},
+		{"validate", "../../config.hcl", "-var", "realizer=flink"},
 	} {
 		out, errOut, code := c.run(args...)
 		if code != 0 || !strings.Contains(out, "valid (1 chains)") {
