@@ -42,13 +42,16 @@ type Realizer struct {
 	dyn        dynamic.Interface
 	// jarID caches the session cluster's id of the optimizer jar.
 	jarID string
+	// added are the units decisions added per target (job mode, see
+	// jobInventory).
+	added map[sdk.Target][]sdk.UnitAdd
 	now   func() time.Time
 }
 
 var _ sdk.Realizer = (*Realizer)(nil)
 
 // New returns an unconfigured realizer.
-func New() *Realizer { return &Realizer{now: time.Now} }
+func New() *Realizer { return &Realizer{now: time.Now, added: map[sdk.Target][]sdk.UnitAdd{}} }
 
 // WithRESTConfig makes Configure use cfg for Kubernetes instead of a
 // kubeconfig: tests and embedding runners hand in their own.

@@ -268,7 +268,11 @@ func (r *Realizer) jobRealize(ctx context.Context, cfg Config, rc *restClient, r
 	for _, v := range vs {
 		targets[v.ID] = min(want, v.MaxParallelism)
 	}
-	return r.rescaleJob(ctx, cfg, rc, jobID, targets)
+	s, err := r.rescaleJob(ctx, cfg, rc, jobID, targets)
+	if err == nil {
+		r.remember(req.Target, d)
+	}
+	return s, err
 }
 
 // jobOverrides realizes ParallelismOverrides per vertex (id or name).
@@ -296,9 +300,13 @@ func (r *Realizer) jobOverrides(ctx context.Context, cfg Config, rc *restClient,
 	return r.rescaleJob(ctx, cfg, rc, jobID, targets)
 }
 
-// jobInventory reports each subtask of the widest scaled vertex as a unit of
-// threads-per-subtask threads, and subtasks the requirements ask for that do
-// not run yet as requested units.
+// jobInventory reports the subtasks of the widest scaled vertex as units of
+// threads-per-subtask threads: subtasks that run, then those the declared
+// upper bound asks for that do not run yet (requested). Units a decision
+// added are reported under their own ids, holding the topmost subtasks, so an
+// evaluator sees the unit it asked for arrive; the other subtasks are
+// "subtask-N" (or "requested-N"). Which ids hold which subtasks is this
+// process's memory: after a plugin restart every subtask is reported by index.
 func (r *Realizer) jobInventory(ctx context.Context, cfg Config, rc *restClient, target sdk.Target) ([]sdk.Unit, error) {
 	jobID, err := findJob(ctx, rc, target.Name)
 	if err != nil {
@@ -318,24 +326,79 @@ func (r *Realizer) jobInventory(ctx context.Context, cfg Config, rc *restClient,
 	if err != nil {
 		return nil, err
 	}
-	size := int64(math.Round(cfg.ThreadsPerSubtask))
-	var units []sdk.Unit
+	slots := make([]sdk.Unit, 0, len(subs))
 	for _, s := range subs {
-		u := sdk.Unit{ID: fmt.Sprintf("subtask-%d", s.Index), Size: size, Phase: subtaskPhase(s.Status)}
+		u := sdk.Unit{ID: fmt.Sprintf("subtask-%d", s.Index), Phase: subtaskPhase(s.Status)}
 		if s.Start > 0 {
 			u.CreatedAt = time.UnixMilli(s.Start).UTC()
 		}
-		units = append(units, u)
+		slots = append(slots, u)
 	}
 	var req requirements
 	if err := rc.do(ctx, http.MethodGet, "/jobs/"+jobID+"/resource-requirements", nil, &req); err == nil {
 		if b, ok := req[v.ID]; ok {
 			for i := len(subs); i < b.Parallelism.Upper; i++ {
-				units = append(units, sdk.Unit{ID: fmt.Sprintf("%s%d", requestedPrefix, i-len(subs)+1), Size: size, Phase: sdk.PhaseRequested})
+				slots = append(slots, sdk.Unit{ID: fmt.Sprintf("%s%d", requestedPrefix, i-len(subs)+1), Phase: sdk.PhaseRequested})
 			}
 		}
 	}
+	per := max(int64(math.Round(cfg.ThreadsPerSubtask)), 1)
+	var units []sdk.Unit
+	top := len(slots)
+	r.mu.Lock()
+	named := append([]sdk.UnitAdd(nil), r.added[target]...)
+	r.mu.Unlock()
+	for i := len(named) - 1; i >= 0; i-- {
+		n := int((named[i].Size + per - 1) / per)
+		if n > top {
+			break
+		}
+		held := slots[top-n : top]
+		u := sdk.Unit{ID: named[i].UnitID, Size: int64(n) * per, Phase: sdk.PhaseRunning, CreatedAt: held[0].CreatedAt}
+		for _, h := range held {
+			u.Phase = min(u.Phase, h.Phase) // the least advanced subtask
+		}
+		units = append(units, u)
+		top -= n
+	}
+	for _, s := range slots[:top] {
+		s.Size = per
+		units = append(units, s)
+	}
 	return units, nil
+}
+
+// remember keeps the ids of units a decision added (job mode), and forgets
+// those it drains or removes.
+func (r *Realizer) remember(t sdk.Target, d sdk.Decision) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	gone := map[string]bool{}
+	for _, id := range d.Drain {
+		gone[id] = true
+	}
+	for _, rm := range d.Remove {
+		gone[rm.UnitID] = true
+	}
+	var keep []sdk.UnitAdd
+	have := map[string]bool{}
+	for _, a := range r.added[t] {
+		if !gone[a.UnitID] {
+			keep = append(keep, a)
+			have[a.UnitID] = true
+		}
+	}
+	for _, a := range d.Add {
+		if !have[a.UnitID] && !gone[a.UnitID] {
+			keep = append(keep, a)
+		}
+	}
+	// Bounded: more named units than the largest parallelism cannot hold
+	// subtasks anyway.
+	if len(keep) > 1024 {
+		keep = keep[len(keep)-1024:]
+	}
+	r.added[t] = keep
 }
 
 // subtaskPhase maps an ExecutionState to a unit phase.

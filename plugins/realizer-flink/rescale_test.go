@@ -55,9 +55,15 @@ func TestDesiredCapacityRescalesInPlace(t *testing.T) {
 	if got := f.emu.Requests()["PUT /jobs/:jobid/resource-requirements"]; got != puts {
 		t.Fatalf("%d PUTs after an unchanged retry, want %d", got, puts)
 	}
+	// The added unit holds the four new subtasks under its own id.
 	inv := inventory(t, r, byName)
-	if len(inv) != 6 || inv["subtask-0"].Phase != sdk.PhaseRunning || inv["subtask-5"].Size != 1 {
+	if len(inv) != 3 || inv["subtask-0"].Phase != sdk.PhaseRunning || inv["subtask-1"].Size != 1 ||
+		inv["x"].Size != 4 || inv["x"].Phase != sdk.PhaseRunning {
 		t.Fatalf("inventory %v", inv)
+	}
+	// Another realizer process (a plugin restart) reports every subtask.
+	if inv := inventory(t, jobRealizer(t, f, nil), byName); len(inv) != 6 || inv["subtask-5"].Size != 1 {
+		t.Fatalf("inventory of a fresh process %v", inv)
 	}
 	// Scale-in: drains name subtasks, the capacity decides.
 	realize(t, r, byName, "r2", sdk.Decision{DesiredCapacity: 3, Drain: []string{"subtask-5", "subtask-4", "subtask-3"}})
@@ -68,8 +74,11 @@ func TestDesiredCapacityRescalesInPlace(t *testing.T) {
 	// runs what fits, and the rest shows as requested units.
 	realize(t, r, byName, "r3", sdk.Decision{DesiredCapacity: 12, Add: []sdk.UnitAdd{{UnitID: "y", Size: 9}}})
 	inv = inventory(t, r, byName)
-	if p := parallelism(t, f, keyed); p != 8 || len(inv) != 12 || inv["requested-4"].Phase != sdk.PhaseRequested {
-		t.Fatalf("parallelism %d, inventory %v: want 8 running and 4 requested", p, inv)
+	if p := parallelism(t, f, keyed); p != 8 || len(inv) != 4 || inv["y"].Phase != sdk.PhaseRequested || inv["y"].Size != 9 {
+		t.Fatalf("parallelism %d, inventory %v: want 8 running, y holding 5 of them and the 4 requested", p, inv)
+	}
+	if inv := inventory(t, jobRealizer(t, f, nil), byName); len(inv) != 12 || inv["requested-4"].Phase != sdk.PhaseRequested {
+		t.Fatalf("inventory of a fresh process %v", inv)
 	}
 }
 
