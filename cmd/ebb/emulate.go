@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -133,11 +134,17 @@ func newEmulateFlinkCmd() *cobra.Command {
 			out := cmd.ErrOrStderr()
 			opts.Programs = map[string]flink.Program{flink.AmoroOptimizerClass: flink.AmoroOptimizer(
 				func(ctx context.Context, o flink.OptimizerArgs, _ func() int) error {
-					if amsURL == "" {
+					// -a is AMS's thrift URI for a real optimizer; an
+					// http(s) URL there, or --ams, is the AMS emulator.
+					base := amsURL
+					if strings.HasPrefix(o.AMS, "http://") || strings.HasPrefix(o.AMS, "https://") {
+						base = o.AMS
+					}
+					if base == "" {
 						<-ctx.Done()
 						return nil
 					}
-					return ams.RunOptimizer(ctx, ams.OptimizerOptions{BaseURL: amsURL, Group: o.Group, UnitID: o.UnitID, Threads: o.Threads,
+					return ams.RunOptimizer(ctx, ams.OptimizerOptions{BaseURL: base, Group: o.Group, UnitID: o.UnitID, Threads: o.Threads,
 						MemoryMB: 1024, HeartbeatInterval: time.Second, PollInterval: 200 * time.Millisecond, ShutdownTimeout: time.Minute,
 						Logf: func(format string, args ...any) {
 							fmt.Fprintf(out, "%s flink optimizer %s: %s\n", time.Now().Format(time.TimeOnly), o.UnitID, fmt.Sprintf(format, args...))

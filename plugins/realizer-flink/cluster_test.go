@@ -15,6 +15,7 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
 
+	emu "github.com/ebbscale/ebb/emulator/flink"
 	"github.com/ebbscale/ebb/sdk"
 )
 
@@ -322,4 +323,28 @@ func TestDeploymentUnits(t *testing.T) {
 	bal := configure(t, New().WithRESTConfig(cluster(t).Config), cfg)
 	_, err := bal.Realize(testCtx(t), sdk.RealizeRequest{Target: target, RequestID: "req-5", Decision: sdk.Decision{Add: []sdk.UnitAdd{{UnitID: "u3", Size: 1}}}})
 	wantErr(t, err, "needs Flink 2.2 or newer")
+}
+
+// With rest-url, deployment mode reads the running job (named in the
+// status) to resolve vertex names and check max parallelism.
+func TestOperatorOverridesByVertexName(t *testing.T) {
+	f := startFlink(t, emu.Options{Jobs: []emu.JobSpec{demo("adaptive")}})
+	ns := newNamespace(t)
+	createResource(t, gvrDeployment, ns, "FlinkDeployment", "etl", etlSpec("v1_20"))
+	obj := getResource(t, gvrDeployment, ns, "etl")
+	_ = unstructured.SetNestedField(obj.Object, map[string]any{"jobId": demoID, "state": "RUNNING"}, "status", "jobStatus")
+	if _, err := admin(t).Resource(gvrDeployment).Namespace(ns).UpdateStatus(testCtx(t), obj, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	r := deploymentRealizer(t, cluster(t).Config, ns, map[string]any{"rest-url": f.url})
+	target := sdk.Target{Chain: "etl", Name: "etl"}
+	if _, err := r.RealizeParallelismOverrides(testCtx(t), sdk.OverridesRequest[int64]{Target: target, Overrides: map[string]int64{keyed: 6}}); err != nil {
+		t.Fatal(err)
+	}
+	vid := f.emu.VertexIDs(demoID)[keyed]
+	if fc := fconf(t, getResource(t, gvrDeployment, ns, "etl")); !strings.Contains(fc[keyOverrides], vid+":6") {
+		t.Fatalf("overrides %q lack %s:6", fc[keyOverrides], vid)
+	}
+	_, err := r.RealizeParallelismOverrides(testCtx(t), sdk.OverridesRequest[int64]{Target: target, Overrides: map[string]int64{keyed: 121}})
+	wantErr(t, err, "want 1..120")
 }
