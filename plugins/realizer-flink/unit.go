@@ -15,23 +15,25 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/validation"
 
+	k8s "github.com/ebbscale/ebb/plugins/realizer-k8s"
 	"github.com/ebbscale/ebb/sdk"
 )
 
-// Labels on ebb's units. The amoro.* ones are those Amoro's own
+// Labels on ebb's units: ebb's own are realizer-k8s's, so one selector finds
+// a chain's units whatever runs them. The amoro.* ones are those Amoro's own
 // FlinkOptimizerContainer puts on an optimizer's JobManager and TaskManager
 // pods in Kubernetes application mode (amoro.md §3.4).
 const (
-	LabelManagedBy      = "app.kubernetes.io/managed-by"
-	ManagedByValue      = "ebb"
-	LabelChain          = "ebbscale.io/chain"
-	LabelUnit           = "ebbscale.io/unit"
-	LabelThreads        = "ebbscale.io/threads"
+	LabelManagedBy      = k8s.LabelManagedBy
+	ManagedByValue      = k8s.ManagedByValue
+	LabelChain          = k8s.LabelChain
+	LabelUnit           = k8s.LabelUnit
+	LabelThreads        = k8s.LabelThreads
 	LabelAmoroGroup     = "amoro.optimizing-group"
 	LabelAmoroID        = "amoro.optimizer-id"
 	LabelAmoroImplement = "amoro.optimizer-implement"
-	AnnotationRequestID = "ebbscale.io/request-id"
-	AnnotationRestart   = "ebbscale.io/restart-request"
+	AnnotationRequestID = k8s.AnnotationRequestID
+	AnnotationRestart   = k8s.AnnotationRestart
 )
 
 // unitRealize carries out a unit-mode decision: adds, drains, removes,
