@@ -19,7 +19,8 @@
 # Amoro writes them: "1min", "15 min", "1 minute".
 
 # Directory of third-party plugin binaries, relative to this file. Builtin
-# plugins (collector-ams, evaluator-dra, realizer-k8s, realizer-process) need
+# plugins (collector-ams, evaluator-dra, realizer-k8s, realizer-flink,
+# realizer-process) need
 # no directory, so this example sets none:
 # plugin_dir = "/usr/local/lib/ebb/plugins"
 # A binary there runs only if it, its directory and plugin_dir are owned by
@@ -58,7 +59,7 @@ variable "cluster" {
 }
 
 variable "realizer" {
-  description = "Which realizer block carries out decisions: \"k8s\" or \"process\"."
+  description = "Which realizer block carries out decisions: \"k8s\", \"flink\" or \"process\"."
   default     = "k8s"
 }
 
@@ -138,6 +139,31 @@ realizer "k8s" {
     # drain-timeout + 30s, as Amoro derives them. An 0.8 optimizer never
     # sees SIGTERM: its unit is marked draining and deleted once the
     # collector shows it holds no task, or at the drain timeout.
+    drain-timeout = "15m"
+  }
+}
+
+# The same optimizers as Flink jobs (Amoro's Flink optimizer): one
+# FlinkDeployment per unit, run by the Flink Kubernetes operator.
+#   -var realizer=flink
+realizer "flink" {
+  plugin  = "realizer-flink"
+  timeout = "30s"
+
+  config {
+    namespace = "amoro-${var.cluster}"
+    # "unit": one optimizer job per unit ("deployment": a FlinkDeployment in
+    # application mode; "session": a job on the session cluster at rest-url).
+    # "job" rescales one running job in place; "deployment" patches a
+    # FlinkDeployment's overrides and TaskManager count.
+    mode           = "unit"
+    unit-backend   = "deployment"
+    image          = "apache/amoro-flink-optimizer:0.8.1"
+    flink-version  = "v1_20"
+    ams-thrift-uri = "thrift://amoro-ams.amoro.svc:1261"
+    memory-per-thread-mb = 2048
+    # Released optimizers get task.cancellation.timeout = drain-timeout + 30s
+    # to finish their tasks.
     drain-timeout = "15m"
   }
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/ebbscale/ebb/core/host"
 	collectorams "github.com/ebbscale/ebb/plugins/collector-ams"
 	dra "github.com/ebbscale/ebb/plugins/evaluator-dra"
+	flink "github.com/ebbscale/ebb/plugins/realizer-flink"
 	k8s "github.com/ebbscale/ebb/plugins/realizer-k8s"
 	process "github.com/ebbscale/ebb/plugins/realizer-process"
 	"github.com/ebbscale/ebb/sdk"
@@ -22,6 +23,7 @@ var builtins = map[string]func() sdk.Plugin{
 	dra.Name:          func() sdk.Plugin { return dra.New() },
 	process.Name:      func() sdk.Plugin { return process.New() },
 	k8s.Name:          func() sdk.Plugin { return k8s.New() },
+	flink.Name:        func() sdk.Plugin { return flink.New() },
 }
 
 func builtinNames() []string {

@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ebbscale/ebb/emulator/ams"
+	"github.com/ebbscale/ebb/emulator/flink"
 )
 
 // The emulators stand in for systems that cannot run here (Amoro's AMS, its
@@ -23,9 +24,9 @@ import (
 func newEmulateCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "emulate",
-		Short: "run an emulator of a system ebb integrates with (ams, optimizer)",
+		Short: "run an emulator of a system ebb integrates with (ams, optimizer, flink)",
 	}
-	cmd.AddCommand(newEmulateAMSCmd(), newEmulateOptimizerCmd())
+	cmd.AddCommand(newEmulateAMSCmd(), newEmulateOptimizerCmd(), newEmulateFlinkCmd())
 	return cmd
 }
 
@@ -175,4 +176,60 @@ func exitWithProcess(pid int, out io.Writer) {
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
+}
+
+func newEmulateFlinkCmd() *cobra.Command {
+	var (
+		addr, amsURL string
+		opts         flink.Options
+		config       map[string]string
+		demo         bool
+	)
+	cmd := &cobra.Command{
+		Use:   "flink",
+		Short: "serve an emulated Flink JobManager REST API with a running job; Amoro optimizer jobs register with --ams",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			opts.Config = config
+			if demo {
+				opts.Jobs = []flink.JobSpec{flink.DemoJob()}
+			}
+			out := cmd.ErrOrStderr()
+			opts.Programs = map[string]flink.Program{flink.AmoroOptimizerClass: flink.AmoroOptimizer(
+				func(ctx context.Context, o flink.OptimizerArgs, _ func() int) error {
+					// -a is AMS's thrift URI for a real optimizer; an
+					// http(s) URL there, or --ams, is the AMS emulator.
+					base := amsURL
+					if strings.HasPrefix(o.AMS, "http://") || strings.HasPrefix(o.AMS, "https://") {
+						base = o.AMS
+					}
+					if base == "" {
+						<-ctx.Done()
+						return nil
+					}
+					return ams.RunOptimizer(ctx, ams.OptimizerOptions{BaseURL: base, Group: o.Group, UnitID: o.UnitID, Threads: o.Threads,
+						MemoryMB: 1024, HeartbeatInterval: time.Second, PollInterval: 200 * time.Millisecond, ShutdownTimeout: time.Minute,
+						Logf: func(format string, args ...any) {
+							fmt.Fprintf(out, "%s flink optimizer %s: %s\n", time.Now().Format(time.TimeOnly), o.UnitID, fmt.Sprintf(format, args...))
+						}})
+				})}
+			e, err := flink.New(opts)
+			if err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return e.Serve(ctx, addr, func(a net.Addr) {
+				fmt.Fprintf(cmd.OutOrStdout(), "Flink emulator: REST http://%s (Flink %s, %d x %d slots)\n", a, opts.Version, opts.TaskManagers, opts.SlotsPerTaskManager)
+			})
+		},
+	}
+	cmd.Flags().StringVar(&addr, "addr", "127.0.0.1:8081", "REST address (Flink's rest.port is 8081)")
+	cmd.Flags().StringVar(&opts.Version, "version", flink.DefaultVersion, "Flink version to report")
+	cmd.Flags().IntVar(&opts.TaskManagers, "taskmanagers", 2, "TaskManagers")
+	cmd.Flags().IntVar(&opts.SlotsPerTaskManager, "slots", 4, "slots per TaskManager")
+	cmd.Flags().StringToStringVar(&config, "config", nil, "cluster configuration, e.g. taskmanager.load-balance.mode=TASKS (repeatable)")
+	cmd.Flags().BoolVar(&demo, "demo-job", true, "run the job \"ebb-demo\" (adaptive scheduler) from the start")
+	cmd.Flags().StringVar(&amsURL, "ams", "", "AMS emulator URL that Amoro optimizer jobs register with (empty: they only idle)")
+	return cmd
 }

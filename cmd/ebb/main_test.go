@@ -489,6 +489,7 @@ func TestExampleConfigIsValid(t *testing.T) {
 	for _, args := range [][]string{
 		nil,
 		{"-var", "realizer=process", "-var=cluster=dev", "-var", "optimizer=emulated"},
+		{"-var", "realizer=flink"},
 	} {
 		out, errOut, code := validate(args...)
 		if code != 0 || !strings.Contains(out, "valid (1 chain)") {

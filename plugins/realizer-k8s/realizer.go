@@ -21,8 +21,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/restmapper"
-	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/ebbscale/ebb/internal/kubeconfig"
 	"github.com/ebbscale/ebb/sdk"
 )
 
@@ -112,26 +112,7 @@ func (r *Realizer) Configure(_ context.Context, raw json.RawMessage) error {
 }
 
 func (r *Realizer) loadRESTConfig(cfg Config) (*rest.Config, error) {
-	if r.restConfig != nil {
-		return rest.CopyConfig(r.restConfig), nil
-	}
-	if cfg.InCluster {
-		rc, err := rest.InClusterConfig()
-		if err != nil {
-			return nil, fmt.Errorf("in-cluster config: %w", err)
-		}
-		return rc, nil
-	}
-	rules := clientcmd.NewDefaultClientConfigLoadingRules()
-	if cfg.Kubeconfig != "" {
-		rules.ExplicitPath = cfg.Kubeconfig
-	}
-	rc, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules,
-		&clientcmd.ConfigOverrides{CurrentContext: cfg.Context}).ClientConfig()
-	if err != nil {
-		return nil, fmt.Errorf("loading kubeconfig: %w", err)
-	}
-	return rc, nil
+	return kubeconfig.Load(r.restConfig, cfg.InCluster, cfg.Kubeconfig, cfg.Context)
 }
 
 // state returns the configuration and clients, or an error before Configure.
