@@ -23,6 +23,7 @@ import (
 	"k8s.io/client-go/restmapper"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/ebbscale/ebb/internal/kubeapi"
 	"github.com/ebbscale/ebb/sdk"
 )
 
@@ -46,7 +47,7 @@ type Realizer struct {
 	// template of units added later.
 	overrides map[sdk.Target]map[string]string
 	now       func() time.Time
-	backoff   backoff
+	backoff   kubeapi.Backoff
 }
 
 var _ sdk.Realizer = (*Realizer)(nil)
@@ -56,7 +57,7 @@ func New() *Realizer {
 	return &Realizer{
 		overrides: map[sdk.Target]map[string]string{},
 		now:       time.Now,
-		backoff:   defaultBackoff,
+		backoff:   kubeapi.DefaultBackoff,
 	}
 }
 

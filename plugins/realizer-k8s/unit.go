@@ -123,7 +123,7 @@ func (r *Realizer) addUnit(ctx context.Context, cfg Config, tmpl *corev1.PodTemp
 	dep := buildDeployment(cfg, tmpl, req.Target, name, a.UnitID, a.Size, req.RequestID)
 	deps := r.kube.AppsV1().Deployments(cfg.Namespace)
 	what := fmt.Sprintf("create Deployment %s/%s", cfg.Namespace, name)
-	err = r.backoff.do(ctx, what, func() error {
+	err = r.backoff.Do(ctx, what, func() error {
 		_, err := deps.Create(ctx, dep, metav1.CreateOptions{})
 		return err
 	})
@@ -136,7 +136,7 @@ func (r *Realizer) addUnit(ctx context.Context, cfg Config, tmpl *corev1.PodTemp
 	// The unit id is the name, so a retried request lands here: the unit it
 	// asked for exists. Make sure it is ours and alive before calling it done.
 	var existing *appsv1.Deployment
-	if err := r.backoff.do(ctx, "get Deployment "+cfg.Namespace+"/"+name, func() error {
+	if err := r.backoff.Do(ctx, "get Deployment "+cfg.Namespace+"/"+name, func() error {
 		var err error
 		existing, err = deps.Get(ctx, name, metav1.GetOptions{})
 		return err
@@ -247,7 +247,7 @@ func (r *Realizer) drainUnit(ctx context.Context, cfg Config, unitID string) (st
 		return "", err
 	}
 	fg := metav1.DeletePropagationForeground
-	err = r.backoff.do(ctx, fmt.Sprintf("drain Deployment %s/%s", cfg.Namespace, name), func() error {
+	err = r.backoff.Do(ctx, fmt.Sprintf("drain Deployment %s/%s", cfg.Namespace, name), func() error {
 		return r.kube.AppsV1().Deployments(cfg.Namespace).Delete(ctx, name, metav1.DeleteOptions{PropagationPolicy: &fg})
 	})
 	if apierrors.IsNotFound(err) {
@@ -269,7 +269,7 @@ func (r *Realizer) forceRemoveUnit(ctx context.Context, cfg Config, unitID strin
 	pods := r.kube.CoreV1().Pods(cfg.Namespace)
 	sel := labels.Set{LabelApp: name, LabelManagedBy: ManagedByValue}.String()
 	var list *corev1.PodList
-	if err := r.backoff.do(ctx, "list pods of unit "+unitID, func() error {
+	if err := r.backoff.Do(ctx, "list pods of unit "+unitID, func() error {
 		var err error
 		list, err = pods.List(ctx, metav1.ListOptions{LabelSelector: sel})
 		return err
@@ -278,7 +278,7 @@ func (r *Realizer) forceRemoveUnit(ctx context.Context, cfg Config, unitID strin
 	}
 	zero := int64(0)
 	for _, p := range list.Items {
-		err := r.backoff.do(ctx, fmt.Sprintf("force-delete pod %s/%s", cfg.Namespace, p.Name), func() error {
+		err := r.backoff.Do(ctx, fmt.Sprintf("force-delete pod %s/%s", cfg.Namespace, p.Name), func() error {
 			return pods.Delete(ctx, p.Name, metav1.DeleteOptions{GracePeriodSeconds: &zero})
 		})
 		if err != nil && !apierrors.IsNotFound(err) {
@@ -289,7 +289,7 @@ func (r *Realizer) forceRemoveUnit(ctx context.Context, cfg Config, unitID strin
 	// earlier drain, so the Deployment goes now; the garbage collector
 	// removes its ReplicaSet afterwards.
 	bg := metav1.DeletePropagationBackground
-	err = r.backoff.do(ctx, fmt.Sprintf("force-delete Deployment %s/%s", cfg.Namespace, name), func() error {
+	err = r.backoff.Do(ctx, fmt.Sprintf("force-delete Deployment %s/%s", cfg.Namespace, name), func() error {
 		return r.kube.AppsV1().Deployments(cfg.Namespace).Delete(ctx, name,
 			metav1.DeleteOptions{GracePeriodSeconds: &zero, PropagationPolicy: &bg})
 	})
@@ -312,7 +312,7 @@ func (r *Realizer) restartUnit(ctx context.Context, cfg Config, unitID, requestI
 	}
 	deps := r.kube.AppsV1().Deployments(cfg.Namespace)
 	var dep *appsv1.Deployment
-	err = r.backoff.do(ctx, "get Deployment "+cfg.Namespace+"/"+name, func() error {
+	err = r.backoff.Do(ctx, "get Deployment "+cfg.Namespace+"/"+name, func() error {
 		var err error
 		dep, err = deps.Get(ctx, name, metav1.GetOptions{})
 		return err
@@ -330,7 +330,7 @@ func (r *Realizer) restartUnit(ctx context.Context, cfg Config, unitID, requestI
 		return "already restarted " + unitID, nil
 	}
 	patch := fmt.Sprintf(`{"spec":{"template":{"metadata":{"annotations":{%q:%q}}}}}`, AnnotationRestart, requestID)
-	err = r.backoff.do(ctx, fmt.Sprintf("restart Deployment %s/%s", cfg.Namespace, name), func() error {
+	err = r.backoff.Do(ctx, fmt.Sprintf("restart Deployment %s/%s", cfg.Namespace, name), func() error {
 		_, err := deps.Patch(ctx, name, types.MergePatchType, []byte(patch), metav1.PatchOptions{})
 		return err
 	})
@@ -378,7 +378,7 @@ func (r *Realizer) unitInventory(ctx context.Context, cfg Config, t sdk.Target) 
 	}
 	sel := labels.Set{LabelManagedBy: ManagedByValue, LabelChain: t.Chain, LabelAmoroGroup: t.Name}.String()
 	var list *appsv1.DeploymentList
-	err := r.backoff.do(ctx, fmt.Sprintf("list Deployments in %s (%s)", cfg.Namespace, sel), func() error {
+	err := r.backoff.Do(ctx, fmt.Sprintf("list Deployments in %s (%s)", cfg.Namespace, sel), func() error {
 		var err error
 		list, err = r.kube.AppsV1().Deployments(cfg.Namespace).List(ctx, metav1.ListOptions{LabelSelector: sel})
 		return err
