@@ -132,6 +132,9 @@ func (r *Realizer) update(ctx context.Context, ns, name string, mutate func(*uns
 		} else if err != nil {
 			return false, err
 		}
+		if r.beforeWrite != nil {
+			r.beforeWrite(name)
+		}
 		err := r.backoff.Do(ctx, fmt.Sprintf("update SparkApplication %s/%s", ns, name), func() error {
 			_, err := apps.Update(ctx, obj, metav1.UpdateOptions{})
 			return err

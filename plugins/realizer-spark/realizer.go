@@ -44,6 +44,9 @@ type Realizer struct {
 	overrides map[sdk.Target]map[string]string
 	now       func() time.Time
 	backoff   kubeapi.Backoff
+	// beforeWrite, set by tests, runs between reading an application and
+	// writing it back: the place another writer's change makes a conflict.
+	beforeWrite func(name string)
 }
 
 var _ sdk.Realizer = (*Realizer)(nil)
