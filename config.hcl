@@ -18,8 +18,8 @@
 # Durations are strings with a unit: "500ms", "30s", "5m", "1h30m".
 
 # Directory of third-party plugin binaries, relative to this file. Builtin
-# plugins (collector-ams, evaluator-dra, realizer-k8s, realizer-process) need
-# no directory, so this example sets none:
+# plugins (collector-ams, evaluator-dra, realizer-k8s, realizer-spark,
+# realizer-process) need no directory, so this example sets none:
 # plugin_dir = "/usr/local/lib/ebb/plugins"
 
 # Evaluator state (idle timers, restart counts, cooldowns) lives here, so a
@@ -50,7 +50,7 @@ variable "cluster" {
 }
 
 variable "realizer" {
-  description = "Which realizer block carries out decisions: \"k8s\" or \"process\"."
+  description = "Which realizer block carries out decisions: \"k8s\", \"spark\" or \"process\"."
   default     = "k8s"
 }
 
@@ -130,6 +130,30 @@ realizer "process" {
     vars      = { ams = "thrift://127.0.0.1:1261" }
     state-dir = "/var/lib/ebb/process" # pid files: a restarted ebb finds its units
     drain-timeout = "15m"
+  }
+}
+
+# Amoro's Spark optimizer: one SparkApplication (Kubeflow spark-operator)
+# per optimizer unit. -var realizer=spark picks it.
+realizer "spark" {
+  plugin  = "realizer-spark"
+  timeout = "30s"
+
+  config {
+    namespace      = "amoro-${var.cluster}"
+    mode           = "unit"
+    image          = "apache/amoro-spark-optimizer:0.8.1"
+    ams-thrift-uri = "thrift://amoro-ams.amoro.svc:1261"
+    # Threads per executor: a unit of T threads may use ceil(T / this)
+    # executors through Spark's dynamic allocation, as Amoro sizes them.
+    executor-cores  = 1
+    executor-memory = "2g"
+    spark-conf      = { "spark.sql.shuffle.partitions" = "16" }
+    drain-timeout   = "15m"
+    # The spark-operator kills and resubmits a running application when
+    # its spec changes: config overrides that would do that are refused
+    # (and the decision log says which) unless this is true.
+    allow-restart = false
   }
 }
 

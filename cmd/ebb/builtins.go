@@ -12,6 +12,7 @@ import (
 	dra "github.com/ebbscale/ebb/plugins/evaluator-dra"
 	k8s "github.com/ebbscale/ebb/plugins/realizer-k8s"
 	process "github.com/ebbscale/ebb/plugins/realizer-process"
+	spark "github.com/ebbscale/ebb/plugins/realizer-spark"
 	"github.com/ebbscale/ebb/sdk"
 )
 
@@ -22,6 +23,7 @@ var builtins = map[string]func() sdk.Plugin{
 	dra.Name:          func() sdk.Plugin { return dra.New() },
 	process.Name:      func() sdk.Plugin { return process.New() },
 	k8s.Name:          func() sdk.Plugin { return k8s.New() },
+	spark.Name:        func() sdk.Plugin { return spark.New() },
 }
 
 func builtinNames() []string {

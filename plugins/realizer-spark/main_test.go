@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -30,7 +31,9 @@ func init() { crlog.SetLogger(logr.Discard()) }
 // One control plane serves the whole test binary; each test works in its
 // own namespace. The SparkApplication CRD comes from testdata/crds, or from
 // $EBB_TEST_CRDS (e.g. the spark-operator's published CRDs).
+// It starts on first use, so a fuzz run (FuzzOverrides) starts none.
 var (
+	envOnce    sync.Once
 	testEnv    *envtest.Env
 	testEnvErr error
 	nsCounter  atomic.Int64
@@ -44,7 +47,6 @@ func crdDir() string {
 }
 
 func TestMain(m *testing.M) {
-	testEnv, testEnvErr = envtest.StartEnv(envtest.Options{CRDPaths: []string{crdDir()}})
 	code := m.Run()
 	if testEnv != nil {
 		if err := testEnv.Stop(); err != nil {
@@ -57,6 +59,9 @@ func TestMain(m *testing.M) {
 
 func cluster(t *testing.T) *envtest.Env {
 	t.Helper()
+	envOnce.Do(func() {
+		testEnv, testEnvErr = envtest.StartEnv(envtest.Options{CRDPaths: []string{crdDir()}})
+	})
 	if testEnvErr != nil {
 		envtest.SkipOrFail(t, testEnvErr)
 	}
