@@ -181,7 +181,6 @@ func eventually(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-
 func mustContain(t *testing.T, got, want string) {
 	t.Helper()
 	if !strings.Contains(got, want) {

@@ -2,7 +2,6 @@ package spark
 
 import (
 	"reflect"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -113,7 +112,7 @@ func TestUnitRetriesAndRunnerRestart(t *testing.T) {
 	foreign := &unstructured.Unstructured{Object: map[string]any{
 		"apiVersion": GVR.GroupVersion().String(), "kind": "SparkApplication",
 		"metadata": map[string]any{"name": "ebb-optimizer-u-9", "namespace": w.ns},
-		"spec": map[string]any{"type": "Java", "sparkVersion": "3.5.7", "driver": map[string]any{}, "executor": map[string]any{}},
+		"spec":     map[string]any{"type": "Java", "sparkVersion": "3.5.7", "driver": map[string]any{}, "executor": map[string]any{}},
 	}}
 	if _, err := w.dyn.Resource(GVR).Namespace(w.ns).Create(testCtx(t), foreign, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
@@ -199,13 +198,4 @@ func TestParallelismRefused(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), `chain "amoro"`) || !strings.Contains(err.Error(), "no meaning for Spark") {
 		t.Errorf("parallelism overrides: %v", err)
 	}
-}
-
-func sortedKeys(m map[string]sdk.Unit) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	slices.Sort(out)
-	return out
 }

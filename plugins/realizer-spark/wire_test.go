@@ -3,11 +3,7 @@ package spark
 import (
 	"encoding/json"
 	"path/filepath"
-	"strings"
 	"testing"
-
-	"k8s.io/client-go/tools/clientcmd"
-	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
 	"github.com/ebbscale/ebb/sdk"
 	"github.com/ebbscale/ebb/sdk/sdktest"
@@ -21,18 +17,8 @@ func TestConformance(t *testing.T) {
 	}
 	w := newWorld(t)
 	env := cluster(t)
-	server := env.Config.Host
-	if !strings.Contains(server, "://") {
-		server = "https://" + server
-	}
-	kc := clientcmdapi.NewConfig()
-	kc.Clusters["envtest"] = &clientcmdapi.Cluster{Server: server, CertificateAuthorityData: env.Config.CAData}
-	kc.AuthInfos["admin"] = &clientcmdapi.AuthInfo{ClientCertificateData: env.Config.CertData,
-		ClientKeyData: env.Config.KeyData, Token: env.Config.BearerToken}
-	kc.Contexts["admin"] = &clientcmdapi.Context{Cluster: "envtest", AuthInfo: "admin"}
-	kc.CurrentContext = "admin"
 	path := filepath.Join(t.TempDir(), "kubeconfig")
-	if err := clientcmd.WriteToFile(*kc, path); err != nil {
+	if err := env.WriteKubeconfig(path); err != nil {
 		t.Fatal(err)
 	}
 	raw, err := json.Marshal(map[string]any{
