@@ -38,10 +38,11 @@ type cluster struct {
 
 // startCluster starts a control plane for one test (each test gets its own:
 // the fault test stops and restarts its API server). Without envtest
-// binaries the test skips, or fails under CI=true.
-func startCluster(t *testing.T) *cluster {
+// binaries the test skips, or fails under CI=true. crds are CRD files or
+// directories to install.
+func startCluster(t *testing.T, crds ...string) *cluster {
 	t.Helper()
-	env, err := envtest.StartEnv(envtest.Options{})
+	env, err := envtest.StartEnv(envtest.Options{CRDPaths: crds})
 	if err != nil {
 		envtest.SkipOrFail(t, err)
 	}

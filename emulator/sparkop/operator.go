@@ -81,6 +81,7 @@ type Operator struct {
 	apps    map[types.UID]*app
 	hold    bool
 	submits map[string]int // submissions, by application name
+	uids    map[string]map[types.UID]bool
 	journal []string
 }
 
@@ -104,7 +105,8 @@ func Start(dyn dynamic.Interface, ns string, opts Options) *Operator {
 		opts.Interval = 100 * time.Millisecond
 	}
 	o := &Operator{dyn: dyn, ns: ns, opts: opts, stop: make(chan struct{}), done: make(chan struct{}),
-		apps: map[types.UID]*app{}, submits: map[string]int{}}
+		apps: map[types.UID]*app{}, submits: map[string]int{},
+		uids: map[string]map[types.UID]bool{}}
 	go o.run()
 	return o
 }
@@ -155,6 +157,18 @@ func (o *Operator) Submissions(name string) int {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	return o.submits[name]
+}
+
+// Created counts, by name, the distinct applications (uids) seen: more
+// than one for a name means it was created again after a deletion.
+func (o *Operator) Created() map[string]int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	out := map[string]int{}
+	for name, us := range o.uids {
+		out[name] = len(us)
+	}
+	return out
 }
 
 // Running lists the applications whose driver runs now.
@@ -239,6 +253,10 @@ func (o *Operator) reconcile(ctx context.Context, obj *unstructured.Unstructured
 	if a == nil {
 		a = &app{name: obj.GetName()}
 		o.apps[obj.GetUID()] = a
+		if o.uids[a.name] == nil {
+			o.uids[a.name] = map[types.UID]bool{}
+		}
+		o.uids[a.name][obj.GetUID()] = true
 	}
 	a.grace = driverGrace(obj)
 	hold := o.hold
