@@ -21,7 +21,6 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/restmapper"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/ebbscale/ebb/internal/kubeapi"
 	"github.com/ebbscale/ebb/sdk"
@@ -85,15 +84,9 @@ func (r *Realizer) Configure(_ context.Context, raw json.RawMessage) error {
 	if err != nil {
 		return fmt.Errorf("realizer-k8s: %w", err)
 	}
-	rc, err := r.loadRESTConfig(cfg)
+	rc, err := cfg.RESTConfig(r.restConfig, "ebb-realizer-k8s/"+Version)
 	if err != nil {
 		return fmt.Errorf("realizer-k8s: %w", err)
-	}
-	// Retries are ours (see retry.go): client-go's own rate limiter would only
-	// delay a decision without telling us why.
-	rc.QPS, rc.Burst = 50, 100
-	if rc.UserAgent == "" {
-		rc.UserAgent = "ebb-realizer-k8s/" + Version
 	}
 	kube, err := kubernetes.NewForConfig(rc)
 	if err != nil {
@@ -110,29 +103,6 @@ func (r *Realizer) Configure(_ context.Context, raw json.RawMessage) error {
 	r.dyn = dyn
 	r.mapper = restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(kube.Discovery()))
 	return nil
-}
-
-func (r *Realizer) loadRESTConfig(cfg Config) (*rest.Config, error) {
-	if r.restConfig != nil {
-		return rest.CopyConfig(r.restConfig), nil
-	}
-	if cfg.InCluster {
-		rc, err := rest.InClusterConfig()
-		if err != nil {
-			return nil, fmt.Errorf("in-cluster config: %w", err)
-		}
-		return rc, nil
-	}
-	rules := clientcmd.NewDefaultClientConfigLoadingRules()
-	if cfg.Kubeconfig != "" {
-		rules.ExplicitPath = cfg.Kubeconfig
-	}
-	rc, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules,
-		&clientcmd.ConfigOverrides{CurrentContext: cfg.Context}).ClientConfig()
-	if err != nil {
-		return nil, fmt.Errorf("loading kubeconfig: %w", err)
-	}
-	return rc, nil
 }
 
 // state returns the configuration and clients, or an error before Configure.

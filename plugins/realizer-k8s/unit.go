@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"sort"
 	"strconv"
 	"strings"
 
@@ -18,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation"
 
+	"github.com/ebbscale/ebb/internal/kubeapi"
 	"github.com/ebbscale/ebb/sdk"
 )
 
@@ -401,12 +401,7 @@ func (r *Realizer) unitInventory(ctx context.Context, cfg Config, t sdk.Target) 
 		}
 		units = append(units, u)
 	}
-	sort.Slice(units, func(i, j int) bool {
-		if !units[i].CreatedAt.Equal(units[j].CreatedAt) {
-			return units[i].CreatedAt.Before(units[j].CreatedAt)
-		}
-		return units[i].ID < units[j].ID
-	})
+	kubeapi.SortUnits(units)
 	return units, nil
 }
 

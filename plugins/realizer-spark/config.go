@@ -9,6 +9,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/util/validation"
 
+	"github.com/ebbscale/ebb/internal/kubeapi"
 	"github.com/ebbscale/ebb/sdk"
 )
 
@@ -31,11 +32,8 @@ const (
 
 // Config is the plugin's `config { }` block.
 type Config struct {
-	Kubeconfig string `json:"kubeconfig"`
-	Context    string `json:"context"`
-	InCluster  bool   `json:"in-cluster"`
-	Namespace  string `json:"namespace"`
-	Mode       string `json:"mode"`
+	kubeapi.Conn
+	Mode string `json:"mode"`
 	// AllowRestart lets a config override or a workload resize rewrite the
 	// spec of a running application, which the spark-operator answers by
 	// killing and resubmitting it.
@@ -61,11 +59,7 @@ type Config struct {
 }
 
 func configSchema() sdk.Schema {
-	return sdk.Schema{Attributes: []sdk.Attribute{
-		{Name: "kubeconfig", Type: sdk.TypeString, Description: "Path of a kubeconfig file. Empty: $KUBECONFIG, then ~/.kube/config, unless in-cluster is set."},
-		{Name: "context", Type: sdk.TypeString, Description: "kubeconfig context to use; empty means its current context."},
-		{Name: "in-cluster", Type: sdk.TypeBool, Default: false, Description: "Use the pod's service account instead of a kubeconfig."},
-		{Name: "namespace", Type: sdk.TypeString, Default: "default", Description: "Namespace of the SparkApplications."},
+	return sdk.Schema{Attributes: append(kubeapi.ConnAttributes("of the SparkApplications"), []sdk.Attribute{
 		{Name: "mode", Type: sdk.TypeString, Default: ModeUnit, Description: `"unit": one SparkApplication per Amoro Spark optimizer unit; "workload": the executors of one existing SparkApplication (the chain's target).`},
 		{Name: "allow-restart", Type: sdk.TypeBool, Default: false, Description: "Allow config overrides and workload resizes that change the spec of a running SparkApplication: the spark-operator then kills and resubmits it. Off: such changes are refused and the decision log says which and why."},
 		{Name: "image", Type: sdk.TypeString, Description: "Spark optimizer image, e.g. Amoro's optimizer-spark image (unit mode, required there)."},
@@ -82,12 +76,12 @@ func configSchema() sdk.Schema {
 		{Name: "drain-timeout", Type: sdk.TypeDuration, Default: "15m", Description: "How long a draining unit may finish in-flight work: the driver gets terminationGracePeriodSeconds = drain-timeout + 30s, and a unit draining longer is removed with force."},
 		{Name: "boot-timeout", Type: sdk.TypeDuration, Default: "3m", Description: "A unit whose application the operator has not submitted within this is reported as dead (phase unknown), not as booting."},
 		{Name: "name-prefix", Type: sdk.TypeString, Default: "ebb-optimizer-", Description: "SparkApplication name = name-prefix + unit id."},
-	}}
+	}...)}
 }
 
 func defaultConfig() Config {
 	return Config{
-		Namespace:       "default",
+		Conn:            kubeapi.Conn{Namespace: "default"},
 		Mode:            ModeUnit,
 		ImagePullPolicy: "IfNotPresent",
 		JobURI:          defaultJobURI,
@@ -118,13 +112,7 @@ func parseConfig(raw []byte) (Config, error) {
 }
 
 func (c Config) validate() error {
-	var errs []error
-	if msgs := validation.IsDNS1123Label(c.Namespace); len(msgs) > 0 {
-		errs = append(errs, fmt.Errorf("namespace %q: %s", c.Namespace, strings.Join(msgs, "; ")))
-	}
-	if c.InCluster && (c.Kubeconfig != "" || c.Context != "") {
-		errs = append(errs, errors.New("in-cluster cannot be combined with kubeconfig or context"))
-	}
+	errs := c.Conn.Validate()
 	if c.ExecutorCores < 1 {
 		errs = append(errs, fmt.Errorf("executor-cores must be at least 1, got %d", c.ExecutorCores))
 	}

@@ -20,7 +20,6 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/ebbscale/ebb/internal/kubeapi"
 	"github.com/ebbscale/ebb/sdk"
@@ -83,13 +82,9 @@ func (r *Realizer) Configure(_ context.Context, raw json.RawMessage) error {
 	if err != nil {
 		return fmt.Errorf("realizer-spark: %w", err)
 	}
-	rc, err := r.loadRESTConfig(cfg)
+	rc, err := cfg.RESTConfig(r.restConfig, "ebb-realizer-spark/"+Version)
 	if err != nil {
 		return fmt.Errorf("realizer-spark: %w", err)
-	}
-	rc.QPS, rc.Burst = 50, 100
-	if rc.UserAgent == "" {
-		rc.UserAgent = "ebb-realizer-spark/" + Version
 	}
 	kube, err := kubernetes.NewForConfig(rc)
 	if err != nil {
@@ -103,29 +98,6 @@ func (r *Realizer) Configure(_ context.Context, raw json.RawMessage) error {
 	defer r.mu.Unlock()
 	r.cfg, r.kube, r.dyn = cfg, kube, dyn
 	return nil
-}
-
-func (r *Realizer) loadRESTConfig(cfg Config) (*rest.Config, error) {
-	if r.restConfig != nil {
-		return rest.CopyConfig(r.restConfig), nil
-	}
-	if cfg.InCluster {
-		rc, err := rest.InClusterConfig()
-		if err != nil {
-			return nil, fmt.Errorf("in-cluster config: %w", err)
-		}
-		return rc, nil
-	}
-	rules := clientcmd.NewDefaultClientConfigLoadingRules()
-	if cfg.Kubeconfig != "" {
-		rules.ExplicitPath = cfg.Kubeconfig
-	}
-	rc, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules,
-		&clientcmd.ConfigOverrides{CurrentContext: cfg.Context}).ClientConfig()
-	if err != nil {
-		return nil, fmt.Errorf("loading kubeconfig: %w", err)
-	}
-	return rc, nil
 }
 
 func (r *Realizer) state() (Config, error) {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"sort"
 	"strconv"
 	"strings"
 
@@ -15,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/validation"
 
+	"github.com/ebbscale/ebb/internal/kubeapi"
 	"github.com/ebbscale/ebb/sdk"
 )
 
@@ -427,12 +427,7 @@ func (r *Realizer) unitInventory(ctx context.Context, cfg Config, t sdk.Target) 
 		}
 		units = append(units, u)
 	}
-	sort.Slice(units, func(i, j int) bool {
-		if !units[i].CreatedAt.Equal(units[j].CreatedAt) {
-			return units[i].CreatedAt.Before(units[j].CreatedAt)
-		}
-		return units[i].ID < units[j].ID
-	})
+	kubeapi.SortUnits(units)
 	return units, nil
 }
 

@@ -1,0 +1,91 @@
+package kubeapi
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/ebbscale/ebb/sdk"
+)
+
+// Conn is how a Kubernetes realizer reaches its cluster: the config keys
+// every one of them has. Embed it in a plugin's Config.
+type Conn struct {
+	Kubeconfig string `json:"kubeconfig"`
+	Context    string `json:"context"`
+	InCluster  bool   `json:"in-cluster"`
+	Namespace  string `json:"namespace"`
+}
+
+// ConnAttributes are Conn's schema attributes; what names the objects in
+// the namespace ("of the units").
+func ConnAttributes(what string) []sdk.Attribute {
+	return []sdk.Attribute{
+		{Name: "kubeconfig", Type: sdk.TypeString, Description: "Path of a kubeconfig file. Empty: $KUBECONFIG, then ~/.kube/config, unless in-cluster is set."},
+		{Name: "context", Type: sdk.TypeString, Description: "kubeconfig context to use; empty means its current context."},
+		{Name: "in-cluster", Type: sdk.TypeBool, Default: false, Description: "Use the pod's service account instead of a kubeconfig."},
+		{Name: "namespace", Type: sdk.TypeString, Default: "default", Description: "Namespace " + what + "."},
+	}
+}
+
+// Validate lists what is wrong with the settings.
+func (c Conn) Validate() []error {
+	var errs []error
+	if msgs := validation.IsDNS1123Label(c.Namespace); len(msgs) > 0 {
+		errs = append(errs, fmt.Errorf("namespace %q: %s", c.Namespace, strings.Join(msgs, "; ")))
+	}
+	if c.InCluster && (c.Kubeconfig != "" || c.Context != "") {
+		errs = append(errs, errors.New("in-cluster cannot be combined with kubeconfig or context"))
+	}
+	return errs
+}
+
+// RESTConfig loads the client configuration: override when set (tests and
+// an embedding runner hand in their own), else the in-cluster config, else
+// the kubeconfig. Retries are the realizer's (Backoff): client-go's own rate
+// limiter would only delay a decision without saying why, so it is opened
+// wide; userAgent names the realizer to the API server's audit log.
+func (c Conn) RESTConfig(override *rest.Config, userAgent string) (*rest.Config, error) {
+	var rc *rest.Config
+	switch {
+	case override != nil:
+		rc = rest.CopyConfig(override)
+	case c.InCluster:
+		var err error
+		if rc, err = rest.InClusterConfig(); err != nil {
+			return nil, fmt.Errorf("in-cluster config: %w", err)
+		}
+	default:
+		rules := clientcmd.NewDefaultClientConfigLoadingRules()
+		if c.Kubeconfig != "" {
+			rules.ExplicitPath = c.Kubeconfig
+		}
+		var err error
+		rc, err = clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules,
+			&clientcmd.ConfigOverrides{CurrentContext: c.Context}).ClientConfig()
+		if err != nil {
+			return nil, fmt.Errorf("loading kubeconfig: %w", err)
+		}
+	}
+	rc.QPS, rc.Burst = 50, 100
+	if rc.UserAgent == "" {
+		rc.UserAgent = userAgent
+	}
+	return rc, nil
+}
+
+// SortUnits orders an inventory oldest first, then by id, so that listings
+// are stable from call to call.
+func SortUnits(units []sdk.Unit) {
+	sort.Slice(units, func(i, j int) bool {
+		if !units[i].CreatedAt.Equal(units[j].CreatedAt) {
+			return units[i].CreatedAt.Before(units[j].CreatedAt)
+		}
+		return units[i].ID < units[j].ID
+	})
+}
