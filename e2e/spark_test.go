@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	authorizationv1 "k8s.io/api/authorization/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/dynamic"
@@ -227,10 +228,8 @@ func TestSparkScenario(t *testing.T) {
 	env := c.env
 	dyn := dynamic.NewForConfigOrDie(env.Config)
 	dir := t.TempDir()
-	kubeconfig := filepath.Join(dir, "kubeconfig")
-	if err := env.WriteKubeconfig(kubeconfig); err != nil {
-		t.Fatal(err)
-	}
+	kubeconfig := c.roleKubeconfig(t, dir, "realizer-spark-role.yaml",
+		authorizationv1.ResourceAttributes{Verb: "list", Group: "sparkoperator.k8s.io", Resource: "sparkapplications"})
 	bin := ebbBinary(t)
 	a := startAMS(t, group)
 	op := sparkop.Start(dyn, c.ns, sparkop.Options{Boot: bootDelay, Driver: &optimizerDriver{bin: bin, logDir: t.TempDir()}})

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/rest"
@@ -88,4 +89,24 @@ func SortUnits(units []sdk.Unit) {
 		}
 		return units[i].ID < units[j].ID
 	})
+}
+
+// ForceOverdue calls remove for every unit that has drained for longer than
+// timeout at now: its worker had its chance to finish. It returns what was
+// removed and every error.
+func ForceOverdue(units []sdk.Unit, now time.Time, timeout time.Duration, remove func(unitID string) (string, error)) (string, error) {
+	var done []string
+	var errs []error
+	for _, u := range units {
+		if u.Phase != sdk.PhaseDraining || now.Sub(u.DrainStartedAt) <= timeout {
+			continue
+		}
+		s, err := remove(u.ID)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		done = append(done, s+" (drain timeout)")
+	}
+	return strings.Join(done, "; "), errors.Join(errs...)
 }

@@ -347,21 +347,9 @@ func (r *Realizer) forceOverdue(ctx context.Context, cfg Config, t sdk.Target) (
 	if err != nil {
 		return "", err
 	}
-	now := r.now()
-	var done []string
-	var errs []error
-	for _, u := range units {
-		if u.Phase != sdk.PhaseDraining || now.Sub(u.DrainStartedAt) <= cfg.DrainTimeout.D() {
-			continue
-		}
-		s, err := r.forceRemoveUnit(ctx, cfg, u.ID)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		done = append(done, s+" (drain timeout)")
-	}
-	return strings.Join(done, "; "), errors.Join(errs...)
+	return kubeapi.ForceOverdue(units, r.now(), cfg.DrainTimeout.D(), func(id string) (string, error) {
+		return r.forceRemoveUnit(ctx, cfg, id)
+	})
 }
 
 // unitInventory lists the target's units from their Deployments. Phase:
