@@ -295,9 +295,12 @@ func (o *Operator) reconcile(ctx context.Context, obj *unstructured.Unstructured
 		if !o.stopDriver(a, now) {
 			return
 		}
-		for _, k := range []string{"sparkApplicationId", "lastSubmissionAttemptTime", "terminationTime", "driverInfo", "executorState"} {
+		// resetSparkApplicationStatus: DriverInfo becomes the empty struct
+		// (the CRD requires the field), the rest is cleared.
+		for _, k := range []string{"sparkApplicationId", "lastSubmissionAttemptTime", "terminationTime", "executorState"} {
 			delete(status, k)
 		}
+		status["driverInfo"] = map[string]any{}
 		status["submissionAttempts"], status["executionAttempts"] = int64(0), int64(0)
 		setState(status, "PENDING_RERUN", "")
 		o.writeStatus(ctx, obj, status)
@@ -405,6 +408,12 @@ func (o *Operator) writeStatus(ctx context.Context, obj *unstructured.Unstructur
 	obj = obj.DeepCopy()
 	obj.Object["status"] = status
 	_, err := o.dyn.Resource(gvr).Namespace(o.ns).UpdateStatus(ctx, obj, metav1.UpdateOptions{})
+	if err != nil {
+		// A conflict is retried on the next pass, as the operator requeues.
+		o.mu.Lock()
+		o.logLocked("%s: status update: %v", obj.GetName(), err)
+		o.mu.Unlock()
+	}
 	return err == nil
 }
 

@@ -112,7 +112,8 @@ func TestUnitRetriesAndRunnerRestart(t *testing.T) {
 	foreign := &unstructured.Unstructured{Object: map[string]any{
 		"apiVersion": GVR.GroupVersion().String(), "kind": "SparkApplication",
 		"metadata": map[string]any{"name": "ebb-optimizer-u-9", "namespace": w.ns},
-		"spec":     map[string]any{"type": "Java", "sparkVersion": "3.5.7", "driver": map[string]any{}, "executor": map[string]any{}},
+		"spec": map[string]any{"type": "Java", "sparkVersion": "3.5.7", "mainApplicationFile": "local:///x.jar",
+			"driver": map[string]any{}, "executor": map[string]any{}},
 	}}
 	if _, err := w.dyn.Resource(GVR).Namespace(w.ns).Create(testCtx(t), foreign, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
