@@ -18,7 +18,9 @@
 //   - deletion: the driver pod is the application's dependent with
 //     blockOwnerDeletion, so under foreground deletion the application
 //     stays until the driver has stopped; then this stand-in, as the
-//     garbage collector, lifts the finalizers.
+//     garbage collector, deletes the driver pod and lifts the finalizers;
+//   - the driver pod (<name>-driver, owned by the application) is created
+//     at submission; one deleted with grace period 0 kills its driver.
 //
 // It lists the applications ten times a second instead of watching (a
 // watch keeps envtest's API server from stopping in time). Status writes
@@ -35,6 +37,7 @@ import (
 	"sync"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -42,7 +45,10 @@ import (
 	"k8s.io/client-go/dynamic"
 )
 
-var gvr = schema.GroupVersionResource{Group: "sparkoperator.k8s.io", Version: "v1beta2", Resource: "sparkapplications"}
+var (
+	gvr  = schema.GroupVersionResource{Group: "sparkoperator.k8s.io", Version: "v1beta2", Resource: "sparkapplications"}
+	pods = schema.GroupVersionResource{Version: "v1", Resource: "pods"}
+)
 
 // Driver runs the driver of an application.
 type Driver interface {
@@ -77,12 +83,14 @@ type Operator struct {
 
 	stop, done chan struct{}
 
-	mu      sync.Mutex
-	apps    map[types.UID]*app
-	hold    bool
-	submits map[string]int // submissions, by application name
-	uids    map[string]map[types.UID]bool
-	journal []string
+	mu sync.Mutex
+	// driverPods are the driver pods listed in this pass.
+	driverPods map[string]bool
+	apps       map[types.UID]*app
+	hold       bool
+	submits    map[string]int // submissions, by application name
+	uids       map[string]map[types.UID]bool
+	journal    []string
 }
 
 // app is what the operator remembers of one application (by uid).
@@ -220,6 +228,18 @@ func (o *Operator) sync() {
 	if err != nil {
 		return // the API server may be down: nothing is known to be gone
 	}
+	podList, err := o.dyn.Resource(pods).Namespace(o.ns).List(ctx, metav1.ListOptions{LabelSelector: "spark-role=driver"})
+	if err != nil {
+		return
+	}
+	o.mu.Lock()
+	o.driverPods = map[string]bool{}
+	for _, p := range podList.Items {
+		if p.GetDeletionTimestamp() == nil {
+			o.driverPods[p.GetName()] = true
+		}
+	}
+	o.mu.Unlock()
 	live := map[types.UID]bool{}
 	for i := range list.Items {
 		obj := &list.Items[i]
@@ -260,10 +280,19 @@ func (o *Operator) reconcile(ctx context.Context, obj *unstructured.Unstructured
 	}
 	a.grace = driverGrace(obj)
 	hold := o.hold
+	// A driver whose pod was deleted with grace period 0 (a forced
+	// removal) dies at once, as the kubelet kills it.
+	if a.proc != nil && a.proc.Running() && !o.driverPods[obj.GetName()+"-driver"] && !a.killed {
+		o.logLocked("%s: driver pod gone: kill", a.name)
+		a.proc.Kill()
+		a.killed = true
+	}
 	o.mu.Unlock()
 
 	if obj.GetDeletionTimestamp() != nil {
-		if o.stopDriver(a, now) && len(obj.GetFinalizers()) > 0 {
+		// The garbage collector deletes the dependent driver pod, then
+		// lifts the foreground finalizer.
+		if o.stopDriver(ctx, obj, a, now) && len(obj.GetFinalizers()) > 0 {
 			obj.SetFinalizers(nil)
 			_, _ = o.dyn.Resource(gvr).Namespace(o.ns).Update(ctx, obj, metav1.UpdateOptions{})
 		}
@@ -292,7 +321,7 @@ func (o *Operator) reconcile(ctx context.Context, obj *unstructured.Unstructured
 		}
 		o.submit(ctx, obj, a, status, spec, now)
 	case "INVALIDATING":
-		if !o.stopDriver(a, now) {
+		if !o.stopDriver(ctx, obj, a, now) {
 			return
 		}
 		// resetSparkApplicationStatus: DriverInfo becomes the empty struct
@@ -360,11 +389,44 @@ func (o *Operator) submit(ctx context.Context, obj *unstructured.Unstructured, a
 		return
 	}
 	o.mu.Lock()
-	defer o.mu.Unlock()
 	a.submitted, a.bootAt = spec, now.Add(o.opts.Boot)
 	a.proc, a.termAt, a.killed = nil, time.Time{}, false
 	o.submits[a.name]++
 	o.logLocked("%s: submitted (%d)", a.name, o.submits[a.name])
+	o.mu.Unlock()
+	o.createDriverPod(ctx, obj)
+}
+
+// createDriverPod makes the pod spark-submit would: <name>-driver, owned by
+// the application as its controller with blockOwnerDeletion (the operator's
+// buildDriverPodTemplate), labelled as the operator labels it. Nothing runs
+// it but this stand-in.
+func (o *Operator) createDriverPod(ctx context.Context, obj *unstructured.Unstructured) {
+	image, _, _ := unstructured.NestedString(obj.Object, "spec", "image")
+	if image == "" {
+		image = "apache/spark"
+	}
+	pod := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "v1", "kind": "Pod",
+		"metadata": map[string]any{
+			"name": obj.GetName() + "-driver", "namespace": o.ns,
+			"labels": map[string]any{"spark-role": "driver", "sparkoperator.k8s.io/app-name": obj.GetName(),
+				"sparkoperator.k8s.io/launched-by-spark-operator": "true"},
+			"ownerReferences": []any{map[string]any{"apiVersion": obj.GetAPIVersion(), "kind": obj.GetKind(),
+				"name": obj.GetName(), "uid": string(obj.GetUID()), "controller": true, "blockOwnerDeletion": true}},
+		},
+		"spec": map[string]any{"containers": []any{map[string]any{"name": "spark-kubernetes-driver", "image": image}},
+			"terminationGracePeriodSeconds": int64(driverGrace(obj).Seconds())},
+	}}
+	if _, err := o.dyn.Resource(pods).Namespace(o.ns).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+		o.mu.Lock()
+		o.logLocked("%s: driver pod: %v", obj.GetName(), err)
+		o.mu.Unlock()
+		return
+	}
+	o.mu.Lock()
+	o.driverPods[obj.GetName()+"-driver"] = true
+	o.mu.Unlock()
 }
 
 func (o *Operator) startDriver(obj *unstructured.Unstructured, a *app) error {
@@ -383,14 +445,17 @@ func (o *Operator) startDriver(obj *unstructured.Unstructured, a *app) error {
 }
 
 // stopDriver deletes the driver pod: SIGTERM, SIGKILL after the grace
-// period. It reports whether the driver is gone.
-func (o *Operator) stopDriver(a *app, now time.Time) bool {
+// period, and the pod object once the driver is gone. It reports whether
+// the driver and its pod are gone.
+func (o *Operator) stopDriver(ctx context.Context, obj *unstructured.Unstructured, a *app, now time.Time) bool {
 	o.mu.Lock()
-	defer o.mu.Unlock()
 	if a.proc == nil || !a.proc.Running() {
 		a.proc = nil
-		return true
+		o.mu.Unlock()
+		err := o.dyn.Resource(pods).Namespace(o.ns).Delete(ctx, obj.GetName()+"-driver", metav1.DeleteOptions{})
+		return err == nil || apierrors.IsNotFound(err)
 	}
+	defer o.mu.Unlock()
 	switch {
 	case a.termAt.IsZero():
 		o.logLocked("%s: delete driver pod: SIGTERM", a.name)

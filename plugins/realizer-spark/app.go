@@ -81,9 +81,11 @@ type view struct {
 			State        string `json:"state"`
 			ErrorMessage string `json:"errorMessage"`
 		} `json:"applicationState"`
-		ExecutorState             map[string]string        `json:"executorState"`
-		DriverInfo                struct{ PodName string } `json:"driverInfo"`
-		LastSubmissionAttemptTime *metav1.Time             `json:"lastSubmissionAttemptTime"`
+		ExecutorState map[string]string `json:"executorState"`
+		DriverInfo    struct {
+			PodName string `json:"podName"`
+		} `json:"driverInfo"`
+		LastSubmissionAttemptTime *metav1.Time `json:"lastSubmissionAttemptTime"`
 	} `json:"status"`
 }
 

@@ -141,7 +141,13 @@ func TestUnitRelease(t *testing.T) {
 	eventually(t, "u-1 gone", func() bool { _, ok := inventory(t, r, target)["u-1"]; return !ok })
 	mustContain(t, realize(t, r, target, "req-2", sdk.Decision{Drain: []string{"u-1"}}), "already gone u-1")
 
+	if _, err := w.kube.CoreV1().Pods(w.ns).Get(testCtx(t), "ebb-optimizer-u-2-driver", metav1.GetOptions{}); err != nil {
+		t.Fatalf("u-2's driver pod: %v", err)
+	}
 	mustContain(t, realize(t, r, target, "req-3", sdk.Decision{Remove: []sdk.UnitRemove{{UnitID: "u-2", Force: true}}}), "force-removed u-2")
+	if _, err := w.kube.CoreV1().Pods(w.ns).Get(testCtx(t), "ebb-optimizer-u-2-driver", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("u-2's driver pod after force removal: %v", err)
+	}
 	if _, err := w.dyn.Resource(GVR).Namespace(w.ns).Get(testCtx(t), "ebb-optimizer-u-2", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 		t.Errorf("u-2 after force removal: %v", err)
 	}
