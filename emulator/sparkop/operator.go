@@ -30,10 +30,8 @@ package sparkop
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"slices"
-	"strconv"
 	"sync"
 	"time"
 
@@ -49,21 +47,6 @@ var (
 	gvr  = schema.GroupVersionResource{Group: "sparkoperator.k8s.io", Version: "v1beta2", Resource: "sparkapplications"}
 	pods = schema.GroupVersionResource{Version: "v1", Resource: "pods"}
 )
-
-// Driver runs the driver of an application.
-type Driver interface {
-	// Start runs mainClass with args; grace is the pod's termination grace.
-	Start(app, mainClass string, args []string, grace time.Duration) (Proc, error)
-}
-
-// Proc is a running driver.
-type Proc interface {
-	Running() bool
-	// Stop asks the driver to finish (SIGTERM).
-	Stop()
-	// Kill ends it now (SIGKILL).
-	Kill()
-}
 
 // Options tunes an Operator.
 type Options struct {
@@ -397,38 +380,6 @@ func (o *Operator) submit(ctx context.Context, obj *unstructured.Unstructured, a
 	o.createDriverPod(ctx, obj)
 }
 
-// createDriverPod makes the pod spark-submit would: <name>-driver, owned by
-// the application as its controller with blockOwnerDeletion (the operator's
-// buildDriverPodTemplate), labelled as the operator labels it. Nothing runs
-// it but this stand-in.
-func (o *Operator) createDriverPod(ctx context.Context, obj *unstructured.Unstructured) {
-	image, _, _ := unstructured.NestedString(obj.Object, "spec", "image")
-	if image == "" {
-		image = "apache/spark"
-	}
-	pod := &unstructured.Unstructured{Object: map[string]any{
-		"apiVersion": "v1", "kind": "Pod",
-		"metadata": map[string]any{
-			"name": obj.GetName() + "-driver", "namespace": o.ns,
-			"labels": map[string]any{"spark-role": "driver", "sparkoperator.k8s.io/app-name": obj.GetName(),
-				"sparkoperator.k8s.io/launched-by-spark-operator": "true"},
-			"ownerReferences": []any{map[string]any{"apiVersion": obj.GetAPIVersion(), "kind": obj.GetKind(),
-				"name": obj.GetName(), "uid": string(obj.GetUID()), "controller": true, "blockOwnerDeletion": true}},
-		},
-		"spec": map[string]any{"containers": []any{map[string]any{"name": "spark-kubernetes-driver", "image": image}},
-			"terminationGracePeriodSeconds": int64(driverGrace(obj).Seconds())},
-	}}
-	if _, err := o.dyn.Resource(pods).Namespace(o.ns).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
-		o.mu.Lock()
-		o.logLocked("%s: driver pod: %v", obj.GetName(), err)
-		o.mu.Unlock()
-		return
-	}
-	o.mu.Lock()
-	o.driverPods[obj.GetName()+"-driver"] = true
-	o.mu.Unlock()
-}
-
 func (o *Operator) startDriver(obj *unstructured.Unstructured, a *app) error {
 	mainClass, _, _ := unstructured.NestedString(obj.Object, "spec", "mainClass")
 	args, _, _ := unstructured.NestedStringSlice(obj.Object, "spec", "arguments")
@@ -468,98 +419,3 @@ func (o *Operator) stopDriver(ctx context.Context, obj *unstructured.Unstructure
 	}
 	return false
 }
-
-func (o *Operator) writeStatus(ctx context.Context, obj *unstructured.Unstructured, status map[string]any) bool {
-	obj = obj.DeepCopy()
-	obj.Object["status"] = status
-	_, err := o.dyn.Resource(gvr).Namespace(o.ns).UpdateStatus(ctx, obj, metav1.UpdateOptions{})
-	if err != nil {
-		// A conflict is retried on the next pass, as the operator requeues.
-		o.mu.Lock()
-		o.logLocked("%s: status update: %v", obj.GetName(), err)
-		o.mu.Unlock()
-	}
-	return err == nil
-}
-
-func setState(status map[string]any, state, msg string) {
-	as := map[string]any{"state": state}
-	if msg != "" {
-		as["errorMessage"] = msg
-	}
-	status["applicationState"] = as
-}
-
-// specKey is the spec as event_filter.go compares it: suspend and
-// timeToLiveSeconds changes do not invalidate a run.
-func specKey(obj *unstructured.Unstructured) string {
-	spec, _, _ := unstructured.NestedMap(obj.Object, "spec")
-	delete(spec, "suspend")
-	delete(spec, "timeToLiveSeconds")
-	b, _ := json.Marshal(spec)
-	return string(b)
-}
-
-func driverGrace(obj *unstructured.Unstructured) time.Duration {
-	if g, ok, _ := unstructured.NestedInt64(obj.Object, "spec", "driver", "terminationGracePeriodSeconds"); ok {
-		return time.Duration(g) * time.Second
-	}
-	return 30 * time.Second
-}
-
-// initialExecutors is what the driver starts with: Spark's initial
-// executors, max(minExecutors, initialExecutors, spark.executor.instances)
-// with dynamic allocation on, else spec.executor.instances.
-func initialExecutors(obj *unstructured.Unstructured) map[string]any {
-	n, _, _ := unstructured.NestedInt64(obj.Object, "spec", "executor", "instances")
-	if on, _, _ := unstructured.NestedBool(obj.Object, "spec", "dynamicAllocation", "enabled"); on {
-		for _, f := range []string{"minExecutors", "initialExecutors"} {
-			if v, ok, _ := unstructured.NestedInt64(obj.Object, "spec", "dynamicAllocation", f); ok && v > n {
-				n = v
-			}
-		}
-	} else if n == 0 {
-		n = 1
-	}
-	out := map[string]any{}
-	for i := int64(1); i <= n && i <= 1000; i++ {
-		out[obj.GetName()+"-exec-"+strconv.FormatInt(i, 10)] = "RUNNING"
-	}
-	return out
-}
-
-// FakeDriver runs drivers that do nothing and run until stopped or killed.
-type FakeDriver struct {
-	mu      sync.Mutex
-	Started []FakeStart
-}
-
-// FakeStart records one driver start.
-type FakeStart struct {
-	App, MainClass string
-	Args           []string
-}
-
-// Start implements Driver.
-func (f *FakeDriver) Start(app, mainClass string, args []string, _ time.Duration) (Proc, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.Started = append(f.Started, FakeStart{App: app, MainClass: mainClass, Args: slices.Clone(args)})
-	return &fakeProc{}, nil
-}
-
-// Starts returns the driver starts so far.
-func (f *FakeDriver) Starts() []FakeStart {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return slices.Clone(f.Started)
-}
-
-type fakeProc struct {
-	mu   sync.Mutex
-	done bool
-}
-
-func (p *fakeProc) Running() bool { p.mu.Lock(); defer p.mu.Unlock(); return !p.done }
-func (p *fakeProc) Stop()         { p.Kill() }
-func (p *fakeProc) Kill()         { p.mu.Lock(); p.done = true; p.mu.Unlock() }
