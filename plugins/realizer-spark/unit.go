@@ -2,7 +2,6 @@ package spark
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math"
 	"strconv"
@@ -45,41 +44,13 @@ func (r *Realizer) unitRealize(ctx context.Context, cfg Config, req sdk.RealizeR
 	if err := checkTarget(req.Target); err != nil {
 		return "", err
 	}
-	var done []string
-	var errs []error
-	note := func(s string, err error) {
-		if err != nil {
-			errs = append(errs, err)
-		} else if s != "" {
-			done = append(done, s)
-		}
-	}
-	d := req.Decision
-	for _, a := range d.Add {
-		note(r.addUnit(ctx, cfg, req, a))
-	}
-	for _, id := range d.Drain {
-		note(r.drainUnit(ctx, cfg, id))
-	}
-	for _, rm := range d.Remove {
-		if rm.Force {
-			note(r.forceRemoveUnit(ctx, cfg, rm.UnitID))
-		} else {
-			note(r.drainUnit(ctx, cfg, rm.UnitID))
-		}
-	}
-	for _, id := range d.Restart {
-		note(r.restartUnit(ctx, cfg, id, req.RequestID))
-	}
-	note(r.forceOverdue(ctx, cfg, req.Target))
-	summary := strings.Join(done, "; ")
-	if summary == "" {
-		summary = "no action"
-	}
-	if len(errs) > 0 {
-		return summary, fmt.Errorf("realizer-spark: %s (done: %s): %w", req.Target, summary, errors.Join(errs...))
-	}
-	return summary, nil
+	return kubeapi.UnitOps{
+		Add:         func(a sdk.UnitAdd) (string, error) { return r.addUnit(ctx, cfg, req, a) },
+		Drain:       func(id string) (string, error) { return r.drainUnit(ctx, cfg, id) },
+		ForceRemove: func(id string) (string, error) { return r.forceRemoveUnit(ctx, cfg, id) },
+		Restart:     func(id string) (string, error) { return r.restartUnit(ctx, cfg, id, req.RequestID) },
+		Finally:     func() (string, error) { return r.forceOverdue(ctx, cfg, req.Target) },
+	}.Realize(fmt.Sprintf("realizer-spark: %s", req.Target), req.Decision)
 }
 
 func checkTarget(t sdk.Target) error {
