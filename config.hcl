@@ -20,8 +20,8 @@
 
 # Directory of third-party plugin binaries, relative to this file. Builtin
 # plugins (collector-ams, evaluator-dra, realizer-k8s, realizer-flink,
-# realizer-process) need
-# no directory, so this example sets none:
+# realizer-spark, realizer-process) need no directory, so this example sets
+# none:
 # plugin_dir = "/usr/local/lib/ebb/plugins"
 # A binary there runs only if it, its directory and plugin_dir are owned by
 # ebb's user or root and not group- or world-writable, unless pinned (sha256).
@@ -59,7 +59,7 @@ variable "cluster" {
 }
 
 variable "realizer" {
-  description = "Which realizer block carries out decisions: \"k8s\", \"flink\" or \"process\"."
+  description = "Which realizer block carries out decisions: \"k8s\", \"flink\", \"spark\" or \"process\"."
   default     = "k8s"
 }
 
@@ -193,6 +193,30 @@ realizer "process" {
     # pid files: a restarted ebb finds its units
     state-dir     = var.optimizer == "emulated" ? "ebb-units" : "/var/lib/ebb/process"
     drain-timeout = "15m"
+  }
+}
+
+# Amoro's Spark optimizer: one SparkApplication (Kubeflow spark-operator)
+# per optimizer unit. -var realizer=spark picks it.
+realizer "spark" {
+  plugin  = "realizer-spark"
+  timeout = "30s"
+
+  config {
+    namespace      = "amoro-${var.cluster}"
+    mode           = "unit"
+    image          = "apache/amoro-spark-optimizer:0.8.1"
+    ams-thrift-uri = "thrift://amoro-ams.amoro.svc:1261"
+    # Threads per executor: a unit of T threads may use ceil(T / this)
+    # executors through Spark's dynamic allocation, as Amoro sizes them.
+    executor-cores  = 1
+    executor-memory = "2g"
+    spark-conf      = { "spark.sql.shuffle.partitions" = "16" }
+    drain-timeout   = "15m"
+    # The spark-operator kills and resubmits a running application when
+    # its spec changes: config overrides that would do that are refused
+    # (and the decision log says which) unless this is true.
+    allow-restart = false
   }
 }
 

@@ -38,10 +38,11 @@ type cluster struct {
 
 // startCluster starts a control plane for one test (each test gets its own:
 // the fault test stops and restarts its API server). Without envtest
-// binaries the test skips, or fails under CI=true.
-func startCluster(t *testing.T) *cluster {
+// binaries the test skips, or fails under CI=true. crds are CRD files or
+// directories to install.
+func startCluster(t *testing.T, crds ...string) *cluster {
 	t.Helper()
-	env, err := envtest.StartEnv(envtest.Options{})
+	env, err := envtest.StartEnv(envtest.Options{CRDPaths: crds})
 	if err != nil {
 		envtest.SkipOrFail(t, err)
 	}
@@ -68,15 +69,23 @@ func startCluster(t *testing.T) *cluster {
 // project ships (deploy/), as an operator would deploy it.
 func (c *cluster) realizerKubeconfig(t *testing.T, dir string) string {
 	t.Helper()
+	return c.roleKubeconfig(t, dir, "realizer-k8s-unit-role.yaml",
+		authorizationv1.ResourceAttributes{Verb: "list", Group: "apps", Resource: "deployments"})
+}
+
+// roleKubeconfig is realizerKubeconfig for the Role in deploy/roleFile;
+// probe is the realizer's first call, awaited until the binding allows it.
+func (c *cluster) roleKubeconfig(t *testing.T, dir, roleFile string, probe authorizationv1.ResourceAttributes) string {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	data, err := os.ReadFile(filepath.Join("..", "deploy", "realizer-k8s-unit-role.yaml"))
+	data, err := os.ReadFile(filepath.Join("..", "deploy", roleFile))
 	if err != nil {
 		t.Fatal(err)
 	}
 	var role rbacv1.Role
 	if err := yaml.UnmarshalStrict(data, &role); err != nil {
-		t.Fatalf("deploy/realizer-k8s-unit-role.yaml: %v", err)
+		t.Fatalf("deploy/%s: %v", roleFile, err)
 	}
 	role.Namespace = c.ns
 	if _, err := c.kube.RbacV1().Roles(c.ns).Create(ctx, &role, metav1.CreateOptions{}); err != nil {
@@ -122,8 +131,9 @@ func (c *cluster) realizerKubeconfig(t *testing.T, dir string) string {
 		t.Fatalf("reading back the kubeconfig: %v", err)
 	}
 	as := kubernetes.NewForConfigOrDie(rest.CopyConfig(rc))
+	probe.Namespace = c.ns
 	review := &authorizationv1.SelfSubjectAccessReview{Spec: authorizationv1.SelfSubjectAccessReviewSpec{
-		ResourceAttributes: &authorizationv1.ResourceAttributes{Namespace: c.ns, Verb: "list", Group: "apps", Resource: "deployments"},
+		ResourceAttributes: &probe,
 	}}
 	waitFor(t, 30*time.Second, "the realizer's RoleBinding to take effect", func() bool {
 		res, err := as.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, review, metav1.CreateOptions{})

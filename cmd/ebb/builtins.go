@@ -13,6 +13,7 @@ import (
 	flink "github.com/ebbscale/ebb/plugins/realizer-flink"
 	k8s "github.com/ebbscale/ebb/plugins/realizer-k8s"
 	process "github.com/ebbscale/ebb/plugins/realizer-process"
+	spark "github.com/ebbscale/ebb/plugins/realizer-spark"
 	"github.com/ebbscale/ebb/sdk"
 )
 
@@ -24,6 +25,7 @@ var builtins = map[string]func() sdk.Plugin{
 	process.Name:      func() sdk.Plugin { return process.New() },
 	k8s.Name:          func() sdk.Plugin { return k8s.New() },
 	flink.Name:        func() sdk.Plugin { return flink.New() },
+	spark.Name:        func() sdk.Plugin { return spark.New() },
 }
 
 func builtinNames() []string {

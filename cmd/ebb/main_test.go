@@ -490,6 +490,7 @@ func TestExampleConfigIsValid(t *testing.T) {
 		nil,
 		{"-var", "realizer=process", "-var=cluster=dev", "-var", "optimizer=emulated"},
 		{"-var", "realizer=flink"},
+		{"-var", "realizer=spark"},
 	} {
 		out, errOut, code := validate(args...)
 		if code != 0 || !strings.Contains(out, "valid (1 chain)") {

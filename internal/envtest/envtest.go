@@ -17,6 +17,8 @@ import (
 	"testing"
 
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	crenvtest "sigs.k8s.io/controller-runtime/pkg/envtest"
 )
 
@@ -158,4 +160,23 @@ func SkipOrFail(t testing.TB, err error) {
 		t.Skipf("no Kubernetes test environment: %v", err)
 	}
 	t.Fatalf("Kubernetes test environment: %v", err)
+}
+
+// WriteKubeconfig writes a kubeconfig for the admin Config, for plugin
+// processes that read one.
+func (e *Env) WriteKubeconfig(path string) error {
+	server := e.Config.Host
+	if !strings.Contains(server, "://") {
+		server = "https://" + server
+	}
+	kc := clientcmdapi.NewConfig()
+	kc.Clusters["envtest"] = &clientcmdapi.Cluster{Server: server, CertificateAuthorityData: e.Config.CAData}
+	kc.AuthInfos["admin"] = &clientcmdapi.AuthInfo{ClientCertificateData: e.Config.CertData,
+		ClientKeyData: e.Config.KeyData, Token: e.Config.BearerToken}
+	kc.Contexts["admin"] = &clientcmdapi.Context{Cluster: "envtest", AuthInfo: "admin"}
+	kc.CurrentContext = "admin"
+	if err := clientcmd.WriteToFile(*kc, path); err != nil {
+		return fmt.Errorf("writing kubeconfig %s: %w", path, err)
+	}
+	return nil
 }

@@ -47,7 +47,7 @@ func (r *Realizer) ownedUnit(ctx context.Context, cfg Config, t sdk.Target, unit
 		return nil, "", err
 	}
 	var dep *appsv1.Deployment
-	err = r.backoff.do(ctx, "get Deployment "+cfg.Namespace+"/"+name, func() error {
+	err = r.backoff.Do(ctx, "get Deployment "+cfg.Namespace+"/"+name, func() error {
 		var err error
 		dep, err = r.kube.AppsV1().Deployments(cfg.Namespace).Get(ctx, name, metav1.GetOptions{})
 		return err
@@ -117,7 +117,7 @@ func (r *Realizer) drainUnit(ctx context.Context, cfg Config, t sdk.Target, unit
 			return "already draining " + unitID, nil
 		}
 		patch := fmt.Sprintf(`{"metadata":{"uid":%q,"annotations":{%q:%q}}}`, dep.UID, AnnotationDrainStarted, r.now().UTC().Format(time.RFC3339Nano))
-		err := r.backoff.do(ctx, fmt.Sprintf("mark Deployment %s/%s draining", cfg.Namespace, name), func() error {
+		err := r.backoff.Do(ctx, fmt.Sprintf("mark Deployment %s/%s draining", cfg.Namespace, name), func() error {
 			_, err := r.kube.AppsV1().Deployments(cfg.Namespace).Patch(ctx, name, types.MergePatchType, []byte(patch), metav1.PatchOptions{})
 			return err
 		})
@@ -132,7 +132,7 @@ func (r *Realizer) drainUnit(ctx context.Context, cfg Config, t sdk.Target, unit
 		return "already draining " + unitID, nil
 	}
 	fg := metav1.DeletePropagationForeground
-	err = r.backoff.do(ctx, fmt.Sprintf("drain Deployment %s/%s", cfg.Namespace, name), func() error {
+	err = r.backoff.Do(ctx, fmt.Sprintf("drain Deployment %s/%s", cfg.Namespace, name), func() error {
 		return r.kube.AppsV1().Deployments(cfg.Namespace).Delete(ctx, name, metav1.DeleteOptions{PropagationPolicy: &fg, Preconditions: onlyThis(dep)})
 	})
 	if apierrors.IsNotFound(err) {
@@ -167,7 +167,7 @@ func (r *Realizer) deleteNow(ctx context.Context, cfg Config, t sdk.Target, unit
 	pods := r.kube.CoreV1().Pods(cfg.Namespace)
 	sel := labels.Set{LabelApp: name, LabelManagedBy: ManagedByValue, LabelChain: t.Chain, LabelUnit: unitID}.String()
 	var list *corev1.PodList
-	if err := r.backoff.do(ctx, "list pods of unit "+unitID, func() error {
+	if err := r.backoff.Do(ctx, "list pods of unit "+unitID, func() error {
 		var err error
 		list, err = pods.List(ctx, metav1.ListOptions{LabelSelector: sel})
 		return err
@@ -177,7 +177,7 @@ func (r *Realizer) deleteNow(ctx context.Context, cfg Config, t sdk.Target, unit
 	zero := int64(0)
 	for _, p := range list.Items {
 		uid := p.UID
-		err := r.backoff.do(ctx, fmt.Sprintf("force-delete pod %s/%s", cfg.Namespace, p.Name), func() error {
+		err := r.backoff.Do(ctx, fmt.Sprintf("force-delete pod %s/%s", cfg.Namespace, p.Name), func() error {
 			return pods.Delete(ctx, p.Name, metav1.DeleteOptions{GracePeriodSeconds: &zero, Preconditions: &metav1.Preconditions{UID: &uid}})
 		})
 		if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
@@ -191,7 +191,7 @@ func (r *Realizer) deleteNow(ctx context.Context, cfg Config, t sdk.Target, unit
 	// earlier drain, so the Deployment goes now; the garbage collector
 	// removes its ReplicaSet afterwards.
 	bg := metav1.DeletePropagationBackground
-	err := r.backoff.do(ctx, fmt.Sprintf("force-delete Deployment %s/%s", cfg.Namespace, name), func() error {
+	err := r.backoff.Do(ctx, fmt.Sprintf("force-delete Deployment %s/%s", cfg.Namespace, name), func() error {
 		return r.kube.AppsV1().Deployments(cfg.Namespace).Delete(ctx, name,
 			metav1.DeleteOptions{GracePeriodSeconds: &zero, PropagationPolicy: &bg, Preconditions: onlyThis(dep)})
 	})
@@ -224,7 +224,7 @@ func (r *Realizer) restartUnit(ctx context.Context, cfg Config, t sdk.Target, un
 	// The uid makes the patch fail if the object was replaced since the
 	// ownership check.
 	patch := fmt.Sprintf(`{"metadata":{"uid":%q},"spec":{"template":{"metadata":{"annotations":{%q:%q}}}}}`, dep.UID, AnnotationRestart, requestID)
-	err = r.backoff.do(ctx, fmt.Sprintf("restart Deployment %s/%s", cfg.Namespace, name), func() error {
+	err = r.backoff.Do(ctx, fmt.Sprintf("restart Deployment %s/%s", cfg.Namespace, name), func() error {
 		_, err := r.kube.AppsV1().Deployments(cfg.Namespace).Patch(ctx, name, types.MergePatchType, []byte(patch), metav1.PatchOptions{})
 		return err
 	})

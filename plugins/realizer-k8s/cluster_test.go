@@ -20,6 +20,7 @@ import (
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/yaml"
 
+	"github.com/ebbscale/ebb/internal/kubeapi"
 	"github.com/ebbscale/ebb/sdk"
 )
 
@@ -179,7 +180,7 @@ func TestAPIServerRestartMidCycle(t *testing.T) {
 	rc.WrapTransport = func(rt http.RoundTripper) http.RoundTripper { lr.next = rt; return lr }
 	r := newRealizer(t, rc, unitConfig(ns, nil))
 	// The server needs seconds to come back; the RPC deadline bounds this.
-	r.backoff = backoff{initial: 100 * time.Millisecond, max: 2 * time.Second, attempts: 60}
+	r.backoff = kubeapi.Backoff{Initial: 100 * time.Millisecond, Max: 2 * time.Second, Attempts: 60}
 	target := sdk.Target{Chain: "lake", Name: "group-a"}
 	d := sdk.Decision{Add: []sdk.UnitAdd{{UnitID: "u1", Size: 1}, {UnitID: "u2", Size: 1}, {UnitID: "u3", Size: 1}}}
 

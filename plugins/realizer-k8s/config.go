@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/ebbscale/ebb/internal/optargs"
+	"github.com/ebbscale/ebb/internal/kubeapi"
 	"github.com/ebbscale/ebb/sdk"
 )
 
@@ -27,11 +28,8 @@ const (
 
 // Config is the plugin's `config { }` block.
 type Config struct {
-	Kubeconfig string `json:"kubeconfig"`
-	Context    string `json:"context"`
-	InCluster  bool   `json:"in-cluster"`
-	Namespace  string `json:"namespace"`
-	Mode       string `json:"mode"`
+	kubeapi.Conn
+	Mode string `json:"mode"`
 
 	// Unit mode.
 	Image             string       `json:"image"`
@@ -55,11 +53,7 @@ type Config struct {
 
 // configSchema is published in Info; its defaults are what the runner fills in.
 func configSchema() sdk.Schema {
-	return sdk.Schema{Attributes: []sdk.Attribute{
-		{Name: "kubeconfig", Type: sdk.TypeString, Description: "Path of a kubeconfig file. Empty: $KUBECONFIG, then ~/.kube/config, unless in-cluster is set."},
-		{Name: "context", Type: sdk.TypeString, Description: "kubeconfig context to use; empty means its current context."},
-		{Name: "in-cluster", Type: sdk.TypeBool, Default: false, Description: "Use the pod's service account instead of a kubeconfig."},
-		{Name: "namespace", Type: sdk.TypeString, Default: "default", Description: "Namespace of the units (unit mode) or of the scale target (workload mode)."},
+	return sdk.Schema{Attributes: append(kubeapi.ConnAttributes("of the units (unit mode) or of the scale target (workload mode)"), []sdk.Attribute{
 		{Name: "mode", Type: sdk.TypeString, Default: ModeUnit, Description: `"unit": one Deployment per Amoro optimizer unit; "workload": replicas of any resource with a scale subresource.`},
 		{Name: "image", Type: sdk.TypeString, Description: "Optimizer image (unit mode, required there)."},
 		{Name: "image-pull-policy", Type: sdk.TypeString, Default: "IfNotPresent", Description: "Always, IfNotPresent or Never."},
@@ -74,14 +68,14 @@ func configSchema() sdk.Schema {
 		{Name: "master-slave-mode", Type: sdk.TypeBool, Default: false, Description: "AMS runs with ha.use-master-slave-mode: optimizers get -msm, as Amoro adds it (optimizer >= 0.9)."},
 		{Name: "image-pull-secrets", Type: sdk.TypeListString, Default: []string{}, Description: "Names of Secrets for pulling the image (Amoro's imagePullSecrets); added to the pod template's own."},
 		{Name: "threads-per-replica", Type: sdk.TypeNumber, Default: 1, Description: "Workload mode: replicas = ceil(desired capacity in threads / threads-per-replica)."},
-	}}
+	}...)}
 }
 
 // defaultConfig mirrors the schema defaults, so a Configure with a sparse
 // object (tests, a third-party runner) behaves like one the runner filled in.
 func defaultConfig() Config {
 	return Config{
-		Namespace:         "default",
+		Conn:              kubeapi.Conn{Namespace: "default"},
 		Mode:              ModeUnit,
 		ImagePullPolicy:   string(corev1.PullIfNotPresent),
 		MemoryPerThreadMB: 1024,
@@ -106,13 +100,7 @@ func parseConfig(raw json.RawMessage) (Config, error) {
 }
 
 func (c Config) validate() error {
-	var errs []error
-	if msgs := validation.IsDNS1123Label(c.Namespace); len(msgs) > 0 {
-		errs = append(errs, fmt.Errorf("namespace %q: %s", c.Namespace, strings.Join(msgs, "; ")))
-	}
-	if c.InCluster && (c.Kubeconfig != "" || c.Context != "") {
-		errs = append(errs, errors.New("in-cluster cannot be combined with kubeconfig or context"))
-	}
+	errs := c.Conn.Validate()
 	switch c.Mode {
 	case ModeUnit:
 		if c.Image == "" {

@@ -17,6 +17,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/ebbscale/ebb/internal/envtest"
+	"github.com/ebbscale/ebb/internal/kubeapi"
 	"github.com/ebbscale/ebb/sdk"
 )
 
@@ -92,7 +93,7 @@ func newRealizer(t *testing.T, rc *rest.Config, cfg map[string]any) *Realizer {
 	}
 	r := New().WithRESTConfig(rc)
 	// Short waits keep failing tests quick; the server restart test sets its own.
-	r.backoff = backoff{initial: 50 * time.Millisecond, max: time.Second, attempts: 6}
+	r.backoff = kubeapi.Backoff{Initial: 50 * time.Millisecond, Max: time.Second, Attempts: 6}
 	if err := r.Configure(context.Background(), raw); err != nil {
 		t.Fatalf("Configure: %v", err)
 	}

@@ -22,7 +22,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/restmapper"
 
-	"github.com/ebbscale/ebb/internal/kubeconfig"
+	"github.com/ebbscale/ebb/internal/kubeapi"
 	"github.com/ebbscale/ebb/sdk"
 )
 
@@ -46,7 +46,7 @@ type Realizer struct {
 	// template of units added later.
 	overrides map[sdk.Target]map[string]string
 	now       func() time.Time
-	backoff   backoff
+	backoff   kubeapi.Backoff
 }
 
 var _ sdk.Realizer = (*Realizer)(nil)
@@ -56,7 +56,7 @@ func New() *Realizer {
 	return &Realizer{
 		overrides: map[sdk.Target]map[string]string{},
 		now:       time.Now,
-		backoff:   defaultBackoff,
+		backoff:   kubeapi.DefaultBackoff,
 	}
 }
 
@@ -84,15 +84,9 @@ func (r *Realizer) Configure(_ context.Context, raw json.RawMessage) error {
 	if err != nil {
 		return fmt.Errorf("realizer-k8s: %w", err)
 	}
-	rc, err := r.loadRESTConfig(cfg)
+	rc, err := cfg.RESTConfig(r.restConfig, "ebb-realizer-k8s/"+Version)
 	if err != nil {
 		return fmt.Errorf("realizer-k8s: %w", err)
-	}
-	// Retries are ours (see retry.go): client-go's own rate limiter would only
-	// delay a decision without telling us why.
-	rc.QPS, rc.Burst = 50, 100
-	if rc.UserAgent == "" {
-		rc.UserAgent = "ebb-realizer-k8s/" + Version
 	}
 	kube, err := kubernetes.NewForConfig(rc)
 	if err != nil {
@@ -109,10 +103,6 @@ func (r *Realizer) Configure(_ context.Context, raw json.RawMessage) error {
 	r.dyn = dyn
 	r.mapper = restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(kube.Discovery()))
 	return nil
-}
-
-func (r *Realizer) loadRESTConfig(cfg Config) (*rest.Config, error) {
-	return kubeconfig.Load(r.restConfig, cfg.InCluster, cfg.Kubeconfig, cfg.Context)
 }
 
 // state returns the configuration and clients, or an error before Configure.

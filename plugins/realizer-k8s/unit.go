@@ -2,11 +2,9 @@ package k8s
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -20,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/ebbscale/ebb/internal/optargs"
+	"github.com/ebbscale/ebb/internal/kubeapi"
 	"github.com/ebbscale/ebb/sdk"
 )
 
@@ -63,44 +62,15 @@ func (r *Realizer) unitRealize(ctx context.Context, cfg Config, req sdk.RealizeR
 	if err != nil {
 		return "", err
 	}
-	var done []string
-	var errs []error
-	note := func(s string, err error) {
-		if err != nil {
-			errs = append(errs, err)
-			return
-		}
-		if s != "" {
-			done = append(done, s)
-		}
-	}
-	d := req.Decision
-	for _, a := range d.Add {
-		note(r.addUnit(ctx, cfg, tmpl, req, a))
-	}
 	t := req.Target
-	for _, id := range d.Drain {
-		note(r.drainUnit(ctx, cfg, t, id, false))
-	}
-	for _, rm := range d.Remove {
-		if rm.Force {
-			note(r.forceRemoveUnit(ctx, cfg, t, rm.UnitID))
-		} else {
-			note(r.drainUnit(ctx, cfg, t, rm.UnitID, true))
-		}
-	}
-	for _, id := range d.Restart {
-		note(r.restartUnit(ctx, cfg, t, id, req.RequestID))
-	}
-	note(r.forceOverdue(ctx, cfg, req.Target))
-	summary := strings.Join(done, "; ")
-	if summary == "" {
-		summary = "no action"
-	}
-	if len(errs) > 0 {
-		return summary, fmt.Errorf("realizer-k8s: %s (done: %s): %w", req.Target, summary, errors.Join(errs...))
-	}
-	return summary, nil
+	return kubeapi.UnitOps{
+		Add:         func(a sdk.UnitAdd) (string, error) { return r.addUnit(ctx, cfg, tmpl, req, a) },
+		Drain:       func(id string) (string, error) { return r.drainUnit(ctx, cfg, t, id, false) },
+		Remove:      func(id string) (string, error) { return r.drainUnit(ctx, cfg, t, id, true) },
+		ForceRemove: func(id string) (string, error) { return r.forceRemoveUnit(ctx, cfg, t, id) },
+		Restart:     func(id string) (string, error) { return r.restartUnit(ctx, cfg, t, id, req.RequestID) },
+		Finally:     func() (string, error) { return r.forceOverdue(ctx, cfg, t) },
+	}.Realize(fmt.Sprintf("realizer-k8s: %s", t), req.Decision)
 }
 
 func (r *Realizer) unitName(cfg Config, unitID string) (string, error) {
@@ -137,7 +107,7 @@ func (r *Realizer) addUnit(ctx context.Context, cfg Config, tmpl *corev1.PodTemp
 	dep := buildDeployment(cfg, v, tmpl, req.Target, name, a.UnitID, a.Size, req.RequestID)
 	deps := r.kube.AppsV1().Deployments(cfg.Namespace)
 	what := fmt.Sprintf("create Deployment %s/%s", cfg.Namespace, name)
-	err = r.backoff.do(ctx, what, func() error {
+	err = r.backoff.Do(ctx, what, func() error {
 		_, err := deps.Create(ctx, dep, metav1.CreateOptions{})
 		return err
 	})
@@ -150,7 +120,7 @@ func (r *Realizer) addUnit(ctx context.Context, cfg Config, tmpl *corev1.PodTemp
 	// The unit id is the name, so a retried request lands here: the unit it
 	// asked for exists. Make sure it is ours and alive before calling it done.
 	var existing *appsv1.Deployment
-	if err := r.backoff.do(ctx, "get Deployment "+cfg.Namespace+"/"+name, func() error {
+	if err := r.backoff.Do(ctx, "get Deployment "+cfg.Namespace+"/"+name, func() error {
 		var err error
 		existing, err = deps.Get(ctx, name, metav1.GetOptions{})
 		return err
@@ -271,21 +241,9 @@ func (r *Realizer) forceOverdue(ctx context.Context, cfg Config, t sdk.Target) (
 	if err != nil {
 		return "", err
 	}
-	now := r.now()
-	var done []string
-	var errs []error
-	for _, u := range units {
-		if u.Phase != sdk.PhaseDraining || now.Sub(u.DrainStartedAt) <= cfg.DrainTimeout.D() {
-			continue
-		}
-		s, err := r.forceRemoveUnit(ctx, cfg, t, u.ID)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		done = append(done, s+" (drain timeout)")
-	}
-	return strings.Join(done, "; "), errors.Join(errs...)
+	return kubeapi.ForceOverdue(units, r.now(), cfg.DrainTimeout.D(), func(id string) (string, error) {
+		return r.forceRemoveUnit(ctx, cfg, t, id)
+	})
 }
 
 // unitInventory lists the target's units from their Deployments, only those
@@ -304,7 +262,7 @@ func (r *Realizer) unitInventory(ctx context.Context, cfg Config, t sdk.Target) 
 	}
 	sel := labels.Set{LabelManagedBy: ManagedByValue, LabelChain: t.Chain, LabelAmoroGroup: t.Name}.String()
 	var list *appsv1.DeploymentList
-	err := r.backoff.do(ctx, fmt.Sprintf("list Deployments in %s (%s)", cfg.Namespace, sel), func() error {
+	err := r.backoff.Do(ctx, fmt.Sprintf("list Deployments in %s (%s)", cfg.Namespace, sel), func() error {
 		var err error
 		list, err = r.kube.AppsV1().Deployments(cfg.Namespace).List(ctx, metav1.ListOptions{LabelSelector: sel})
 		return err
@@ -330,12 +288,7 @@ func (r *Realizer) unitInventory(ctx context.Context, cfg Config, t sdk.Target) 
 		}
 		units = append(units, u)
 	}
-	sort.Slice(units, func(i, j int) bool {
-		if !units[i].CreatedAt.Equal(units[j].CreatedAt) {
-			return units[i].CreatedAt.Before(units[j].CreatedAt)
-		}
-		return units[i].ID < units[j].ID
-	})
+	kubeapi.SortUnits(units)
 	return units, nil
 }
 

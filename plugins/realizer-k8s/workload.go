@@ -86,7 +86,7 @@ type scale struct {
 
 func (r *Realizer) getScale(ctx context.Context, cfg Config, st scaleTarget) (scale, error) {
 	var obj *unstructured.Unstructured
-	err := r.backoff.do(ctx, fmt.Sprintf("get scale of %s in %s", st, cfg.Namespace), func() error {
+	err := r.backoff.Do(ctx, fmt.Sprintf("get scale of %s in %s", st, cfg.Namespace), func() error {
 		var err error
 		obj, err = r.dyn.Resource(st.gvr).Namespace(cfg.Namespace).Get(ctx, st.name, metav1.GetOptions{}, "scale")
 		return err
@@ -118,7 +118,7 @@ func (r *Realizer) setReplicas(ctx context.Context, cfg Config, st scaleTarget, 
 		if err := unstructured.SetNestedField(sc.obj.Object, replicas, "spec", "replicas"); err != nil {
 			return 0, fmt.Errorf("set replicas of %s: %w", st, err)
 		}
-		err = r.backoff.do(ctx, fmt.Sprintf("update scale of %s in %s", st, cfg.Namespace), func() error {
+		err = r.backoff.Do(ctx, fmt.Sprintf("update scale of %s in %s", st, cfg.Namespace), func() error {
 			_, err := r.dyn.Resource(st.gvr).Namespace(cfg.Namespace).Update(ctx, sc.obj, metav1.UpdateOptions{}, "scale")
 			return err
 		})
@@ -137,7 +137,7 @@ func (r *Realizer) workloadPods(ctx context.Context, cfg Config, st scaleTarget,
 		return nil, nil
 	}
 	var list *corev1.PodList
-	err := r.backoff.do(ctx, fmt.Sprintf("list pods of %s (%s)", st, sc.selector), func() error {
+	err := r.backoff.Do(ctx, fmt.Sprintf("list pods of %s (%s)", st, sc.selector), func() error {
 		var err error
 		list, err = r.kube.CoreV1().Pods(cfg.Namespace).List(ctx, metav1.ListOptions{LabelSelector: sc.selector})
 		return err
@@ -255,7 +255,7 @@ func (r *Realizer) workloadRealize(ctx context.Context, cfg Config, req sdk.Real
 		if !force[id] || strings.HasPrefix(id, requestedPrefix) {
 			continue
 		}
-		err := r.backoff.do(ctx, fmt.Sprintf("force-delete pod %s/%s", cfg.Namespace, id), func() error {
+		err := r.backoff.Do(ctx, fmt.Sprintf("force-delete pod %s/%s", cfg.Namespace, id), func() error {
 			return pods.Delete(ctx, id, metav1.DeleteOptions{GracePeriodSeconds: &zero})
 		})
 		if err != nil && !apierrors.IsNotFound(err) {
@@ -264,7 +264,7 @@ func (r *Realizer) workloadRealize(ctx context.Context, cfg Config, req sdk.Real
 		done = append(done, "force-removed "+id)
 	}
 	for _, id := range d.Restart {
-		err := r.backoff.do(ctx, fmt.Sprintf("delete pod %s/%s for restart", cfg.Namespace, id), func() error {
+		err := r.backoff.Do(ctx, fmt.Sprintf("delete pod %s/%s for restart", cfg.Namespace, id), func() error {
 			return pods.Delete(ctx, id, metav1.DeleteOptions{})
 		})
 		if apierrors.IsNotFound(err) {
@@ -325,7 +325,7 @@ func (r *Realizer) setDeletionCosts(ctx context.Context, cfg Config, st scaleTar
 		if err != nil {
 			return fmt.Errorf("encoding deletion-cost patch: %w", err)
 		}
-		err = r.backoff.do(ctx, fmt.Sprintf("set pod-deletion-cost on pod %s/%s", cfg.Namespace, p.Name), func() error {
+		err = r.backoff.Do(ctx, fmt.Sprintf("set pod-deletion-cost on pod %s/%s", cfg.Namespace, p.Name), func() error {
 			_, err := r.kube.CoreV1().Pods(cfg.Namespace).Patch(ctx, p.Name, types.MergePatchType, patch, metav1.PatchOptions{})
 			return err
 		})

@@ -1,4 +1,7 @@
-package k8s
+// Package kubeapi holds what every Kubernetes realizer needs around API
+// calls: bounded retries of transient errors and errors that lead with the
+// reason a user acts on.
+package kubeapi
 
 import (
 	"context"
@@ -12,17 +15,18 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 )
 
-// backoff bounds retries of transient API errors (429, 5xx, connection
+// Backoff bounds retries of transient API errors (429, 5xx, connection
 // refused while the API server restarts). The RPC's deadline bounds them too.
-type backoff struct {
-	initial, max time.Duration
-	attempts     int
+type Backoff struct {
+	Initial, Max time.Duration
+	Attempts     int
 }
 
-var defaultBackoff = backoff{initial: 200 * time.Millisecond, max: 5 * time.Second, attempts: 8}
+// DefaultBackoff is what the realizers use outside tests.
+var DefaultBackoff = Backoff{Initial: 200 * time.Millisecond, Max: 5 * time.Second, Attempts: 8}
 
-// transient reports whether an API call may succeed if repeated unchanged.
-func transient(err error) bool {
+// Transient reports whether an API call may succeed if repeated unchanged.
+func Transient(err error) bool {
 	switch {
 	case err == nil:
 		return false
@@ -46,14 +50,14 @@ func transient(err error) bool {
 		strings.Contains(msg, "connection reset")
 }
 
-// do runs fn until it succeeds, fails for good, or the retries or ctx run out.
+// Do runs fn until it succeeds, fails for good, or the retries or ctx run out.
 // what names the object for the error message.
-func (b backoff) do(ctx context.Context, what string, fn func() error) error {
-	delay := b.initial
+func (b Backoff) Do(ctx context.Context, what string, fn func() error) error {
+	delay := b.Initial
 	var err error
 	for attempt := 1; ; attempt++ {
 		err = fn()
-		if err == nil || !transient(err) || attempt >= b.attempts {
+		if err == nil || !Transient(err) || attempt >= b.Attempts {
 			break
 		}
 		t := time.NewTimer(delay)
@@ -63,10 +67,10 @@ func (b backoff) do(ctx context.Context, what string, fn func() error) error {
 			return fmt.Errorf("%s: %w (gave up retrying: %w)", what, err, ctx.Err())
 		case <-t.C:
 		}
-		delay = min(2*delay, b.max)
+		delay = min(2*delay, b.Max)
 	}
 	if err != nil {
-		return fmt.Errorf("%s: %w", what, describe(err))
+		return fmt.Errorf("%s: %w", what, Describe(err))
 	}
 	return nil
 }
@@ -81,9 +85,9 @@ type apiError struct {
 func (e *apiError) Error() string { return e.reason + ": " + e.err.Error() }
 func (e *apiError) Unwrap() error { return e.err }
 
-// describe names why the API server refused, so a decision log says
+// Describe names why the API server refused, so a decision log says
 // "forbidden" or "quota exceeded" rather than only the raw message.
-func describe(err error) error {
+func Describe(err error) error {
 	var reason string
 	switch {
 	case apierrors.IsForbidden(err) && strings.Contains(err.Error(), "exceeded quota"):
@@ -98,7 +102,7 @@ func describe(err error) error {
 		reason = "not found"
 	case apierrors.IsUnauthorized(err):
 		reason = "unauthorized (check the credentials)"
-	case transient(err):
+	case Transient(err):
 		reason = "API server unavailable"
 	default:
 		return err
