@@ -63,7 +63,7 @@ chain "stream" {
 		Evaluations []struct {
 			Inventory []struct {
 				ID    string
-				Phase int
+				Phase string
 			}
 		}
 	}

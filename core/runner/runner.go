@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"regexp"
 	"sort"
 	"sync"
 	"time"
@@ -56,7 +57,8 @@ type chainLoop struct {
 	lastErr error
 	lastAt  time.Time
 	ticks   int
-	// loggedReason is the reason of the last "no action" logged at info.
+	// loggedReason is the shape (reasonShape) of the last "no action"
+	// reason logged at info.
 	loggedReason string
 }
 
@@ -325,8 +327,8 @@ func (r *Runner) log(l *chainLoop, ev *Evaluation, err error) {
 	switch {
 	case ev.Decision.HasActions():
 		level, l.loggedReason = hclog.Info, ""
-	case ev.Record.Reason != l.loggedReason:
-		level, l.loggedReason = hclog.Info, ev.Record.Reason
+	case reasonShape(ev.Record.Reason) != l.loggedReason:
+		level, l.loggedReason = hclog.Info, reasonShape(ev.Record.Reason)
 	}
 	l.mu.Unlock()
 	r.opts.Logger.Log(level, "decision", "chain", ev.Chain, "target", ev.Target,
@@ -479,3 +481,14 @@ func (r *Runner) Decisions(chain string, n int) ([]state.Record, error) {
 	}
 	return r.opts.Store.Decisions(chain, n)
 }
+
+// reasonShape is a reason without its figures. A waiting evaluator's reason
+// changes every round only in its numbers ("backlog 7 tasks for 1.2s, next
+// add in 58.8s"); a user needs one info line per kind of wait, not one per
+// tick, so rounds that differ only in figures log at debug.
+func reasonShape(reason string) string {
+	return figure.ReplaceAllString(reason, "#")
+}
+
+// figure is a number with the unit glued to it: 7, 1.5, 104ms, 1m0.03s.
+var figure = regexp.MustCompile(`[0-9][0-9.]*[a-zµ]*([0-9][0-9.]*[a-zµ]*)*`)
