@@ -122,7 +122,7 @@ type table struct {
 	status      TableStatus
 	statusSince time.Time
 	// queued is work submitted and not yet planned into a process.
-	queued       []time.Duration
+	queued []time.Duration
 	// queuedAt is when each queued piece of work was submitted, so a
 	// simulator can measure how long a task waited.
 	queuedAt     []time.Time
