@@ -16,7 +16,9 @@ type GroupView struct {
 	// of a table whose quota is <= 1, else min(planned, (int)quota - occupied).
 	ServiceablePlanned            int
 	PendingTables, PlanningTables int
-	Optimizers                    []OptimizerView
+	// Queued is work submitted to tables and not yet planned into tasks.
+	Queued     int
+	Optimizers []OptimizerView
 }
 
 // OptimizerView is one registered optimizer of a group.
@@ -43,6 +45,7 @@ func (e *Emulator) View(groupName string) (GroupView, error) {
 	var v GroupView
 	busy := map[string]int{}
 	for _, t := range g.tables {
+		v.Queued += len(t.queued)
 		switch t.status {
 		case TablePending:
 			v.PendingTables++
