@@ -196,21 +196,31 @@ func busyThreads(v ams.GroupView) int {
 }
 
 // topUp gives the oracle a free thread whenever work is waiting that a
-// thread could take, one-thread optimizers started instantly. Idle ones stay
-// registered (free: the oracle pays for busy threads only).
+// thread could take, one-thread optimizers started instantly, and drains
+// idle ones beyond a single spare (the oracle pays for busy threads only;
+// the spare is what lets a new table be planned at once).
 func topUp(em *ams.Emulator, group string, seq int) (int, error) {
 	for range maxRows {
 		v, err := em.View(group)
 		if err != nil {
 			return seq, err
 		}
+		var idle []string
 		free := 0
 		for _, o := range v.Optimizers {
 			if !o.Stopped {
 				free += o.Threads - o.Busy
+				if o.Busy == 0 {
+					idle = append(idle, o.UnitID)
+				}
 			}
 		}
 		if free > 0 || (v.ServiceablePlanned == 0 && v.PendingTables == 0) {
+			for _, id := range idle[min(1, len(idle)):] {
+				if err := em.DrainOptimizer(id); err != nil {
+					return seq, err
+				}
+			}
 			return seq, nil
 		}
 		seq++
