@@ -1,0 +1,93 @@
+package main
+
+import (
+	"fmt"
+	"path/filepath"
+	"strings"
+)
+
+func render(o options, runs []traceRun) string {
+	var b strings.Builder
+	fmt.Fprintln(&b, begin)
+	fmt.Fprintln(&b, "## Control quality: `ebb simulate` on every trace")
+	fmt.Fprintln(&b)
+	fmt.Fprintln(&b, "```sh\ngo run ./bench\n```")
+	fmt.Fprintln(&b)
+	fmt.Fprintf(&b, "config.hcl's example chain (evaluator-dra as a plugin process: 4–32 threads in units of 4, "+
+		"backlog 1m, idle 5m, drain 15m) against the baselines on the same world: units boot in %s, "+
+		"drain until their optimizer has finished its tasks, no boot failures. Thread-hours provisioned include booting "+
+		"and draining units; \"vs oracle\" is provisioned thread-hours over the oracle's (exactly the busy threads, "+
+		"instantly). Waits are from submission until a thread takes the task. Elasticity figures follow SPEC RG "+
+		"(demand = busy + waiting tasks, supply = provisioned threads; accuracy normalised by max(demand, 1)).\n\n", bootDelay)
+	fmt.Fprintf(&b, "The goal for dra: at most 1.25x the oracle, p99 wait at most scheduler-backlog-timeout + boot = %s, "+
+		"and cheaper than spark, hpa and amoro at an equal or better p99.\n\n", p99Goal)
+	fmt.Fprintln(&b, "| trace | tasks | dra vs oracle | dra p99 | cheaper than spark / hpa / amoro at ≤ p99 |")
+	fmt.Fprintln(&b, "|---|---|---|---|---|")
+	for _, r := range runs {
+		d := find(r, "dra")
+		if d == nil {
+			continue
+		}
+		var vs []string
+		for _, n := range []string{"spark", "hpa", "amoro"} {
+			x := find(r, n)
+			if x == nil {
+				continue
+			}
+			vs = append(vs, compareTo(*d, *x))
+		}
+		fmt.Fprintf(&b, "| %s | %d | %s | %s | %s |\n", r.name, r.tasks, mark(d.Cost <= 1.25, fmt.Sprintf("%.2fx", d.Cost)),
+			mark(d.Wait.P99 <= p99Goal.Seconds(), fmt.Sprintf("%.0f s", d.Wait.P99)), strings.Join(vs, " / "))
+	}
+	fmt.Fprintln(&b)
+	for _, r := range runs {
+		fmt.Fprintf(&b, "### %s\n\n%d tasks from %s.\n\n", r.name, r.tasks, r.source)
+		fmt.Fprintln(&b, "| policy | provisioned thread-h | used thread-h | vs oracle | wait p50 / p95 / p99 / max (s) | makespan h | actions | under acc % | over acc % | under time % | over time % | instability % |")
+		fmt.Fprintln(&b, "|---|---|---|---|---|---|---|---|---|---|---|---|")
+		for _, x := range r.results {
+			un := ""
+			if x.Unfinished > 0 {
+				un = fmt.Sprintf(" (%d unfinished)", x.Unfinished)
+			}
+			fmt.Fprintf(&b, "| %s%s | %.1f | %.1f | %.2fx | %.0f / %.0f / %.0f / %.0f | %.2f | %d | %.1f | %.1f | %.1f | %.1f | %.1f |\n",
+				x.Policy, un, x.Provisioned/3600, x.Used/3600, x.Cost, x.Wait.P50, x.Wait.P95, x.Wait.P99, x.Wait.Max,
+				x.Makespan/3600, x.Actions, x.UnderAcc, x.OverAcc, x.UnderTime, x.OverTime, x.Instability)
+		}
+		rel, _ := filepath.Rel(filepath.Dir(o.doc), filepath.Join(o.out, r.name+".svg"))
+		fmt.Fprintf(&b, "\n![%s: demand, capacity per policy, queue](%s)\n\n", r.name, filepath.ToSlash(rel))
+	}
+	fmt.Fprint(&b, end)
+	return b.String()
+}
+
+func find(r traceRun, policy string) *result {
+	for i := range r.results {
+		if r.results[i].Policy == policy {
+			return &r.results[i]
+		}
+	}
+	return nil
+}
+
+// compareTo says whether dra is cheaper than x at an equal or better p99,
+// and by how much it misses when it does not.
+func compareTo(d, x result) string {
+	cheaper := d.Provisioned < x.Provisioned
+	p99ok := d.Wait.P99 <= x.Wait.P99
+	switch {
+	case cheaper && p99ok:
+		return fmt.Sprintf("yes vs %s (%.0f%% cheaper)", x.Policy, 100*(1-d.Provisioned/x.Provisioned))
+	case !cheaper && p99ok:
+		return fmt.Sprintf("**no** vs %s: %.1f%% dearer", x.Policy, 100*(d.Provisioned/x.Provisioned-1))
+	case cheaper:
+		return fmt.Sprintf("**no** vs %s: cheaper but p99 +%.0f s", x.Policy, d.Wait.P99-x.Wait.P99)
+	}
+	return fmt.Sprintf("**no** vs %s: %.1f%% dearer, p99 +%.0f s", x.Policy, 100*(d.Provisioned/x.Provisioned-1), d.Wait.P99-x.Wait.P99)
+}
+
+func mark(ok bool, s string) string {
+	if ok {
+		return s
+	}
+	return "**" + s + "** (miss)"
+}

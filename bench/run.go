@@ -1,0 +1,137 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+)
+
+type options struct {
+	root, doc, out string
+	short          bool
+	log            io.Writer
+}
+
+// result is one policy's figures as `ebb simulate -json` prints them.
+type result struct {
+	Policy      string  `json:"policy"`
+	Unfinished  int     `json:"unfinished"`
+	Provisioned float64 `json:"provisioned_thread_seconds"`
+	Used        float64 `json:"used_thread_seconds"`
+	Cost        float64 `json:"cost_vs_oracle"`
+	Wait        struct {
+		P50, P95, P99, Max float64
+	} `json:"wait_seconds"`
+	Makespan    float64 `json:"makespan_seconds"`
+	Actions     int     `json:"scale_actions"`
+	UnderAcc    float64 `json:"under_provisioning_accuracy_pct"`
+	OverAcc     float64 `json:"over_provisioning_accuracy_pct"`
+	UnderTime   float64 `json:"under_provisioning_timeshare_pct"`
+	OverTime    float64 `json:"over_provisioning_timeshare_pct"`
+	Instability float64 `json:"instability_pct"`
+}
+
+type traceRun struct {
+	name, source string
+	tasks        int
+	results      []result
+}
+
+const (
+	begin = "<!-- control-quality:begin (go run ./bench rewrites this section) -->"
+	end   = "<!-- control-quality:end -->"
+	// bootDelay is the unit boot time every run uses; the goal's p99 bound
+	// is scheduler-backlog-timeout (config.hcl: 1m) plus it.
+	bootDelay = time.Minute
+	p99Goal   = time.Minute + bootDelay
+)
+
+func run(o options) error {
+	tmp, err := os.MkdirTemp("", "ebb-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	ebb := filepath.Join(tmp, "ebb")
+	build := exec.Command("go", "build", "-o", ebb, "./cmd/ebb")
+	build.Dir, build.Stderr = o.root, o.log
+	if err := build.Run(); err != nil {
+		return fmt.Errorf("building ebb: %w", err)
+	}
+	type input struct{ name, path, source string }
+	var inputs []input
+	shapes := []string{"nightly", "diurnal", "weekend", "small-tables", "storm"}
+	span := ""
+	if o.short {
+		shapes, span = []string{"nightly"}, "3h"
+	}
+	for _, s := range shapes {
+		p := filepath.Join(tmp, s+".csv")
+		args := []string{"simulate", "generate", s, "-seed", "1", "-o", p}
+		if span != "" {
+			args = append(args, "-span", span)
+		}
+		if out, err := exec.Command(ebb, args...).CombinedOutput(); err != nil {
+			return fmt.Errorf("generate %s: %v: %s", s, err, out)
+		}
+		inputs = append(inputs, input{s, p, fmt.Sprintf("`ebb simulate generate %s -seed 1%s`", s, map[bool]string{true: " -span " + span}[span != ""])})
+	}
+	if !o.short {
+		samples, _ := filepath.Glob(filepath.Join(o.root, "bench/traces/*.csv"))
+		sort.Strings(samples)
+		for _, p := range samples {
+			n := strings.TrimSuffix(filepath.Base(p), ".csv")
+			inputs = append(inputs, input{n, p, "`bench/traces/" + n + ".csv` (converted, see bench/traces/SOURCES.md)"})
+		}
+	}
+	if err := os.MkdirAll(o.out, 0o755); err != nil {
+		return err
+	}
+	var runs []traceRun
+	for _, in := range inputs {
+		started := time.Now()
+		plot := filepath.Join(o.out, in.name+".svg")
+		cmd := exec.Command(ebb, "simulate", "-config", "config.hcl", "-trace", in.path, "-json", "-plot", plot,
+			"-boot-delay", bootDelay.String())
+		cmd.Dir = o.root
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		if err := cmd.Run(); err != nil {
+			return fmt.Errorf("simulate %s: %v: %s", in.name, err, stderr.String())
+		}
+		var doc struct {
+			Tasks    int      `json:"tasks"`
+			Policies []result `json:"policies"`
+		}
+		if err := json.Unmarshal(stdout.Bytes(), &doc); err != nil {
+			return fmt.Errorf("simulate %s: %w", in.name, err)
+		}
+		runs = append(runs, traceRun{name: in.name, source: in.source, tasks: doc.Tasks, results: doc.Policies})
+		fmt.Fprintf(o.log, "%s: %d tasks, %s\n", in.name, doc.Tasks, time.Since(started).Round(time.Millisecond))
+	}
+	return rewrite(o, runs)
+}
+
+func rewrite(o options, runs []traceRun) error {
+	old, err := os.ReadFile(o.doc)
+	if err != nil && !os.IsNotExist(err) {
+		return err
+	}
+	section := render(o, runs)
+	s := string(old)
+	i, j := strings.Index(s, begin), strings.Index(s, end)
+	switch {
+	case i >= 0 && j > i:
+		s = s[:i] + section + s[j+len(end):]
+	default:
+		s = strings.TrimRight(s, "\n") + "\n\n" + section + "\n"
+	}
+	return os.WriteFile(o.doc, []byte(s), 0o644)
+}
