@@ -21,8 +21,12 @@ func render(o options, runs []traceRun) string {
 		"(demand = busy + waiting tasks, supply = provisioned threads; accuracy normalised by max(demand, 1)).\n\n", bootDelay)
 	fmt.Fprintf(&b, "The goal for dra: at most 1.25x the oracle, p99 wait at most scheduler-backlog-timeout + boot = %s, "+
 		"and cheaper than spark, hpa and amoro at an equal or better p99.\n\n", p99Goal)
-	fmt.Fprintln(&b, "| trace | tasks | dra vs oracle | dra p99 | cheaper than spark / hpa / amoro at ≤ p99 |")
-	fmt.Fprintln(&b, "|---|---|---|---|---|")
+	fmt.Fprintln(&b, "Context columns: the oracle's peak busy threads (above 32, the policy's max-parallelism caps every policy but the oracle), "+
+		"the oracle's own p99 (the queue model's floor: a table's new work waits until its running process commits, whatever the capacity), "+
+		"and the share of dra's thread-hours that the policy's floor of min-parallelism threads costs by itself.")
+	fmt.Fprintln(&b)
+	fmt.Fprintln(&b, "| trace | tasks | oracle peak threads | oracle p99 | dra vs oracle | floor share | dra p99 | cheaper than spark / hpa / amoro at ≤ p99 |")
+	fmt.Fprintln(&b, "|---|---|---|---|---|---|---|---|")
 	for _, r := range runs {
 		d := find(r, "dra")
 		if d == nil {
@@ -36,7 +40,13 @@ func render(o options, runs []traceRun) string {
 			}
 			vs = append(vs, compareTo(*d, *x))
 		}
-		fmt.Fprintf(&b, "| %s | %d | %s | %s | %s |\n", r.name, r.tasks, mark(d.Cost <= 1.25, fmt.Sprintf("%.2fx", d.Cost)),
+		or := find(r, "oracle")
+		floor := 0.0
+		if d.Provisioned > 0 {
+			floor = 100 * float64(minThreads) * d.Makespan / d.Provisioned
+		}
+		fmt.Fprintf(&b, "| %s | %d | %d | %.0f s | %s | %.0f%% | %s | %s |\n", r.name, r.tasks, or.Peak, or.Wait.P99,
+			mark(d.Cost <= 1.25, fmt.Sprintf("%.2fx", d.Cost)), floor,
 			mark(d.Wait.P99 <= p99Goal.Seconds(), fmt.Sprintf("%.0f s", d.Wait.P99)), strings.Join(vs, " / "))
 	}
 	fmt.Fprintln(&b)
@@ -72,6 +82,9 @@ func find(r traceRun, policy string) *result {
 // compareTo says whether dra is cheaper than x at an equal or better p99,
 // and by how much it misses when it does not.
 func compareTo(d, x result) string {
+	if d.Provisioned == x.Provisioned && d.Wait.P99 == x.Wait.P99 {
+		return fmt.Sprintf("ties %s (the same decisions)", x.Policy)
+	}
 	cheaper := d.Provisioned < x.Provisioned
 	p99ok := d.Wait.P99 <= x.Wait.P99
 	switch {

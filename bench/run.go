@@ -30,6 +30,7 @@ type result struct {
 		P50, P95, P99, Max float64
 	} `json:"wait_seconds"`
 	Makespan    float64 `json:"makespan_seconds"`
+	Peak        int64   `json:"peak_threads"`
 	Actions     int     `json:"scale_actions"`
 	UnderAcc    float64 `json:"under_provisioning_accuracy_pct"`
 	OverAcc     float64 `json:"over_provisioning_accuracy_pct"`
@@ -51,6 +52,8 @@ const (
 	// is scheduler-backlog-timeout (config.hcl: 1m) plus it.
 	bootDelay = time.Minute
 	p99Goal   = time.Minute + bootDelay
+	// minThreads is config.hcl's min-parallelism, for the floor's share.
+	minThreads = 4
 )
 
 func run(o options) error {
