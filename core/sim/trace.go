@@ -9,11 +9,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/ebbscale/ebb/emulator/ams"
 )
 
 // Row is one task of a trace: submitted Submit after the start, running
@@ -76,10 +77,10 @@ func ParseTrace(name string, r io.Reader) ([]Row, error) {
 			return nil, fmt.Errorf("%s:%d: more than %d rows", name, line, maxRows)
 		}
 		var row Row
-		if row.Submit, err = seconds(rec[col["submit"]]); err != nil {
+		if row.Submit, err = ams.ParseSeconds(rec[col["submit"]]); err != nil {
 			return nil, fmt.Errorf("%s:%d: submit: %w", name, line, err)
 		}
-		if row.Duration, err = seconds(rec[col["duration"]]); err != nil {
+		if row.Duration, err = ams.ParseSeconds(rec[col["duration"]]); err != nil {
 			return nil, fmt.Errorf("%s:%d: duration: %w", name, line, err)
 		}
 		if i, ok := col["table"]; ok {
@@ -123,17 +124,6 @@ func csvErr(err error) error {
 		return fmt.Errorf("%d: %v", pe.Line, pe.Err)
 	}
 	return fmt.Errorf("1: %w", err)
-}
-
-func seconds(s string) (time.Duration, error) {
-	f, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
-	if err != nil {
-		return 0, fmt.Errorf("%q is not a number of seconds", s)
-	}
-	if math.IsNaN(f) || f < 0 || f > 1e8 {
-		return 0, fmt.Errorf("%q must be between 0 and 1e8 seconds", s)
-	}
-	return time.Duration(f * float64(time.Second)), nil
 }
 
 // checkTable accepts what the emulator accepts: table, db.table or

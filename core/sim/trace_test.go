@@ -17,7 +17,7 @@ func TestParseTraceErrorsNameTheLine(t *testing.T) {
 		{"submit,duration,tabel\n", `t.csv:1: unknown column "tabel"`},
 		{"submit,duration\n", "t.csv:2: trace has a header but no rows"},
 		{"submit,duration\n1,2\nx,2\n", `t.csv:3: submit: "x" is not a number of seconds`},
-		{"submit,duration\n1,2\n1,-2\n", `t.csv:3: duration: "-2" must be between 0 and 1e8 seconds`},
+		{"submit,duration\n1,2\n1,-2\n", `t.csv:3: duration: "-2" must be between 0 and 1e9 seconds`},
 		{"submit,duration\n1,2\n1,2,3\n", "t.csv:3: wrong number of fields"},
 		{"submit,duration,table,quota\n1,2,a,0\n", `t.csv:2: quota: "0" must be a number above 0`},
 		{"submit,duration,table,quota\n1,2,,1\n", "t.csv:2: quota: a quota needs a table"},
