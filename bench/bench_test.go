@@ -10,9 +10,6 @@ import (
 // The short bench runs the real command end to end (build, generate,
 // simulate with plugin processes, render) so `go run ./bench` cannot rot.
 func TestShortBench(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds ebb and runs a simulation")
-	}
 	dir := t.TempDir()
 	doc := filepath.Join(dir, "B.md")
 	if err := os.WriteFile(doc, []byte("# Benchmarks\n\nkept\n\n"+begin+"\nold\n"+end+"\n\ntail\n"), 0o644); err != nil {
