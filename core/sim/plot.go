@@ -31,7 +31,10 @@ func PlotSVG(w io.Writer, title string, results []*Result) error {
 	for _, r := range results {
 		n = max(n, len(r.Series.Capacity))
 		for i := range r.Series.Capacity {
-			yMax = max(yMax, r.Series.Capacity[i], r.Series.Demand[i])
+			yMax = max(yMax, r.Series.Capacity[i])
+			if r.Policy == "oracle" { // the demand line drawn is the oracle's
+				yMax = max(yMax, r.Series.Demand[i])
+			}
 			qMax = max(qMax, r.Series.Queue[i])
 		}
 	}
@@ -95,11 +98,19 @@ func PlotSVG(w io.Writer, title string, results []*Result) error {
 			qlabels = append(qlabels, label{qy, fmt.Sprintf("%s p99 %.0fs", r.Policy, r.Wait.P99), c})
 		}
 	}
-	for _, ls := range [][]label{labels, qlabels} {
-		// Spread labels that would overlap, keeping their order.
+	for k, ls := range [][]label{labels, qlabels} {
+		// Spread labels that would overlap, keeping their order, then
+		// move the stack up if it ran past its panel.
 		sort.SliceStable(ls, func(i, j int) bool { return ls[i].y < ls[j].y })
 		for i := 1; i < len(ls); i++ {
 			ls[i].y = math.Max(ls[i].y, ls[i-1].y+13)
+		}
+		limit := []float64{mid, bottom}[k]
+		if n := len(ls); n > 0 && ls[n-1].y > limit {
+			shift := ls[n-1].y - limit
+			for i := range ls {
+				ls[i].y -= shift
+			}
 		}
 		for _, l := range ls {
 			fmt.Fprintf(b, `<text x="%.0f" y="%.1f" fill="%s">%s</text>`+"\n", W-right+6, l.y+4, l.color, html.EscapeString(l.text))
