@@ -28,26 +28,32 @@ func render(o options, runs []traceRun) string {
 	fmt.Fprintln(&b, "| trace | tasks | oracle peak threads | oracle p99 | dra vs oracle | floor share | dra p99 | cheaper than spark / hpa / amoro at ≤ p99 |")
 	fmt.Fprintln(&b, "|---|---|---|---|---|---|---|---|")
 	for _, r := range runs {
-		d := find(r, "dra")
-		if d == nil {
+		d, or := find(r.results, "dra"), find(r.results, "oracle")
+		if d == nil || or == nil {
 			continue
 		}
-		var vs []string
-		for _, n := range []string{"spark", "hpa", "amoro"} {
-			x := find(r, n)
-			if x == nil {
-				continue
-			}
-			vs = append(vs, compareTo(*d, *x))
-		}
-		or := find(r, "oracle")
 		floor := 0.0
 		if d.Provisioned > 0 {
 			floor = 100 * float64(minThreads) * d.Makespan / d.Provisioned
 		}
 		fmt.Fprintf(&b, "| %s | %d | %d | %.0f s | %s | %.0f%% | %s | %s |\n", r.name, r.tasks, or.Peak, or.Wait.P99,
 			mark(d.Cost <= 1.25, fmt.Sprintf("%.2fx", d.Cost)), floor,
-			mark(d.Wait.P99 <= p99Goal.Seconds(), fmt.Sprintf("%.0f s", d.Wait.P99)), strings.Join(vs, " / "))
+			mark(d.Wait.P99 <= p99Goal.Seconds(), fmt.Sprintf("%.0f s", d.Wait.P99)), versus(r.results, *d))
+	}
+	fmt.Fprintln(&b)
+	fmt.Fprintln(&b, "The same, with the lean variant of the policy (`min-parallelism = 0`, `executor-idle-timeout = \"1m\"`; "+
+		"everything else as in config.hcl, the baselines taking the same bounds):")
+	fmt.Fprintln(&b)
+	fmt.Fprintln(&b, "| trace | dra vs oracle | dra p99 | spark vs oracle, p99 | hpa vs oracle, p99 | cheaper than spark / hpa / amoro at ≤ p99 |")
+	fmt.Fprintln(&b, "|---|---|---|---|---|---|")
+	for _, r := range runs {
+		d, sp, hp := find(r.lean, "dra"), find(r.lean, "spark"), find(r.lean, "hpa")
+		if d == nil || sp == nil || hp == nil {
+			continue
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %.2fx, %.0f s | %.2fx, %.0f s | %s |\n", r.name,
+			mark(d.Cost <= 1.25, fmt.Sprintf("%.2fx", d.Cost)), mark(d.Wait.P99 <= p99Goal.Seconds(), fmt.Sprintf("%.0f s", d.Wait.P99)),
+			sp.Cost, sp.Wait.P99, hp.Cost, hp.Wait.P99, versus(r.lean, *d))
 	}
 	fmt.Fprintln(&b)
 	for _, r := range runs {
@@ -70,13 +76,24 @@ func render(o options, runs []traceRun) string {
 	return b.String()
 }
 
-func find(r traceRun, policy string) *result {
-	for i := range r.results {
-		if r.results[i].Policy == policy {
-			return &r.results[i]
+func find(rs []result, policy string) *result {
+	for i := range rs {
+		if rs[i].Policy == policy {
+			return &rs[i]
 		}
 	}
 	return nil
+}
+
+// versus compares dra with spark, hpa and amoro.
+func versus(rs []result, d result) string {
+	var vs []string
+	for _, n := range []string{"spark", "hpa", "amoro"} {
+		if x := find(rs, n); x != nil {
+			vs = append(vs, compareTo(d, *x))
+		}
+	}
+	return strings.Join(vs, " / ")
 }
 
 // compareTo says whether dra is cheaper than x at an equal or better p99,

@@ -43,6 +43,30 @@ type traceRun struct {
 	name, source string
 	tasks        int
 	results      []result
+	// lean are the figures with the lean variant of the policy.
+	lean []result
+}
+
+// leanEdits turn config.hcl's policy into the lean variant: no floor, and
+// units idle for a minute go. Each must match exactly once.
+var leanEdits = [][2]string{
+	{"min-parallelism      = 4 ", "min-parallelism      = 0 "},
+	{`executor-idle-timeout     = "5m"`, `executor-idle-timeout     = "1m"`},
+}
+
+func writeLean(root, path string) error {
+	b, err := os.ReadFile(filepath.Join(root, "config.hcl"))
+	if err != nil {
+		return err
+	}
+	s := string(b)
+	for _, e := range leanEdits {
+		if strings.Count(s, e[0]) != 1 {
+			return fmt.Errorf("config.hcl no longer holds %q once; update bench's leanEdits", e[0])
+		}
+		s = strings.Replace(s, e[0], e[1], 1)
+	}
+	return os.WriteFile(path, []byte(s), 0o644)
 }
 
 const (
@@ -97,29 +121,48 @@ func run(o options) error {
 	if err := os.MkdirAll(o.out, 0o755); err != nil {
 		return err
 	}
+	lean := filepath.Join(tmp, "lean.hcl")
+	if err := writeLean(o.root, lean); err != nil {
+		return err
+	}
 	var runs []traceRun
 	for _, in := range inputs {
 		started := time.Now()
-		plot := filepath.Join(o.out, in.name+".svg")
-		cmd := exec.Command(ebb, "simulate", "-config", "config.hcl", "-trace", in.path, "-json", "-plot", plot,
-			"-boot-delay", bootDelay.String())
-		cmd.Dir = o.root
-		var stdout, stderr bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &stdout, &stderr
-		if err := cmd.Run(); err != nil {
-			return fmt.Errorf("simulate %s: %v: %s", in.name, err, stderr.String())
-		}
-		var doc struct {
-			Tasks    int      `json:"tasks"`
-			Policies []result `json:"policies"`
-		}
-		if err := json.Unmarshal(stdout.Bytes(), &doc); err != nil {
+		tasks, results, err := simulate(o, ebb, "config.hcl", in.path, filepath.Join(o.out, in.name+".svg"))
+		if err != nil {
 			return fmt.Errorf("simulate %s: %w", in.name, err)
 		}
-		runs = append(runs, traceRun{name: in.name, source: in.source, tasks: doc.Tasks, results: doc.Policies})
-		fmt.Fprintf(o.log, "%s: %d tasks, %s\n", in.name, doc.Tasks, time.Since(started).Round(time.Millisecond))
+		_, leanResults, err := simulate(o, ebb, lean, in.path, "")
+		if err != nil {
+			return fmt.Errorf("simulate %s (lean): %w", in.name, err)
+		}
+		runs = append(runs, traceRun{name: in.name, source: in.source, tasks: tasks, results: results, lean: leanResults})
+		fmt.Fprintf(o.log, "%s: %d tasks, %s\n", in.name, tasks, time.Since(started).Round(time.Millisecond))
 	}
 	return rewrite(o, runs)
+}
+
+// simulate runs `ebb simulate -json` on one trace with one configuration.
+func simulate(o options, ebb, cfg, trace, plot string) (int, []result, error) {
+	args := []string{"simulate", "-config", cfg, "-trace", trace, "-json", "-boot-delay", bootDelay.String()}
+	if plot != "" {
+		args = append(args, "-plot", plot)
+	}
+	cmd := exec.Command(ebb, args...)
+	cmd.Dir = o.root
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return 0, nil, fmt.Errorf("%v: %s", err, stderr.String())
+	}
+	var doc struct {
+		Tasks    int      `json:"tasks"`
+		Policies []result `json:"policies"`
+	}
+	if err := json.Unmarshal(stdout.Bytes(), &doc); err != nil {
+		return 0, nil, err
+	}
+	return doc.Tasks, doc.Policies, nil
 }
 
 func rewrite(o options, runs []traceRun) error {
