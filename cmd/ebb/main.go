@@ -39,7 +39,8 @@ func main() {
 
 // singleDash are the long flags also accepted with one dash, as in
 // Terraform and Nomad (`ebb validate config.hcl -var k=v`).
-var singleDash = []string{"var", "config", "json", "http", "state", "plugin-dir", "log-level", "log-json"}
+var singleDash = []string{"var", "config", "json", "http", "state", "plugin-dir", "log-level", "log-json",
+	"chain", "trace", "plot", "policies", "in-process", "boot-delay", "boot-failure", "seed", "span"}
 
 // longFlags rewrites `-var x` and `-var=x` to `--var x` and `--var=x`.
 func longFlags(args []string) []string {
@@ -68,7 +69,7 @@ declared in HCL, collect (observe), evaluate (decide) and realize (act).`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newRunCmd(), newValidateCmd(), newPlanCmd(), newPluginsCmd(), newVersionCmd(), newEmulateCmd(), newDevCmd(), newServeCmd(),
+	root.AddCommand(newRunCmd(), newValidateCmd(), newPlanCmd(), newPluginsCmd(), newVersionCmd(), newEmulateCmd(), newDevCmd(), newSimulateCmd(), newServeCmd(),
 		newImportCmd(), newStateCmd(), newStatusCmd())
 	return root
 }

@@ -19,6 +19,7 @@ package ams
 import (
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"sort"
 	"strings"
@@ -111,6 +112,22 @@ type Options struct {
 	// Start is the origin of trace submit times; defaults to the clock's
 	// time when New is called.
 	Start time.Time
+	// QuotaLimit makes polls respect each table's quota as a hard cap on the
+	// threads its tasks hold, as OptimizingQueue.pollTask does with
+	// self-optimizing.break-quota-limit-enabled=false (amoro.md §2.2). Off,
+	// any planned task may be taken (the default break-quota-limit when no
+	// table is planning).
+	QuotaLimit bool
+	// OnTaskDone, when set, is called (under the emulator's lock: it must not
+	// call back) each time a task succeeds.
+	OnTaskDone func(TaskDone)
+}
+
+// TaskDone is one task that succeeded: when its work was submitted, when a
+// thread took it (SCHEDULED) and when it finished.
+type TaskDone struct {
+	Table                        string
+	Submitted, Started, Finished time.Time
 }
 
 // Emulator is one emulated AMS. All methods are safe for concurrent use.
@@ -583,6 +600,9 @@ func (e *Emulator) submitLocked(groupName, tableName string, durations []time.Du
 		return nil
 	}
 	t.queued = append(t.queued, durations...)
+	for range durations {
+		t.queuedAt = append(t.queuedAt, e.now)
+	}
 	// Only an idle table turns pending; a table in a process keeps its
 	// new work until the process commits.
 	if t.status == TableIdle {
@@ -632,9 +652,9 @@ func (e *Emulator) finishPlanningLocked(t *table) {
 	p := &process{id: e.nextProcessID, table: t, status: ProcessRunning, startTime: e.now}
 	e.nextProcessID++
 	for i, d := range t.queued {
-		p.tasks = append(p.tasks, &task{process: p, taskID: int32(i + 1), duration: d, status: TaskPlanned, threadID: -1})
+		p.tasks = append(p.tasks, &task{process: p, taskID: int32(i + 1), duration: d, status: TaskPlanned, threadID: -1, submittedAt: t.queuedAt[i]})
 	}
-	t.queued = nil
+	t.queued, t.queuedAt = nil, nil
 	t.current = p
 	t.processes = append(t.processes, p)
 	t.group.active = append(t.group.active, p)
@@ -689,6 +709,9 @@ func (e *Emulator) completeLocked(tk *task, errMsg string) {
 	if !e.moveLocked(tk, TaskSuccess) {
 		return
 	}
+	if e.opts.OnTaskDone != nil {
+		e.opts.OnTaskDone(TaskDone{Table: p.table.fullName(), Submitted: tk.submittedAt, Started: tk.startTime, Finished: e.now})
+	}
 	for _, x := range p.tasks {
 		if x.status != TaskSuccess {
 			return
@@ -738,10 +761,10 @@ func (e *Emulator) pollLocked(o *optimizer, threadID int32) *task {
 			}
 		}
 	}
-	tk := firstPlanned(g)
+	tk := e.firstPlanned(g)
 	if tk == nil {
 		e.schedulePlanningLocked(g)
-		tk = firstPlanned(g)
+		tk = e.firstPlanned(g)
 	}
 	if tk == nil || !e.moveLocked(tk, TaskScheduled) {
 		return nil
@@ -753,8 +776,19 @@ func (e *Emulator) pollLocked(o *optimizer, threadID int32) *task {
 	return tk
 }
 
-func firstPlanned(g *group) *task {
+func (e *Emulator) firstPlanned(g *group) *task {
+	threads := 0
+	if e.opts.QuotaLimit {
+		for _, o := range e.optimizers {
+			if o.group == g {
+				threads += int(o.threads)
+			}
+		}
+	}
 	for _, p := range g.active {
+		if e.opts.QuotaLimit && occupied(p) >= quotaThreads(p.table.quota, threads) {
+			continue
+		}
 		for _, tk := range p.tasks {
 			if tk.status == TaskPlanned {
 				return tk
@@ -762,6 +796,26 @@ func firstPlanned(g *group) *task {
 		}
 	}
 	return nil
+}
+
+// quotaThreads is a table's quota in threads as OptimizingUtil computes it
+// (amoro.md §0): (int)q when q > 1, else ceil(q × group threads).
+func quotaThreads(q float64, groupThreads int) int {
+	if q > 1 {
+		return int(q)
+	}
+	return int(math.Ceil(q * float64(max(groupThreads, 1))))
+}
+
+// occupied counts a process's tasks holding a thread (SCHEDULED or ACKED).
+func occupied(p *process) int {
+	n := 0
+	for _, tk := range p.tasks {
+		if tk.status == TaskScheduled || tk.status == TaskAcked {
+			n++
+		}
+	}
+	return n
 }
 
 // --- in-process optimizers ---

@@ -99,6 +99,8 @@ type task struct {
 	failReason string
 	// finishAt is when an in-process (virtual) optimizer completes it.
 	finishAt time.Time
+	// submittedAt is when the work was submitted (Submit or a trace row).
+	submittedAt time.Time
 }
 
 type process struct {
@@ -120,7 +122,10 @@ type table struct {
 	status      TableStatus
 	statusSince time.Time
 	// queued is work submitted and not yet planned into a process.
-	queued       []time.Duration
+	queued []time.Duration
+	// queuedAt is when each queued piece of work was submitted, so a
+	// simulator can measure how long a task waited.
+	queuedAt     []time.Time
 	planDoneAt   time.Time
 	commitDoneAt time.Time
 	current      *process

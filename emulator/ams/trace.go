@@ -65,11 +65,11 @@ func LoadTrace(r io.Reader) ([]TraceRow, error) {
 		if err != nil {
 			return nil, fmt.Errorf("trace: %w", err)
 		}
-		sub, err := seconds(rec[col["submit"]])
+		sub, err := ParseSeconds(rec[col["submit"]])
 		if err != nil {
 			return nil, fmt.Errorf("trace line %d: submit: %w", line, err)
 		}
-		dur, err := seconds(rec[col["duration"]])
+		dur, err := ParseSeconds(rec[col["duration"]])
 		if err != nil {
 			return nil, fmt.Errorf("trace line %d: duration: %w", line, err)
 		}
@@ -85,7 +85,9 @@ func LoadTrace(r io.Reader) ([]TraceRow, error) {
 	return rows, nil
 }
 
-func seconds(s string) (time.Duration, error) {
+// ParseSeconds reads a trace's number of seconds (fractions allowed): not
+// negative, not NaN, at most 1e9.
+func ParseSeconds(s string) (time.Duration, error) {
 	f, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
 	if err != nil {
 		return 0, fmt.Errorf("%q is not a number of seconds", s)

@@ -1,0 +1,123 @@
+package main
+
+import (
+	"fmt"
+	"path/filepath"
+	"strings"
+)
+
+func render(o options, runs []traceRun) string {
+	var b strings.Builder
+	fmt.Fprintln(&b, begin)
+	fmt.Fprintln(&b, "## Control quality: `ebb simulate` on every trace")
+	fmt.Fprintln(&b)
+	fmt.Fprintln(&b, "```sh\ngo run ./bench\n```")
+	fmt.Fprintln(&b)
+	fmt.Fprintf(&b, "config.hcl's example chain (evaluator-dra as a plugin process: 4–32 threads in units of 4, "+
+		"backlog 1m, idle 5m, drain 15m) against the baselines on the same world: units boot in %s, "+
+		"drain until their optimizer has finished its tasks, no boot failures. Thread-hours provisioned include booting "+
+		"and draining units; \"vs oracle\" is provisioned thread-hours over the oracle's (exactly the busy threads, "+
+		"instantly). Waits are from submission until a thread takes the task. Elasticity figures follow SPEC RG "+
+		"(demand = busy + waiting tasks, supply = provisioned threads; accuracy normalised by max(demand, 1)).\n\n", bootDelay)
+	fmt.Fprintf(&b, "The goal for dra: at most 1.25x the oracle, p99 wait at most scheduler-backlog-timeout + boot = %s, "+
+		"and cheaper than spark, hpa and amoro at an equal or better p99.\n\n", p99Goal)
+	fmt.Fprintln(&b, "Context columns: the oracle's peak busy threads (above 32, the policy's max-parallelism caps every policy but the oracle), "+
+		"the oracle's own p99 (the queue model's floor: a table's new work waits until its running process commits, whatever the capacity), "+
+		"and the share of dra's thread-hours that the policy's floor of min-parallelism threads costs by itself.")
+	fmt.Fprintln(&b)
+	fmt.Fprintln(&b, "| trace | tasks | oracle peak threads | oracle p99 | dra vs oracle | floor share | dra p99 | cheaper than spark / hpa / amoro at ≤ p99 |")
+	fmt.Fprintln(&b, "|---|---|---|---|---|---|---|---|")
+	for _, r := range runs {
+		d, or := find(r.results, "dra"), find(r.results, "oracle")
+		if d == nil || or == nil {
+			continue
+		}
+		floor := 0.0
+		if d.Provisioned > 0 {
+			floor = 100 * float64(minThreads) * d.Makespan / d.Provisioned
+		}
+		fmt.Fprintf(&b, "| %s | %d | %d | %.0f s | %s | %.0f%% | %s | %s |\n", r.name, r.tasks, or.Peak, or.Wait.P99,
+			mark(d.Cost <= 1.25, fmt.Sprintf("%.2fx", d.Cost)), floor,
+			mark(d.Wait.P99 <= p99Goal.Seconds(), fmt.Sprintf("%.0f s", d.Wait.P99)), versus(r.results, *d))
+	}
+	fmt.Fprintln(&b)
+	fmt.Fprintln(&b, "The same, with the lean variant of the policy (`min-parallelism = 0`, `executor-idle-timeout = \"1m\"`; "+
+		"everything else as in config.hcl, the baselines taking the same bounds):")
+	fmt.Fprintln(&b)
+	fmt.Fprintln(&b, "| trace | dra vs oracle | dra p99 | spark vs oracle, p99 | hpa vs oracle, p99 | cheaper than spark / hpa / amoro at ≤ p99 |")
+	fmt.Fprintln(&b, "|---|---|---|---|---|---|")
+	for _, r := range runs {
+		d, sp, hp := find(r.lean, "dra"), find(r.lean, "spark"), find(r.lean, "hpa")
+		if d == nil || sp == nil || hp == nil {
+			continue
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %.2fx, %.0f s | %.2fx, %.0f s | %s |\n", r.name,
+			mark(d.Cost <= 1.25, fmt.Sprintf("%.2fx", d.Cost)), mark(d.Wait.P99 <= p99Goal.Seconds(), fmt.Sprintf("%.0f s", d.Wait.P99)),
+			sp.Cost, sp.Wait.P99, hp.Cost, hp.Wait.P99, versus(r.lean, *d))
+	}
+	fmt.Fprintln(&b)
+	for _, r := range runs {
+		fmt.Fprintf(&b, "### %s\n\n%d tasks from %s.\n\n", r.name, r.tasks, r.source)
+		fmt.Fprintln(&b, "| policy | provisioned thread-h | used thread-h | vs oracle | wait p50 / p95 / p99 / max (s) | makespan h | actions | under acc % | over acc % | under time % | over time % | instability % |")
+		fmt.Fprintln(&b, "|---|---|---|---|---|---|---|---|---|---|---|---|")
+		for _, x := range r.results {
+			un := ""
+			if x.Unfinished > 0 {
+				un = fmt.Sprintf(" (%d unfinished)", x.Unfinished)
+			}
+			fmt.Fprintf(&b, "| %s%s | %.1f | %.1f | %.2fx | %.0f / %.0f / %.0f / %.0f | %.2f | %d | %.1f | %.1f | %.1f | %.1f | %.1f |\n",
+				x.Policy, un, x.Provisioned/3600, x.Used/3600, x.Cost, x.Wait.P50, x.Wait.P95, x.Wait.P99, x.Wait.Max,
+				x.Makespan/3600, x.Actions, x.UnderAcc, x.OverAcc, x.UnderTime, x.OverTime, x.Instability)
+		}
+		rel, _ := filepath.Rel(filepath.Dir(o.doc), filepath.Join(o.out, r.name+".svg"))
+		fmt.Fprintf(&b, "\n![%s: demand, capacity per policy, queue](%s)\n\n", r.name, filepath.ToSlash(rel))
+	}
+	fmt.Fprint(&b, end)
+	return b.String()
+}
+
+func find(rs []result, policy string) *result {
+	for i := range rs {
+		if rs[i].Policy == policy {
+			return &rs[i]
+		}
+	}
+	return nil
+}
+
+// versus compares dra with spark, hpa and amoro.
+func versus(rs []result, d result) string {
+	var vs []string
+	for _, n := range []string{"spark", "hpa", "amoro"} {
+		if x := find(rs, n); x != nil {
+			vs = append(vs, compareTo(d, *x))
+		}
+	}
+	return strings.Join(vs, " / ")
+}
+
+// compareTo says whether dra is cheaper than x at an equal or better p99,
+// and by how much it misses when it does not.
+func compareTo(d, x result) string {
+	if d.Provisioned == x.Provisioned && d.Wait.P99 == x.Wait.P99 {
+		return fmt.Sprintf("ties %s (the same decisions)", x.Policy)
+	}
+	cheaper := d.Provisioned < x.Provisioned
+	p99ok := d.Wait.P99 <= x.Wait.P99
+	switch {
+	case cheaper && p99ok:
+		return fmt.Sprintf("yes vs %s (%.0f%% cheaper)", x.Policy, 100*(1-d.Provisioned/x.Provisioned))
+	case !cheaper && p99ok:
+		return fmt.Sprintf("**no** vs %s: %.1f%% dearer", x.Policy, 100*(d.Provisioned/x.Provisioned-1))
+	case cheaper:
+		return fmt.Sprintf("**no** vs %s: cheaper but p99 +%.0f s", x.Policy, d.Wait.P99-x.Wait.P99)
+	}
+	return fmt.Sprintf("**no** vs %s: %.1f%% dearer, p99 +%.0f s", x.Policy, 100*(d.Provisioned/x.Provisioned-1), d.Wait.P99-x.Wait.P99)
+}
+
+func mark(ok bool, s string) string {
+	if ok {
+		return s
+	}
+	return "**" + s + "** (miss)"
+}

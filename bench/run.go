@@ -1,0 +1,183 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+)
+
+type options struct {
+	root, doc, out string
+	short          bool
+	log            io.Writer
+}
+
+// result is one policy's figures as `ebb simulate -json` prints them.
+type result struct {
+	Policy      string  `json:"policy"`
+	Unfinished  int     `json:"unfinished"`
+	Provisioned float64 `json:"provisioned_thread_seconds"`
+	Used        float64 `json:"used_thread_seconds"`
+	Cost        float64 `json:"cost_vs_oracle"`
+	Wait        struct {
+		P50, P95, P99, Max float64
+	} `json:"wait_seconds"`
+	Makespan    float64 `json:"makespan_seconds"`
+	Peak        int64   `json:"peak_threads"`
+	Actions     int     `json:"scale_actions"`
+	UnderAcc    float64 `json:"under_provisioning_accuracy_pct"`
+	OverAcc     float64 `json:"over_provisioning_accuracy_pct"`
+	UnderTime   float64 `json:"under_provisioning_timeshare_pct"`
+	OverTime    float64 `json:"over_provisioning_timeshare_pct"`
+	Instability float64 `json:"instability_pct"`
+}
+
+type traceRun struct {
+	name, source string
+	tasks        int
+	results      []result
+	// lean are the figures with the lean variant of the policy.
+	lean []result
+}
+
+// leanEdits turn config.hcl's policy into the lean variant: no floor, and
+// units idle for a minute go. Each must match exactly once.
+var leanEdits = [][2]string{
+	{"min-parallelism      = 4 ", "min-parallelism      = 0 "},
+	{`executor-idle-timeout     = "5m"`, `executor-idle-timeout     = "1m"`},
+}
+
+func writeLean(root, path string) error {
+	b, err := os.ReadFile(filepath.Join(root, "config.hcl"))
+	if err != nil {
+		return err
+	}
+	s := string(b)
+	for _, e := range leanEdits {
+		if strings.Count(s, e[0]) != 1 {
+			return fmt.Errorf("config.hcl no longer holds %q once; update bench's leanEdits", e[0])
+		}
+		s = strings.Replace(s, e[0], e[1], 1)
+	}
+	return os.WriteFile(path, []byte(s), 0o644)
+}
+
+const (
+	begin = "<!-- control-quality:begin (go run ./bench rewrites this section) -->"
+	end   = "<!-- control-quality:end -->"
+	// bootDelay is the unit boot time every run uses; the goal's p99 bound
+	// is scheduler-backlog-timeout (config.hcl: 1m) plus it.
+	bootDelay = time.Minute
+	p99Goal   = time.Minute + bootDelay
+	// minThreads is config.hcl's min-parallelism, for the floor's share.
+	minThreads = 4
+)
+
+func run(o options) error {
+	tmp, err := os.MkdirTemp("", "ebb-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	ebb := filepath.Join(tmp, "ebb")
+	build := exec.Command("go", "build", "-o", ebb, "./cmd/ebb")
+	build.Dir, build.Stderr = o.root, o.log
+	if err := build.Run(); err != nil {
+		return fmt.Errorf("building ebb: %w", err)
+	}
+	type input struct{ name, path, source string }
+	var inputs []input
+	shapes := []string{"nightly", "diurnal", "weekend", "small-tables", "storm"}
+	span := ""
+	if o.short {
+		shapes, span = []string{"nightly"}, "3h"
+	}
+	for _, s := range shapes {
+		p := filepath.Join(tmp, s+".csv")
+		args := []string{"simulate", "generate", s, "-seed", "1", "-o", p}
+		if span != "" {
+			args = append(args, "-span", span)
+		}
+		if out, err := exec.Command(ebb, args...).CombinedOutput(); err != nil {
+			return fmt.Errorf("generate %s: %v: %s", s, err, out)
+		}
+		inputs = append(inputs, input{s, p, fmt.Sprintf("`ebb simulate generate %s -seed 1%s`", s, map[bool]string{true: " -span " + span}[span != ""])})
+	}
+	if !o.short {
+		samples, _ := filepath.Glob(filepath.Join(o.root, "bench/traces/*.csv"))
+		sort.Strings(samples)
+		for _, p := range samples {
+			n := strings.TrimSuffix(filepath.Base(p), ".csv")
+			inputs = append(inputs, input{n, p, "`bench/traces/" + n + ".csv` (converted, see bench/traces/SOURCES.md)"})
+		}
+	}
+	if err := os.MkdirAll(o.out, 0o755); err != nil {
+		return err
+	}
+	lean := filepath.Join(tmp, "lean.hcl")
+	if err := writeLean(o.root, lean); err != nil {
+		return err
+	}
+	var runs []traceRun
+	for _, in := range inputs {
+		started := time.Now()
+		tasks, results, err := simulate(o, ebb, "config.hcl", in.path, filepath.Join(o.out, in.name+".svg"))
+		if err != nil {
+			return fmt.Errorf("simulate %s: %w", in.name, err)
+		}
+		_, leanResults, err := simulate(o, ebb, lean, in.path, "")
+		if err != nil {
+			return fmt.Errorf("simulate %s (lean): %w", in.name, err)
+		}
+		runs = append(runs, traceRun{name: in.name, source: in.source, tasks: tasks, results: results, lean: leanResults})
+		fmt.Fprintf(o.log, "%s: %d tasks, %s\n", in.name, tasks, time.Since(started).Round(time.Millisecond))
+	}
+	return rewrite(o, runs)
+}
+
+// simulate runs `ebb simulate -json` on one trace with one configuration.
+func simulate(o options, ebb, cfg, trace, plot string) (int, []result, error) {
+	args := []string{"simulate", "-config", cfg, "-trace", trace, "-json", "-boot-delay", bootDelay.String()}
+	if plot != "" {
+		args = append(args, "-plot", plot)
+	}
+	cmd := exec.Command(ebb, args...)
+	cmd.Dir = o.root
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return 0, nil, fmt.Errorf("%v: %s", err, stderr.String())
+	}
+	var doc struct {
+		Tasks    int      `json:"tasks"`
+		Policies []result `json:"policies"`
+	}
+	if err := json.Unmarshal(stdout.Bytes(), &doc); err != nil {
+		return 0, nil, err
+	}
+	return doc.Tasks, doc.Policies, nil
+}
+
+func rewrite(o options, runs []traceRun) error {
+	old, err := os.ReadFile(o.doc)
+	if err != nil && !os.IsNotExist(err) {
+		return err
+	}
+	section := render(o, runs)
+	s := string(old)
+	i, j := strings.Index(s, begin), strings.Index(s, end)
+	switch {
+	case i >= 0 && j > i:
+		s = s[:i] + section + s[j+len(end):]
+	default:
+		s = strings.TrimRight(s, "\n") + "\n\n" + section + "\n"
+	}
+	return os.WriteFile(o.doc, []byte(s), 0o644)
+}
