@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
 	"github.com/ebbscale/ebb/internal/kubeconfig"
@@ -61,6 +63,30 @@ func (c Conn) RESTConfig(override *rest.Config, userAgent string) (*rest.Config,
 		rc.UserAgent = userAgent
 	}
 	return rc, nil
+}
+
+// Clients are the API clients a realizer works through.
+type Clients struct {
+	Kube kubernetes.Interface
+	Dyn  dynamic.Interface
+}
+
+// Connect loads the client configuration (RESTConfig) and builds both
+// clients from it.
+func (c Conn) Connect(override *rest.Config, userAgent string) (Clients, error) {
+	rc, err := c.RESTConfig(override, userAgent)
+	if err != nil {
+		return Clients{}, err
+	}
+	kube, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return Clients{}, fmt.Errorf("kubernetes client: %w", err)
+	}
+	dyn, err := dynamic.NewForConfig(rc)
+	if err != nil {
+		return Clients{}, fmt.Errorf("dynamic client: %w", err)
+	}
+	return Clients{Kube: kube, Dyn: dyn}, nil
 }
 
 // SortUnits orders an inventory oldest first, then by id, so that listings

@@ -84,24 +84,14 @@ func (r *Realizer) Configure(_ context.Context, raw json.RawMessage) error {
 	if err != nil {
 		return fmt.Errorf("realizer-k8s: %w", err)
 	}
-	rc, err := cfg.RESTConfig(r.restConfig, "ebb-realizer-k8s/"+Version)
+	cl, err := cfg.Connect(r.restConfig, "ebb-realizer-k8s/"+Version)
 	if err != nil {
 		return fmt.Errorf("realizer-k8s: %w", err)
 	}
-	kube, err := kubernetes.NewForConfig(rc)
-	if err != nil {
-		return fmt.Errorf("realizer-k8s: kubernetes client: %w", err)
-	}
-	dyn, err := dynamic.NewForConfig(rc)
-	if err != nil {
-		return fmt.Errorf("realizer-k8s: dynamic client: %w", err)
-	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.cfg = cfg
-	r.kube = kube
-	r.dyn = dyn
-	r.mapper = restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(kube.Discovery()))
+	r.cfg, r.kube, r.dyn = cfg, cl.Kube, cl.Dyn
+	r.mapper = restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(cl.Kube.Discovery()))
 	return nil
 }
 

@@ -82,21 +82,13 @@ func (r *Realizer) Configure(_ context.Context, raw json.RawMessage) error {
 	if err != nil {
 		return fmt.Errorf("realizer-spark: %w", err)
 	}
-	rc, err := cfg.RESTConfig(r.restConfig, "ebb-realizer-spark/"+Version)
+	cl, err := cfg.Connect(r.restConfig, "ebb-realizer-spark/"+Version)
 	if err != nil {
 		return fmt.Errorf("realizer-spark: %w", err)
 	}
-	kube, err := kubernetes.NewForConfig(rc)
-	if err != nil {
-		return fmt.Errorf("realizer-spark: kubernetes client: %w", err)
-	}
-	dyn, err := dynamic.NewForConfig(rc)
-	if err != nil {
-		return fmt.Errorf("realizer-spark: dynamic client: %w", err)
-	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.cfg, r.kube, r.dyn = cfg, kube, dyn
+	r.cfg, r.kube, r.dyn = cfg, cl.Kube, cl.Dyn
 	return nil
 }
 
