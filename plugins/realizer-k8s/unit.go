@@ -11,7 +11,6 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -106,37 +105,24 @@ func (r *Realizer) addUnit(ctx context.Context, cfg Config, tmpl *corev1.PodTemp
 	}
 	dep := buildDeployment(cfg, v, tmpl, req.Target, name, a.UnitID, a.Size, req.RequestID)
 	deps := r.kube.AppsV1().Deployments(cfg.Namespace)
-	what := fmt.Sprintf("create Deployment %s/%s", cfg.Namespace, name)
-	err = r.backoff.Do(ctx, what, func() error {
+	return r.backoff.CreateUnit(ctx, kubeapi.NewUnit{
+		Kind: "Deployment", Namespace: cfg.Namespace, Name: name, UnitID: a.UnitID, Target: req.Target, Keys: unitKeys,
+	}, func() error {
 		_, err := deps.Create(ctx, dep, metav1.CreateOptions{})
 		return err
+	}, func() (kubeapi.Existing, error) {
+		// A retried request lands here: the unit it asked for exists.
+		d, err := deps.Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return kubeapi.Existing{}, err
+		}
+		return kubeapi.Existing{Labels: d.Labels, Draining: draining(d)}, nil
 	})
-	if err == nil {
-		return "created " + a.UnitID, nil
-	}
-	if !apierrors.IsAlreadyExists(err) {
-		return "", err
-	}
-	// The unit id is the name, so a retried request lands here: the unit it
-	// asked for exists. Make sure it is ours and alive before calling it done.
-	var existing *appsv1.Deployment
-	if err := r.backoff.Do(ctx, "get Deployment "+cfg.Namespace+"/"+name, func() error {
-		var err error
-		existing, err = deps.Get(ctx, name, metav1.GetOptions{})
-		return err
-	}); err != nil {
-		return "", err
-	}
-	switch {
-	case existing.Labels[LabelManagedBy] != ManagedByValue || existing.Labels[LabelUnit] != a.UnitID:
-		return "", fmt.Errorf("%s: a Deployment of that name exists and is not ebb's unit %q", what, a.UnitID)
-	case existing.Labels[LabelChain] != req.Target.Chain || existing.Labels[LabelAmoroGroup] != req.Target.Name:
-		return "", fmt.Errorf("%s: unit %q exists but belongs to chain %q group %q", what, a.UnitID,
-			existing.Labels[LabelChain], existing.Labels[LabelAmoroGroup])
-	case draining(existing):
-		return "", fmt.Errorf("%s: unit %q is still draining; a new unit needs a new id", what, a.UnitID)
-	}
-	return "exists " + a.UnitID, nil
+}
+
+// unitKeys are the labels that mark a Deployment as ebb's unit.
+var unitKeys = kubeapi.UnitKeys{
+	ManagedBy: LabelManagedBy, ManagedByValue: ManagedByValue, Unit: LabelUnit, Chain: LabelChain, Group: LabelAmoroGroup,
 }
 
 // graceBufferSeconds is what Amoro adds to the optimizer's shutdown timeout

@@ -186,36 +186,24 @@ func (r *Realizer) addUnit(ctx context.Context, cfg Config, req sdk.RealizeReque
 		return "", fmt.Errorf("add unit %q: %w", a.UnitID, err)
 	}
 	apps := r.dyn.Resource(GVR).Namespace(cfg.Namespace)
-	what := fmt.Sprintf("create SparkApplication %s/%s", cfg.Namespace, name)
-	err = r.backoff.Do(ctx, what, func() error {
+	return r.backoff.CreateUnit(ctx, kubeapi.NewUnit{
+		Kind: "SparkApplication", Namespace: cfg.Namespace, Name: name, UnitID: a.UnitID, Target: req.Target, Keys: unitKeys,
+	}, func() error {
 		_, err := apps.Create(ctx, app, metav1.CreateOptions{})
 		return err
+	}, func() (kubeapi.Existing, error) {
+		// The unit id is the name, so a retried request lands here.
+		u, err := apps.Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return kubeapi.Existing{}, err
+		}
+		return kubeapi.Existing{Labels: u.GetLabels(), Draining: u.GetDeletionTimestamp() != nil}, nil
 	})
-	if err == nil {
-		return "created " + a.UnitID, nil
-	}
-	if !apierrors.IsAlreadyExists(err) {
-		return "", err
-	}
-	// The unit id is the name, so a retried request lands here.
-	var existing *unstructured.Unstructured
-	if err := r.backoff.Do(ctx, "get SparkApplication "+cfg.Namespace+"/"+name, func() error {
-		var err error
-		existing, err = apps.Get(ctx, name, metav1.GetOptions{})
-		return err
-	}); err != nil {
-		return "", err
-	}
-	l := existing.GetLabels()
-	switch {
-	case l[LabelManagedBy] != ManagedByValue || l[LabelUnit] != a.UnitID:
-		return "", fmt.Errorf("%s: a SparkApplication of that name exists and is not ebb's unit %q", what, a.UnitID)
-	case l[LabelChain] != req.Target.Chain || l[LabelGroup] != req.Target.Name:
-		return "", fmt.Errorf("%s: unit %q exists but belongs to chain %q group %q", what, a.UnitID, l[LabelChain], l[LabelGroup])
-	case existing.GetDeletionTimestamp() != nil:
-		return "", fmt.Errorf("%s: unit %q is still draining; a new unit needs a new id", what, a.UnitID)
-	}
-	return "exists " + a.UnitID, nil
+}
+
+// unitKeys are the labels that mark a SparkApplication as ebb's unit.
+var unitKeys = kubeapi.UnitKeys{
+	ManagedBy: LabelManagedBy, ManagedByValue: ManagedByValue, Unit: LabelUnit, Chain: LabelChain, Group: LabelGroup,
 }
 
 // drainUnit deletes a unit's application with foreground propagation: the
