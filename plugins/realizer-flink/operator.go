@@ -2,15 +2,12 @@ package flink
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math"
-	"net"
 	"reflect"
 	"sort"
 	"strconv"
 	"strings"
-	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -65,37 +62,6 @@ func parseRef(target string) (resourceRef, error) {
 	return ref, nil
 }
 
-// kubeTransient is an API error worth repeating unchanged.
-func kubeTransient(err error) bool {
-	var ne net.Error
-	return apierrors.IsTooManyRequests(err) || apierrors.IsServiceUnavailable(err) || apierrors.IsServerTimeout(err) ||
-		apierrors.IsTimeout(err) || errors.As(err, &ne) || (err != nil && strings.Contains(err.Error(), "connection refused"))
-}
-
-// kube runs one API call, repeating transient failures a bounded number of
-// times within ctx; what names the object for the error.
-func kube(ctx context.Context, what string, fn func() error) error {
-	delay := 100 * time.Millisecond
-	var err error
-	for attempt := 1; attempt <= 6; attempt++ {
-		if err = fn(); err == nil || !kubeTransient(err) {
-			break
-		}
-		t := time.NewTimer(delay)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return fmt.Errorf("%s: %w (gave up retrying: %w)", what, err, ctx.Err())
-		case <-t.C:
-		}
-		delay = min(2*delay, 3*time.Second)
-	}
-	if err != nil {
-		return fmt.Errorf("%s: %w", what, err)
-	}
-	return nil
-}
-
 // updateSpec reads the resource, lets mutate change it, and writes it back
 // only if it changed. The write carries the resourceVersion it read, so a
 // concurrent edit is a conflict, retried on a fresh read, not a lost update.
@@ -103,7 +69,7 @@ func (r *Realizer) updateSpec(ctx context.Context, cfg Config, ref resourceRef, 
 	res := r.dyn.Resource(ref.gvr).Namespace(cfg.Namespace)
 	for attempt := 1; ; attempt++ {
 		var obj *unstructured.Unstructured
-		err := kube(ctx, fmt.Sprintf("get %s/%s", cfg.Namespace, ref), func() error {
+		err := r.backoff.Do(ctx, fmt.Sprintf("get %s/%s", cfg.Namespace, ref), func() error {
 			var err error
 			obj, err = res.Get(ctx, ref.name, metav1.GetOptions{})
 			return err
@@ -119,7 +85,7 @@ func (r *Realizer) updateSpec(ctx context.Context, cfg Config, ref resourceRef, 
 		if reflect.DeepEqual(before.Object, obj.Object) {
 			return summary + " (unchanged)", nil
 		}
-		err = kube(ctx, fmt.Sprintf("update %s/%s", cfg.Namespace, ref), func() error {
+		err = r.backoff.Do(ctx, fmt.Sprintf("update %s/%s", cfg.Namespace, ref), func() error {
 			_, err := res.Update(ctx, obj, metav1.UpdateOptions{})
 			return err
 		})
@@ -209,7 +175,7 @@ func (r *Realizer) deploymentVersion(ctx context.Context, cfg Config, ref resour
 	}
 	dep, _, _ := unstructured.NestedString(obj.Object, "spec", "deploymentName")
 	var d *unstructured.Unstructured
-	err := kube(ctx, fmt.Sprintf("get %s/FlinkDeployment %s", cfg.Namespace, dep), func() error {
+	err := r.backoff.Do(ctx, fmt.Sprintf("get %s/FlinkDeployment %s", cfg.Namespace, dep), func() error {
 		var err error
 		d, err = r.dyn.Resource(gvrDeployment).Namespace(cfg.Namespace).Get(ctx, dep, metav1.GetOptions{})
 		return err
@@ -392,7 +358,7 @@ func (r *Realizer) deploymentRealize(ctx context.Context, cfg Config, req sdk.Re
 
 func (r *Realizer) getResource(ctx context.Context, cfg Config, ref resourceRef) (*unstructured.Unstructured, error) {
 	var obj *unstructured.Unstructured
-	err := kube(ctx, fmt.Sprintf("get %s/%s", cfg.Namespace, ref), func() error {
+	err := r.backoff.Do(ctx, fmt.Sprintf("get %s/%s", cfg.Namespace, ref), func() error {
 		var err error
 		obj, err = r.dyn.Resource(ref.gvr).Namespace(cfg.Namespace).Get(ctx, ref.name, metav1.GetOptions{})
 		return err
@@ -416,7 +382,7 @@ type tmScale struct {
 func (r *Realizer) getScale(ctx context.Context, cfg Config, ref resourceRef) (tmScale, error) {
 	res := r.dyn.Resource(ref.gvr).Namespace(cfg.Namespace)
 	var sc *unstructured.Unstructured
-	err := kube(ctx, fmt.Sprintf("get scale of %s/%s", cfg.Namespace, ref), func() error {
+	err := r.backoff.Do(ctx, fmt.Sprintf("get scale of %s/%s", cfg.Namespace, ref), func() error {
 		var err error
 		sc, err = res.Get(ctx, ref.name, metav1.GetOptions{}, "scale")
 		return err
@@ -460,7 +426,7 @@ func (r *Realizer) setTaskManagers(ctx context.Context, cfg Config, ref resource
 			"metadata": map[string]any{"name": ref.name, "namespace": cfg.Namespace, "resourceVersion": sc.resourceVersion},
 			"spec":     map[string]any{"replicas": want},
 		}}
-		err = kube(ctx, fmt.Sprintf("update scale of %s/%s", cfg.Namespace, ref), func() error {
+		err = r.backoff.Do(ctx, fmt.Sprintf("update scale of %s/%s", cfg.Namespace, ref), func() error {
 			_, err := res.Update(ctx, obj, metav1.UpdateOptions{}, "scale")
 			return err
 		})

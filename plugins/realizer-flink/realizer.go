@@ -22,6 +22,7 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
 
+	"github.com/ebbscale/ebb/internal/kubeapi"
 	"github.com/ebbscale/ebb/internal/kubeconfig"
 	"github.com/ebbscale/ebb/sdk"
 )
@@ -46,12 +47,16 @@ type Realizer struct {
 	// jobInventory).
 	added map[sdk.Target][]sdk.UnitAdd
 	now   func() time.Time
+	// backoff bounds the retries of Kubernetes API calls.
+	backoff kubeapi.Backoff
 }
 
 var _ sdk.Realizer = (*Realizer)(nil)
 
 // New returns an unconfigured realizer.
-func New() *Realizer { return &Realizer{now: time.Now, added: map[sdk.Target][]sdk.UnitAdd{}} }
+func New() *Realizer {
+	return &Realizer{now: time.Now, added: map[sdk.Target][]sdk.UnitAdd{}, backoff: kubeapi.DefaultBackoff}
+}
 
 // WithRESTConfig makes Configure use cfg for Kubernetes instead of a
 // kubeconfig: tests and embedding runners hand in their own.

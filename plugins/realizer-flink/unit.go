@@ -242,7 +242,7 @@ func (d *deploymentUnits) add(ctx context.Context, t sdk.Target, a sdk.UnitAdd, 
 		return "", err
 	}
 	what := fmt.Sprintf("create FlinkDeployment %s/%s", d.cfg.Namespace, name)
-	err = kube(ctx, what, func() error {
+	err = d.r.backoff.Do(ctx, what, func() error {
 		_, err := d.res().Create(ctx, d.build(t, name, a.UnitID, a.Size, requestID), metav1.CreateOptions{})
 		return err
 	})
@@ -254,7 +254,7 @@ func (d *deploymentUnits) add(ctx context.Context, t sdk.Target, a sdk.UnitAdd, 
 	}
 	// The name comes from the unit id, so a retried request lands here.
 	var existing *unstructured.Unstructured
-	if err := kube(ctx, "get FlinkDeployment "+d.cfg.Namespace+"/"+name, func() error {
+	if err := d.r.backoff.Do(ctx, "get FlinkDeployment "+d.cfg.Namespace+"/"+name, func() error {
 		var err error
 		existing, err = d.res().Get(ctx, name, metav1.GetOptions{})
 		return err
@@ -289,7 +289,7 @@ func (d *deploymentUnits) release(ctx context.Context, _ sdk.Target, unitID stri
 		prop, verb = metav1.DeletePropagationBackground, "force-removed "
 		opts = metav1.DeleteOptions{PropagationPolicy: &prop, GracePeriodSeconds: &zero}
 	}
-	err = kube(ctx, fmt.Sprintf("delete FlinkDeployment %s/%s", d.cfg.Namespace, name), func() error {
+	err = d.r.backoff.Do(ctx, fmt.Sprintf("delete FlinkDeployment %s/%s", d.cfg.Namespace, name), func() error {
 		return d.res().Delete(ctx, name, opts)
 	})
 	if apierrors.IsNotFound(err) {
@@ -340,7 +340,7 @@ func (d *deploymentUnits) restart(ctx context.Context, _ sdk.Target, unitID, req
 func (d *deploymentUnits) inventory(ctx context.Context, t sdk.Target) ([]sdk.Unit, error) {
 	sel := labels.Set{LabelManagedBy: ManagedByValue, LabelChain: t.Chain, LabelAmoroGroup: t.Name}.String()
 	var list *unstructured.UnstructuredList
-	if err := kube(ctx, fmt.Sprintf("list FlinkDeployments in %s (%s)", d.cfg.Namespace, sel), func() error {
+	if err := d.r.backoff.Do(ctx, fmt.Sprintf("list FlinkDeployments in %s (%s)", d.cfg.Namespace, sel), func() error {
 		var err error
 		list, err = d.res().List(ctx, metav1.ListOptions{LabelSelector: sel})
 		return err
