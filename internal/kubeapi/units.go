@@ -26,7 +26,8 @@ type UnitOps struct {
 // Realize carries out a decision's unit actions in order (adds, drains,
 // removals, restarts), going on past a failed one so that one bad unit
 // does not hold up the rest. A removal without Force is Remove, or Drain. The error
-// leads with who and names what was done anyway; a retry of the same
+// leads with who (if not empty: a caller may add its own prefix) and names
+// what was done anyway; a retry of the same
 // decision is idempotent, so nothing is lost.
 func (o UnitOps) Realize(who string, d sdk.Decision) (string, error) {
 	var done []string
@@ -65,6 +66,9 @@ func (o UnitOps) Realize(who string, d sdk.Decision) (string, error) {
 		summary = "no action"
 	}
 	if len(errs) > 0 {
+		if who == "" {
+			return summary, fmt.Errorf("(done: %s): %w", summary, errors.Join(errs...))
+		}
 		return summary, fmt.Errorf("%s (done: %s): %w", who, summary, errors.Join(errs...))
 	}
 	return summary, nil

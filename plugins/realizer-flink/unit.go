@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"sort"
 	"strconv"
 	"strings"
 
@@ -15,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/validation"
 
+	"github.com/ebbscale/ebb/internal/kubeapi"
 	k8s "github.com/ebbscale/ebb/plugins/realizer-k8s"
 	"github.com/ebbscale/ebb/sdk"
 )
@@ -46,45 +46,23 @@ func (r *Realizer) unitRealize(ctx context.Context, cfg Config, rc *restClient, 
 		}
 	}
 	b := r.backend(cfg, rc)
-	var done []string
-	var errs []error
-	note := func(s string, err error) {
-		if err != nil {
-			errs = append(errs, err)
-		} else if s != "" {
-			done = append(done, s)
-		}
-	}
-	d := req.Decision
-	for _, a := range d.Add {
-		if a.Size <= 0 {
-			note("", fmt.Errorf("add unit %q: size must be at least 1 thread, got %d", a.UnitID, a.Size))
-			continue
-		}
-		if err := checkLabelValue("unit id", a.UnitID); err != nil {
-			note("", err)
-			continue
-		}
-		note(b.add(ctx, req.Target, a, req.RequestID))
-	}
-	for _, id := range d.Drain {
-		note(b.release(ctx, req.Target, id, false))
-	}
-	for _, rm := range d.Remove {
-		note(b.release(ctx, req.Target, rm.UnitID, rm.Force))
-	}
-	for _, id := range d.Restart {
-		note(b.restart(ctx, req.Target, id, req.RequestID))
-	}
-	note(r.forceOverdue(ctx, cfg, b, req.Target))
-	summary := strings.Join(done, "; ")
-	if summary == "" {
-		summary = "no action"
-	}
-	if len(errs) > 0 {
-		return summary, fmt.Errorf("(done: %s): %w", summary, errors.Join(errs...))
-	}
-	return summary, nil
+	t := req.Target
+	// wrap (Realize) leads the error with the plugin and target.
+	return kubeapi.UnitOps{
+		Add: func(a sdk.UnitAdd) (string, error) {
+			if a.Size <= 0 {
+				return "", fmt.Errorf("add unit %q: size must be at least 1 thread, got %d", a.UnitID, a.Size)
+			}
+			if err := checkLabelValue("unit id", a.UnitID); err != nil {
+				return "", err
+			}
+			return b.add(ctx, t, a, req.RequestID)
+		},
+		Drain:       func(id string) (string, error) { return b.release(ctx, t, id, false) },
+		ForceRemove: func(id string) (string, error) { return b.release(ctx, t, id, true) },
+		Restart:     func(id string) (string, error) { return b.restart(ctx, t, id, req.RequestID) },
+		Finally:     func() (string, error) { return r.forceOverdue(ctx, cfg, b, t) },
+	}.Realize("", req.Decision)
 }
 
 // unitBackend is where optimizer jobs run.
@@ -112,12 +90,7 @@ func (r *Realizer) unitInventory(ctx context.Context, cfg Config, rc *restClient
 	if err != nil {
 		return nil, err
 	}
-	sort.Slice(units, func(i, j int) bool {
-		if !units[i].CreatedAt.Equal(units[j].CreatedAt) {
-			return units[i].CreatedAt.Before(units[j].CreatedAt)
-		}
-		return units[i].ID < units[j].ID
-	})
+	kubeapi.SortUnits(units)
 	return units, nil
 }
 
