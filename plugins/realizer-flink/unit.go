@@ -214,36 +214,24 @@ func (d *deploymentUnits) add(ctx context.Context, t sdk.Target, a sdk.UnitAdd, 
 	if err != nil {
 		return "", err
 	}
-	what := fmt.Sprintf("create FlinkDeployment %s/%s", d.cfg.Namespace, name)
-	err = d.r.backoff.Do(ctx, what, func() error {
+	return d.r.backoff.CreateUnit(ctx, kubeapi.NewUnit{
+		Kind: "FlinkDeployment", Namespace: d.cfg.Namespace, Name: name, UnitID: a.UnitID, Target: t, Keys: unitKeys,
+	}, func() error {
 		_, err := d.res().Create(ctx, d.build(t, name, a.UnitID, a.Size, requestID), metav1.CreateOptions{})
 		return err
+	}, func() (kubeapi.Existing, error) {
+		// The name comes from the unit id, so a retried request lands here.
+		u, err := d.res().Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return kubeapi.Existing{}, err
+		}
+		return kubeapi.Existing{Labels: u.GetLabels(), Draining: u.GetDeletionTimestamp() != nil}, nil
 	})
-	if err == nil {
-		return "created " + a.UnitID, nil
-	}
-	if !apierrors.IsAlreadyExists(err) {
-		return "", err
-	}
-	// The name comes from the unit id, so a retried request lands here.
-	var existing *unstructured.Unstructured
-	if err := d.r.backoff.Do(ctx, "get FlinkDeployment "+d.cfg.Namespace+"/"+name, func() error {
-		var err error
-		existing, err = d.res().Get(ctx, name, metav1.GetOptions{})
-		return err
-	}); err != nil {
-		return "", err
-	}
-	l := existing.GetLabels()
-	switch {
-	case l[LabelManagedBy] != ManagedByValue || l[LabelUnit] != a.UnitID:
-		return "", fmt.Errorf("%s: a FlinkDeployment of that name exists and is not ebb's unit %q", what, a.UnitID)
-	case l[LabelChain] != t.Chain || l[LabelAmoroGroup] != t.Name:
-		return "", fmt.Errorf("%s: unit %q belongs to chain %q group %q", what, a.UnitID, l[LabelChain], l[LabelAmoroGroup])
-	case existing.GetDeletionTimestamp() != nil:
-		return "", fmt.Errorf("%s: unit %q is still draining; a new unit needs a new id", what, a.UnitID)
-	}
-	return "exists " + a.UnitID, nil
+}
+
+// unitKeys are the labels that mark a FlinkDeployment as ebb's unit.
+var unitKeys = kubeapi.UnitKeys{
+	ManagedBy: LabelManagedBy, ManagedByValue: ManagedByValue, Unit: LabelUnit, Chain: LabelChain, Group: LabelAmoroGroup,
 }
 
 // release deletes the FlinkDeployment. The operator's finalizer cancels the
