@@ -10,6 +10,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/util/validation"
 
+	"github.com/ebbscale/ebb/internal/kubeapi"
 	"github.com/ebbscale/ebb/sdk"
 )
 
@@ -35,10 +36,8 @@ type Config struct {
 	Mode    string `json:"mode"`
 	RESTURL string `json:"rest-url"`
 
-	Kubeconfig string `json:"kubeconfig"`
-	Context    string `json:"context"`
-	InCluster  bool   `json:"in-cluster"`
-	Namespace  string `json:"namespace"`
+	// kubeapi.Conn's fields, with descriptions of their own in configSchema.
+	kubeapi.Conn
 
 	ThreadsPerSubtask float64  `json:"threads-per-subtask"`
 	Vertices          []string `json:"vertices"`
@@ -89,7 +88,7 @@ func configSchema() sdk.Schema {
 func defaultConfig() Config {
 	return Config{
 		Mode:              ModeJob,
-		Namespace:         "default",
+		Conn:              kubeapi.Conn{Namespace: "default"},
 		ThreadsPerSubtask: 1,
 		UnitBackend:       BackendDeployment,
 		JarURI:            "local:///opt/flink/usrlib/optimizer-job.jar",
@@ -135,12 +134,7 @@ func (c Config) validate() error {
 		errs = append(errs, fmt.Errorf("rest-url is required in %s", c.modeName()))
 	}
 	if c.needsKube() {
-		if msgs := validation.IsDNS1123Label(c.Namespace); len(msgs) > 0 {
-			errs = append(errs, fmt.Errorf("namespace %q: %s", c.Namespace, strings.Join(msgs, "; ")))
-		}
-		if c.InCluster && (c.Kubeconfig != "" || c.Context != "") {
-			errs = append(errs, errors.New("in-cluster cannot be combined with kubeconfig or context"))
-		}
+		errs = append(errs, c.Conn.Validate()...)
 	}
 	if c.ThreadsPerSubtask <= 0 {
 		errs = append(errs, fmt.Errorf("threads-per-subtask must be positive, got %v", c.ThreadsPerSubtask))

@@ -23,7 +23,6 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/ebbscale/ebb/internal/kubeapi"
-	"github.com/ebbscale/ebb/internal/kubeconfig"
 	"github.com/ebbscale/ebb/sdk"
 )
 
@@ -82,13 +81,9 @@ func (r *Realizer) Configure(_ context.Context, raw json.RawMessage) error {
 	}
 	var dyn dynamic.Interface
 	if cfg.needsKube() {
-		kc, err := r.loadKubeConfig(cfg)
+		kc, err := cfg.RESTConfig(r.restConfig, "ebb-realizer-flink/"+Version)
 		if err != nil {
 			return fmt.Errorf("realizer-flink: %w", err)
-		}
-		kc.QPS, kc.Burst = 50, 100
-		if kc.UserAgent == "" {
-			kc.UserAgent = "ebb-realizer-flink/" + Version
 		}
 		if dyn, err = dynamic.NewForConfig(kc); err != nil {
 			return fmt.Errorf("realizer-flink: kubernetes client: %w", err)
@@ -98,10 +93,6 @@ func (r *Realizer) Configure(_ context.Context, raw json.RawMessage) error {
 	defer r.mu.Unlock()
 	r.cfg, r.rc, r.dyn, r.configured, r.jarID = cfg, rc, dyn, true, ""
 	return nil
-}
-
-func (r *Realizer) loadKubeConfig(cfg Config) (*rest.Config, error) {
-	return kubeconfig.Load(r.restConfig, cfg.InCluster, cfg.Kubeconfig, cfg.Context)
 }
 
 func (r *Realizer) state() (Config, *restClient, error) {
