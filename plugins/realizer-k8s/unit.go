@@ -25,19 +25,19 @@ import (
 // are what AMS's own Kubernetes container sets on optimizer pods, so Amoro's
 // tooling and dashboards recognize ebb's units.
 const (
-	LabelManagedBy     = "app.kubernetes.io/managed-by"
-	ManagedByValue     = "ebb"
-	LabelChain         = "ebbscale.io/chain"
-	LabelUnit          = "ebbscale.io/unit"
-	LabelThreads       = "ebbscale.io/threads"
+	LabelManagedBy     = kubeapi.LabelManagedBy
+	ManagedByValue     = kubeapi.ManagedByValue
+	LabelChain         = kubeapi.LabelChain
+	LabelUnit          = kubeapi.LabelUnit
+	LabelThreads       = kubeapi.LabelThreads
 	LabelApp           = "app"
 	LabelAmoroGroup    = "AmoroOptimizerGroup"
 	LabelAmoroResource = "AmoroResourceId"
 	// AnnotationRequestID records the decision that created a unit.
-	AnnotationRequestID = "ebbscale.io/request-id"
+	AnnotationRequestID = kubeapi.AnnotationRequestID
 	// AnnotationRestart on the pod template holds the request id of the last
 	// restart: a retried restart finds it already set and does nothing.
-	AnnotationRestart = "ebbscale.io/restart-request"
+	AnnotationRestart = kubeapi.AnnotationRestart
 	// AnnotationVersion records the Amoro version the unit was started as,
 	// which decides how it drains even after the config's image changed.
 	AnnotationVersion = "ebbscale.io/optimizer-version"

@@ -20,11 +20,11 @@ import (
 // those Amoro's SparkOptimizerContainer puts on driver and executor pods,
 // so Amoro's tooling recognizes ebb's units.
 const (
-	LabelManagedBy      = "app.kubernetes.io/managed-by"
-	ManagedByValue      = "ebb"
-	LabelChain          = "ebbscale.io/chain"
-	LabelUnit           = "ebbscale.io/unit"
-	LabelThreads        = "ebbscale.io/threads"
+	LabelManagedBy      = kubeapi.LabelManagedBy
+	ManagedByValue      = kubeapi.ManagedByValue
+	LabelChain          = kubeapi.LabelChain
+	LabelUnit           = kubeapi.LabelUnit
+	LabelThreads        = kubeapi.LabelThreads
 	LabelGroup          = "optimizer-group"
 	LabelOptimizerID    = "optimizer-id"
 	LabelImplementation = "optimizer-implementation"
@@ -33,11 +33,11 @@ const (
 	// application's state, "NEW" before the operator submitted it.
 	LabelState = "ebbscale.io/spark-state"
 	// AnnotationRequestID records the decision that created a unit.
-	AnnotationRequestID = "ebbscale.io/request-id"
+	AnnotationRequestID = kubeapi.AnnotationRequestID
 	// AnnotationRestart, in spec.driver.annotations, holds the request id of
 	// the last restart. Being in the spec, it makes the operator resubmit
 	// the application; a retried restart finds it set and does nothing.
-	AnnotationRestart = "ebbscale.io/restart-request"
+	AnnotationRestart = kubeapi.AnnotationRestart
 )
 
 func (r *Realizer) unitRealize(ctx context.Context, cfg Config, req sdk.RealizeRequest) (string, error) {
