@@ -13,8 +13,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 	"sigs.k8s.io/yaml"
 
-	"github.com/ebbscale/ebb/internal/optargs"
 	"github.com/ebbscale/ebb/internal/kubeapi"
+	"github.com/ebbscale/ebb/internal/optargs"
 	"github.com/ebbscale/ebb/sdk"
 )
 

@@ -16,8 +16,8 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/validation"
 
-	"github.com/ebbscale/ebb/internal/optargs"
 	"github.com/ebbscale/ebb/internal/kubeapi"
+	"github.com/ebbscale/ebb/internal/optargs"
 	"github.com/ebbscale/ebb/sdk"
 )
 
