@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -104,7 +105,7 @@ func runSimulate(cmd *cobra.Command, c *common, f simulateFlags) error {
 		return err
 	}
 	if f.plot != "" {
-		if err := writePlot(f.plot, fmt.Sprintf("%s: %d tasks, chain %s", f.trace, len(rows), ch.Name), results); err != nil {
+		if err := writePlot(f.plot, fmt.Sprintf("%s: %d tasks, chain %s", filepath.Base(f.trace), len(rows), ch.Name), results); err != nil {
 			return err
 		}
 	}
