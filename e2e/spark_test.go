@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -73,7 +74,7 @@ chain "{{.Chain}}" {
     sustained-backlog-timeout = "2s"
     scale-up-cooldown         = "2s"
     scale-down-cooldown       = "1s"
-    executor-idle-timeout     = "6s"
+    executor-idle-timeout     = "30s" # Amoro's minimum
     drain-timeout             = "30s"
     boot-timeout              = "20s"
     auto-restart {
@@ -132,7 +133,7 @@ func (d *optimizerDriver) Start(app, mainClass string, args []string, grace time
 		return nil, err
 	}
 	cmd := exec.Command(d.bin, "emulate", "optimizer", "-a", flags["-a"], "-g", flags["-g"], "-p", flags["-p"],
-		"--id", flags["-id"], "--heartbeat", "1s", "--poll", "200ms", "--shutdown-timeout", grace.String())
+		"-id", flags["-id"], "-hb", "1000", "--poll", "200ms", "-st", strconv.FormatInt(grace.Milliseconds(), 10))
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		logf.Close()
