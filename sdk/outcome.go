@@ -251,6 +251,15 @@ func (r Round) Outcome(i int) Outcome {
 	return out
 }
 
+// Outcomes is the outcome of every step's decision, by evaluator name.
+func (r Round) Outcomes() map[string]Outcome {
+	out := make(map[string]Outcome, len(r.Steps))
+	for i, s := range r.Steps {
+		out[s.Evaluator] = r.Outcome(i)
+	}
+	return out
+}
+
 // changedBy is the first evaluator after step i whose decision no longer
 // holds action a as step i asked it, and that evaluator's reason.
 func (r Round) changedBy(i int, a ActionOutcome) (string, string) {
@@ -294,4 +303,30 @@ func Changes(before, after Decision) string {
 		return ""
 	}
 	return strings.Join(parts, "; ")
+}
+
+// MarshalText and UnmarshalText make the kinds and results read as words in
+// the runner's JSON (the API, the stored outcomes).
+func (k ActionKind) MarshalText() ([]byte, error) { return []byte(k.String()), nil }
+
+func (k *ActionKind) UnmarshalText(b []byte) error {
+	for c := ActionUnknown; c <= ActionRestart; c++ {
+		if c.String() == string(b) {
+			*k = c
+			return nil
+		}
+	}
+	return fmt.Errorf("unknown action kind %q", b)
+}
+
+func (r ActionResult) MarshalText() ([]byte, error) { return []byte(r.String()), nil }
+
+func (r *ActionResult) UnmarshalText(b []byte) error {
+	for c := ResultUnknown; c <= ResultFailed; c++ {
+		if c.String() == string(b) {
+			*r = c
+			return nil
+		}
+	}
+	return fmt.Errorf("unknown action result %q", b)
 }

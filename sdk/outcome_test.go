@@ -1,6 +1,7 @@
 package sdk
 
 import (
+	"encoding/json"
 	"reflect"
 	"strings"
 	"testing"
@@ -62,6 +63,21 @@ func TestRoundOutcome(t *testing.T) {
 	var none *Outcome
 	if _, ok := none.Result(ActionAdd, "u-1"); ok {
 		t.Error("a nil outcome has results")
+	}
+}
+
+func TestOutcomeJSONReadsAsWords(t *testing.T) {
+	o := Outcome{Actions: []ActionOutcome{{Kind: ActionDrain, UnitID: "u", Result: ResultSuppressed, By: "staleness"}}}
+	b, err := json.Marshal(o)
+	if err != nil || !strings.Contains(string(b), `"Kind":"drain"`) || !strings.Contains(string(b), `"Result":"suppressed"`) {
+		t.Fatalf("%s %v", b, err)
+	}
+	var back Outcome
+	if err := json.Unmarshal(b, &back); err != nil || !reflect.DeepEqual(back, o) {
+		t.Fatalf("round trip: %+v %v", back, err)
+	}
+	if err := json.Unmarshal([]byte(`{"Actions":[{"Result":"great"}]}`), &back); err == nil {
+		t.Fatal("an unknown result decoded")
 	}
 }
 

@@ -48,7 +48,7 @@ func newEnv(t testing.TB) *env {
 	if err := os.MkdirAll(e.pluginDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{"test-collector", "test-evaluator", "test-realizer"} {
+	for _, name := range []string{"test-collector", "test-evaluator", "test-realizer", "test-capper", "test-guard"} {
 		if err := os.Symlink(bin, filepath.Join(e.pluginDir, name)); err != nil {
 			t.Fatal(err)
 		}

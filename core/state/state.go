@@ -33,6 +33,20 @@ type Record struct {
 	Error  string `json:"error,omitempty"`
 	// Decision is the full decision as JSON.
 	Decision json.RawMessage `json:"decision,omitempty"`
+	// Steps is each evaluator's decision in chain order and what it changed
+	// of the one before it.
+	Steps []Step `json:"steps,omitempty"`
+}
+
+// Step is one evaluator's part of a decision.
+type Step struct {
+	Evaluator string `json:"evaluator"`
+	Summary   string `json:"summary"`
+	Reason    string `json:"reason,omitempty"`
+	Vetoed    bool   `json:"vetoed,omitempty"`
+	// Changes is what this evaluator changed of the previous evaluator's
+	// decision ("dropped add u-3; ..."); empty when it passed it on as is.
+	Changes string `json:"changes,omitempty"`
 }
 
 // Store is a bbolt file. It is safe for concurrent use.
@@ -45,6 +59,9 @@ type Store struct {
 var (
 	bucketState     = []byte("state")
 	bucketDecisions = []byte("decisions")
+	// bucketOutcomes holds, by chain, each evaluator's Outcome (as JSON) of
+	// its last decision, handed to it on its next round.
+	bucketOutcomes = []byte("outcomes")
 )
 
 // DefaultKeep is how many decisions per chain the log keeps.
@@ -61,7 +78,7 @@ func Open(path string) (*Store, error) {
 		return nil, fmt.Errorf("opening state %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketState, bucketDecisions} {
+		for _, b := range [][]byte{bucketState, bucketDecisions, bucketOutcomes} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -100,17 +117,57 @@ func (s *Store) LoadState(chain string) (ChainState, error) {
 
 // SaveState replaces a chain's evaluator states.
 func (s *Store) SaveState(chain string, st ChainState) error {
-	b, err := json.Marshal(st)
-	if err != nil {
-		return fmt.Errorf("encoding state of chain %q: %w", chain, err)
+	return s.SaveRound(chain, st, nil)
+}
+
+// SaveRound replaces a chain's evaluator states and, when outcomes is not
+// nil, their outcomes, in one transaction: an evaluator never sees a new
+// state with the outcome of an older round.
+func (s *Store) SaveRound(chain string, st ChainState, outcomes ChainState) error {
+	var b, o []byte
+	var err error
+	if st != nil {
+		if b, err = json.Marshal(st); err != nil {
+			return fmt.Errorf("encoding state of chain %q: %w", chain, err)
+		}
+	}
+	if outcomes != nil {
+		if o, err = json.Marshal(outcomes); err != nil {
+			return fmt.Errorf("encoding outcomes of chain %q: %w", chain, err)
+		}
 	}
 	err = s.db.Update(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketState).Put([]byte(chain), b)
+		if b != nil {
+			if err := tx.Bucket(bucketState).Put([]byte(chain), b); err != nil {
+				return err
+			}
+		}
+		if o != nil {
+			return tx.Bucket(bucketOutcomes).Put([]byte(chain), o)
+		}
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("saving state of chain %q: %w", chain, err)
 	}
 	return nil
+}
+
+// LoadOutcomes returns the outcomes saved by SaveRound, by evaluator block
+// name; empty if none.
+func (s *Store) LoadOutcomes(chain string) (ChainState, error) {
+	out := ChainState{}
+	err := s.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketOutcomes).Get([]byte(chain))
+		if v == nil {
+			return nil
+		}
+		return json.Unmarshal(v, &out)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("loading outcomes of chain %q: %w", chain, err)
+	}
+	return out, nil
 }
 
 // Append adds a record to a chain's decision log, assigns its sequence

@@ -29,8 +29,12 @@ func main() {
 		sdk.Serve(&evaluator{})
 	case "test-realizer":
 		sdk.Serve(&realizer{})
+	case "test-capper":
+		sdk.Serve(&capper{})
+	case "test-guard":
+		sdk.Serve(&guard{})
 	default:
-		fmt.Fprintln(os.Stderr, "run me as test-collector, test-evaluator or test-realizer")
+		fmt.Fprintln(os.Stderr, "run me as test-collector, test-evaluator, test-realizer, test-capper or test-guard")
 		os.Exit(2)
 	}
 }
@@ -121,6 +125,9 @@ type evalPolicy struct {
 type evalState struct {
 	Evaluations int `json:"evaluations"`
 	Next        int `json:"next"`
+	// Outcome is what the runner said of the previous decision, so a test
+	// can see it crossed the process boundary.
+	Outcome []string `json:"outcome,omitempty"`
 }
 
 func (e *evaluator) Info(context.Context) (sdk.Info, error) {
@@ -154,6 +161,12 @@ func (e *evaluator) Evaluate(_ context.Context, req sdk.EvaluateRequest) (sdk.Ev
 		}
 	}
 	st.Evaluations++
+	st.Outcome = nil
+	if req.Outcome != nil {
+		for _, a := range req.Outcome.Actions {
+			st.Outcome = append(st.Outcome, a.String())
+		}
+	}
 	want := (req.Snapshot.Demand.Tasks() + p.PerUnit - 1) / p.PerUnit
 	var active []sdk.Unit
 	for _, u := range req.Inventory {
@@ -184,6 +197,8 @@ func (e *evaluator) Evaluate(_ context.Context, req sdk.EvaluateRequest) (sdk.Ev
 
 type realizerConfig struct {
 	Dir string `json:"dir"`
+	// FailEvery makes every n-th Realize call fail before doing anything.
+	FailEvery int64 `json:"fail-every"`
 }
 
 type realizer struct{ cfg realizerConfig }
@@ -196,6 +211,7 @@ type unitFile struct {
 func (r *realizer) Info(context.Context) (sdk.Info, error) {
 	return sdk.Info{Name: "test-realizer", Version: "0.0.1", ConfigSchema: sdk.Schema{Attributes: []sdk.Attribute{
 		{Name: "dir", Type: sdk.TypeString, Required: true, Description: "directory holding one file per unit"},
+		{Name: "fail-every", Type: sdk.TypeNumber, Default: 0, Description: "fail every n-th Realize call (0: never)"},
 	}}}, nil
 }
 
@@ -246,6 +262,22 @@ func (r *realizer) Realize(_ context.Context, req sdk.RealizeRequest) (string, e
 	}
 	defer log.Close()
 	fmt.Fprintf(log, "%s %s\n", req.RequestID, req.Decision.Summary())
+	if r.cfg.FailEvery > 0 {
+		// The count is kept in the directory so it survives a restart.
+		calls := filepath.Join(r.cfg.Dir, ".calls")
+		var n int64
+		if b, err := os.ReadFile(calls); err == nil {
+			fmt.Sscan(string(b), &n)
+		}
+		n++
+		if err := os.WriteFile(calls, []byte(fmt.Sprint(n)), 0o644); err != nil {
+			return "", err
+		}
+		if n%r.cfg.FailEvery == 0 {
+			fmt.Fprintf(log, "%s failed (call %d)\n", req.RequestID, n)
+			return "", fmt.Errorf("test-realizer: call %d fails (fail-every %d)", n, r.cfg.FailEvery)
+		}
+	}
 	for _, a := range req.Decision.Add {
 		// The unit id is stable across retries: an existing file means the
 		// unit was already created.
