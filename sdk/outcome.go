@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Outcome tells an evaluator, on its next round, what became of the decision
@@ -246,9 +247,25 @@ func (r Round) Outcome(i int) Outcome {
 			a.Result = ResultDropped
 			a.By, a.Why = r.changedBy(i, a)
 		}
+		a.Why = clip(a.Why)
 		out.Actions = append(out.Actions, a)
 	}
 	return out
+}
+
+// MaxWhy bounds ActionOutcome.Why: a reason that quotes an earlier reason
+// (which quotes the outcome before it) must not grow round by round.
+const MaxWhy = 240
+
+func clip(s string) string {
+	if len(s) <= MaxWhy {
+		return s
+	}
+	cut := MaxWhy
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "..."
 }
 
 // Outcomes is the outcome of every step's decision, by evaluator name.

@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 func dec(reason string, adds []UnitAdd, drains []string, removes []UnitRemove) Decision {
@@ -59,6 +60,10 @@ func TestRoundOutcome(t *testing.T) {
 		if a.Result != ResultDropped || a.By != "guard" || a.Why != "vetoed: business hours" {
 			t.Errorf("vetoed: %v", a)
 		}
+	}
+	long := Round{Steps: []Step{{"dra", dra}, {"guard", Decision{Vetoed: true, Reason: strings.Repeat("é", 1000)}}}, Final: Decision{Vetoed: true}}
+	if why := long.Outcome(0).Actions[0].Why; len(why) > MaxWhy+3 || !utf8.ValidString(why) {
+		t.Errorf("a long reason is not clipped: %d bytes", len(why))
 	}
 	var none *Outcome
 	if _, ok := none.Result(ActionAdd, "u-1"); ok {

@@ -54,7 +54,8 @@ func (r *round) reconcile() {
 			}
 			continue
 		}
-		undone = append(undone, a.String())
+		// Without Why: that quotes reasons that quote this note.
+		undone = append(undone, fmt.Sprintf("%s %s %s by %s", a.Kind, a.UnitID, a.Result, a.By))
 		switch a.Kind {
 		case sdk.ActionAdd:
 			if !inInventory && !us.Asked && us.SeenAt.IsZero() {

@@ -42,7 +42,10 @@ func main() {
 // ---- collector ----
 
 type collectorConfig struct {
-	File   string       `json:"file"`
+	File string `json:"file"`
+	// UnitsDir, when set, is a test-realizer's directory: every unit in it
+	// is reported as one registered (or draining) worker of its size.
+	UnitsDir string       `json:"units-dir"`
 	Sleep  sdk.Duration `json:"sleep"`
 	Marker string       `json:"marker"`
 }
@@ -55,6 +58,11 @@ type snapshotFile struct {
 	Complete *bool  `json:"complete"`
 	Age      string `json:"age"`
 	Fail     string `json:"fail"`
+	// ObservedAt (RFC 3339) replaces the wall clock, for a runner on a
+	// virtual clock; Age is counted back from it.
+	ObservedAt string `json:"observed_at"`
+	// Busy makes every registered worker fully busy; draining ones are idle.
+	Busy bool `json:"busy"`
 }
 
 func (c *collector) Info(context.Context) (sdk.Info, error) {
@@ -62,6 +70,7 @@ func (c *collector) Info(context.Context) (sdk.Info, error) {
 		{Name: "file", Type: sdk.TypeString, Required: true, Description: "JSON file read on every Collect"},
 		{Name: "sleep", Type: sdk.TypeDuration, Default: "0s", Description: "delay before answering"},
 		{Name: "marker", Type: sdk.TypeString, Default: "", Description: "file to write the deadline seen into"},
+		{Name: "units-dir", Type: sdk.TypeString, Default: "", Description: "test-realizer directory whose units are reported as workers"},
 	}}}, nil
 }
 
@@ -100,6 +109,20 @@ func (c *collector) Collect(ctx context.Context, _ sdk.Target) (sdk.Snapshot, er
 		return sdk.Snapshot{}, errors.New(f.Fail)
 	}
 	s := sdk.Snapshot{ObservedAt: time.Now(), Complete: true, Demand: sdk.Demand{PlannedTasks: f.Tasks}}
+	if f.ObservedAt != "" {
+		at, err := time.Parse(time.RFC3339, f.ObservedAt)
+		if err != nil {
+			return sdk.Snapshot{}, fmt.Errorf("%s: observed_at: %w", c.cfg.File, err)
+		}
+		s.ObservedAt = at
+	}
+	if c.cfg.UnitsDir != "" {
+		workers, err := unitWorkers(c.cfg.UnitsDir, f.Busy)
+		if err != nil {
+			return sdk.Snapshot{}, err
+		}
+		s.Workers = workers
+	}
 	if f.Complete != nil && !*f.Complete {
 		s.Complete = false
 		s.IncompleteReasons = []string{"test says incomplete"}
@@ -112,6 +135,26 @@ func (c *collector) Collect(ctx context.Context, _ sdk.Target) (sdk.Snapshot, er
 		s.ObservedAt = s.ObservedAt.Add(-age)
 	}
 	return s, nil
+}
+
+// unitWorkers reports one worker per unit file in dir.
+func unitWorkers(dir string, busy bool) ([]sdk.Worker, error) {
+	units, err := (&realizer{cfg: realizerConfig{Dir: dir}}).Inventory(context.Background(), sdk.Target{})
+	if err != nil {
+		return nil, err
+	}
+	var out []sdk.Worker
+	for _, u := range units {
+		w := sdk.Worker{ID: "w-" + u.ID, UnitID: u.ID, Threads: u.Size, BusyKnown: true, State: sdk.WorkerRegistered}
+		switch {
+		case u.Phase == sdk.PhaseDraining:
+			w.State = sdk.WorkerDraining
+		case busy:
+			w.BusyThreads = u.Size
+		}
+		out = append(out, w)
+	}
+	return out, nil
 }
 
 // ---- evaluator: one unit per task, state counts evaluations ----
@@ -289,7 +332,21 @@ func (r *realizer) Realize(_ context.Context, req sdk.RealizeRequest) (string, e
 		}
 	}
 	for _, id := range req.Decision.Drain {
-		if err := r.write(id, unitFile{Size: 1, Phase: "draining"}); err != nil {
+		// A drain keeps the unit's size; draining a unit that is gone is a
+		// no-op, as on a real platform.
+		b, err := os.ReadFile(filepath.Join(r.cfg.Dir, id))
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return "", err
+		}
+		var u unitFile
+		if err := json.Unmarshal(b, &u); err != nil {
+			return "", fmt.Errorf("unit %s: %w", id, err)
+		}
+		u.Phase = "draining"
+		if err := r.write(id, u); err != nil {
 			return "", err
 		}
 	}
