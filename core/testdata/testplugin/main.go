@@ -46,8 +46,8 @@ type collectorConfig struct {
 	// UnitsDir, when set, is a test-realizer's directory: every unit in it
 	// is reported as one registered (or draining) worker of its size.
 	UnitsDir string       `json:"units-dir"`
-	Sleep  sdk.Duration `json:"sleep"`
-	Marker string       `json:"marker"`
+	Sleep    sdk.Duration `json:"sleep"`
+	Marker   string       `json:"marker"`
 }
 
 type collector struct{ cfg collectorConfig }
