@@ -78,15 +78,7 @@ chain "a" {
   }
 }
 `, e.pluginDir, e.snap, e.units, e.units, failEvery)
-	path := filepath.Join(e.dir, "ebb.hcl")
-	if err := os.WriteFile(path, []byte(src), 0o644); err != nil {
-		e.t.Fatal(err)
-	}
-	cfg, diags := config.Load(path, nil, e.host)
-	if diags.HasErrors() {
-		e.t.Fatalf("config: %s", config.FormatDiagnostics(diags))
-	}
-	return cfg
+	return e.loadHCL(src)
 }
 
 // chainRun checks a day of the dra, cap, guard chain on a virtual clock:

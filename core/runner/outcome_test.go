@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -53,16 +52,7 @@ chain "a" {
   max_snapshot_age = "1000h"
 }
 `, e.pluginDir, e.snap, e.units, failEvery)
-	path := filepath.Join(e.dir, "ebb.hcl")
-	if err := os.WriteFile(path, []byte(src), 0o644); err != nil {
-		e.t.Fatal(err)
-	}
-	cfg, diags := config.Load(path, nil, e.host)
-	if diags.HasErrors() {
-		e.t.Fatalf("config: %s", config.FormatDiagnostics(diags))
-	}
-	e.cfg = cfg
-	return cfg
+	return e.loadHCL(src)
 }
 
 // stepper runs one tick at a time on a virtual clock, as a running chain

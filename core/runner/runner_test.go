@@ -106,6 +106,12 @@ realizer "files" {
   }
 }
 `, e.pluginDir, e.units) + strings.Join(chains, "\n")
+	return e.loadHCL(src)
+}
+
+// loadHCL writes src as the config file and loads it.
+func (e *env) loadHCL(src string) *config.Config {
+	e.t.Helper()
 	path := filepath.Join(e.dir, "ebb.hcl")
 	if err := os.WriteFile(path, []byte(src), 0o644); err != nil {
 		e.t.Fatal(err)

@@ -101,16 +101,20 @@ type ChainState map[string][]byte
 
 // LoadState returns a chain's saved evaluator states, empty if none.
 func (s *Store) LoadState(chain string) (ChainState, error) {
+	return s.load(bucketState, "state", chain)
+}
+
+func (s *Store) load(bucket []byte, what, chain string) (ChainState, error) {
 	out := ChainState{}
 	err := s.db.View(func(tx *bolt.Tx) error {
-		v := tx.Bucket(bucketState).Get([]byte(chain))
+		v := tx.Bucket(bucket).Get([]byte(chain))
 		if v == nil {
 			return nil
 		}
 		return json.Unmarshal(v, &out)
 	})
 	if err != nil {
-		return nil, fmt.Errorf("loading state of chain %q: %w", chain, err)
+		return nil, fmt.Errorf("loading %s of chain %q: %w", what, chain, err)
 	}
 	return out, nil
 }
@@ -156,18 +160,7 @@ func (s *Store) SaveRound(chain string, st ChainState, outcomes ChainState) erro
 // LoadOutcomes returns the outcomes saved by SaveRound, by evaluator block
 // name; empty if none.
 func (s *Store) LoadOutcomes(chain string) (ChainState, error) {
-	out := ChainState{}
-	err := s.db.View(func(tx *bolt.Tx) error {
-		v := tx.Bucket(bucketOutcomes).Get([]byte(chain))
-		if v == nil {
-			return nil
-		}
-		return json.Unmarshal(v, &out)
-	})
-	if err != nil {
-		return nil, fmt.Errorf("loading outcomes of chain %q: %w", chain, err)
-	}
-	return out, nil
+	return s.load(bucketOutcomes, "outcomes", chain)
 }
 
 // Append adds a record to a chain's decision log, assigns its sequence
