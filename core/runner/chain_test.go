@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/ebbscale/ebb/core/config"
 	"github.com/ebbscale/ebb/sdk"
 	"github.com/ebbscale/ebb/sdk/sdktest"
@@ -162,6 +164,9 @@ func chainRun(t *testing.T, failEvery int, staleEvery int) {
 	}
 	if vetoes == 0 || caps == 0 || (failEvery > 0 && failures == 0) || len(seqs) < 4 {
 		t.Fatalf("the day did not exercise the chain: %d vetoes, %d capped rounds, %d failures, %d units", vetoes, caps, failures, len(seqs))
+	}
+	if got := testutil.ToFloat64(e.metrics.Adjustments.WithLabelValues("a", "dra", "cap")); got != float64(caps) {
+		t.Errorf("adjustments of dra by cap = %v, want the %d capped rounds", got, caps)
 	}
 	if left := e.unitIDs(); len(left) != 0 {
 		t.Errorf("after an idle evening units remain: %v", left)
