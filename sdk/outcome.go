@@ -19,20 +19,20 @@ import (
 type Outcome struct {
 	// RequestID is the id the decision was realized under; empty when the
 	// realizer was not called (nothing left to do).
-	RequestID string
+	RequestID string `json:"request_id,omitempty"`
 	// DecidedAt is the Now of the round the decision was made in.
-	DecidedAt time.Time
+	DecidedAt time.Time `json:"decided_at,omitzero"`
 	// Final is the decision the chain handed to the realizer: after every
 	// later evaluator and the runner's rules.
-	Final Decision
+	Final Decision `json:"final"`
 	// RealizerError is the realizer's error when it failed (every action it
 	// was given is then ResultFailed: it may or may not have happened, so
 	// believe only the inventory).
-	RealizerError string
+	RealizerError string `json:"realizer_error,omitempty"`
 	// Actions is the outcome of each unit action of the evaluator's own
 	// decision, in the order the decision listed them (adds, drains,
 	// removes, restarts).
-	Actions []ActionOutcome
+	Actions []ActionOutcome `json:"actions,omitempty"`
 }
 
 // ActionKind is the kind of a unit action.
@@ -103,14 +103,14 @@ func (r ActionResult) Realized() bool { return r == ResultDone || r == ResultCha
 
 // ActionOutcome is the outcome of one unit action.
 type ActionOutcome struct {
-	Kind   ActionKind
-	UnitID string
-	Result ActionResult
+	Kind   ActionKind   `json:"kind"`
+	UnitID string       `json:"unit_id"`
+	Result ActionResult `json:"result"`
 	// By names who changed, dropped, suppressed or failed the action: an
 	// evaluator block name, "staleness", "conflict" or "realizer".
-	By string
+	By string `json:"by,omitempty"`
 	// Why is that party's reason.
-	Why string
+	Why string `json:"why,omitempty"`
 }
 
 func (a ActionOutcome) String() string {

@@ -74,14 +74,14 @@ func TestRoundOutcome(t *testing.T) {
 func TestOutcomeJSONReadsAsWords(t *testing.T) {
 	o := Outcome{Actions: []ActionOutcome{{Kind: ActionDrain, UnitID: "u", Result: ResultSuppressed, By: "staleness"}}}
 	b, err := json.Marshal(o)
-	if err != nil || !strings.Contains(string(b), `"Kind":"drain"`) || !strings.Contains(string(b), `"Result":"suppressed"`) {
+	if err != nil || !strings.Contains(string(b), `"kind":"drain"`) || !strings.Contains(string(b), `"result":"suppressed"`) {
 		t.Fatalf("%s %v", b, err)
 	}
 	var back Outcome
 	if err := json.Unmarshal(b, &back); err != nil || !reflect.DeepEqual(back, o) {
 		t.Fatalf("round trip: %+v %v", back, err)
 	}
-	if err := json.Unmarshal([]byte(`{"Actions":[{"Result":"great"}]}`), &back); err == nil {
+	if err := json.Unmarshal([]byte(`{"actions":[{"result":"great"}]}`), &back); err == nil {
 		t.Fatal("an unknown result decoded")
 	}
 }

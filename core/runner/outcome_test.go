@@ -141,7 +141,7 @@ func TestVetoIsToldToTheEarlierEvaluator(t *testing.T) {
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	for _, want := range []string{`"evaluator": "count"`, `"evaluator": "guard"`, `"changes": "vetoed"`, `"outcomes"`, `"Result": "dropped"`} {
+	for _, want := range []string{`"evaluator": "count"`, `"evaluator": "guard"`, `"changes": "vetoed"`, `"outcomes"`, `"result": "dropped"`} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("/v1/chains/a lacks %s:\n%s", want, body)
 		}
