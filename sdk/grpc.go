@@ -138,6 +138,7 @@ func (s *evaluatorServer) Evaluate(ctx context.Context, r *pb.EvaluateRequest) (
 		Now:              tsFromPB(r.Now),
 		Previous:         decisionFromPB(r.Previous),
 		SnapshotDegraded: r.SnapshotDegraded,
+		Outcome:          outcomeFromPB(r.Outcome),
 	})
 	if err != nil {
 		return nil, err
@@ -281,6 +282,7 @@ func (c *evaluatorClient) Evaluate(ctx context.Context, req EvaluateRequest) (Ev
 		Now:              tsToPB(req.Now),
 		Previous:         decisionToPB(req.Previous),
 		SnapshotDegraded: req.SnapshotDegraded,
+		Outcome:          outcomeToPB(req.Outcome),
 	})
 	if err != nil {
 		return EvaluateResponse{}, err

@@ -337,6 +337,9 @@ type EvaluateRequest struct {
 	// SnapshotDegraded is set by the runner when the snapshot is stale or
 	// incomplete: the evaluator may only scale up or do nothing.
 	SnapshotDegraded bool
+	// Outcome is what became of this evaluator's previous decision: nil the
+	// first time. Reconcile State against it (see Outcome).
+	Outcome *Outcome
 }
 
 // EvaluateResponse is an evaluator's decision and its new state.

@@ -276,3 +276,28 @@ func decisionFromPB(d *pb.Decision) *Decision {
 	}
 	return out
 }
+
+func outcomeToPB(o *Outcome) *pb.Outcome {
+	if o == nil {
+		return nil
+	}
+	out := &pb.Outcome{RequestId: o.RequestID, DecidedAt: tsToPB(o.DecidedAt), Final: decisionToPB(&o.Final), RealizerError: o.RealizerError}
+	for _, a := range o.Actions {
+		out.Actions = append(out.Actions, &pb.ActionOutcome{Kind: pb.ActionKind(a.Kind), UnitId: a.UnitID, Result: pb.ActionResult(a.Result), By: a.By, Why: a.Why})
+	}
+	return out
+}
+
+func outcomeFromPB(o *pb.Outcome) *Outcome {
+	if o == nil {
+		return nil
+	}
+	out := &Outcome{RequestID: o.RequestId, DecidedAt: tsFromPB(o.DecidedAt), RealizerError: o.RealizerError}
+	if f := decisionFromPB(o.Final); f != nil {
+		out.Final = *f
+	}
+	for _, a := range o.Actions {
+		out.Actions = append(out.Actions, ActionOutcome{Kind: ActionKind(a.Kind), UnitID: a.UnitId, Result: ActionResult(a.Result), By: a.By, Why: a.Why})
+	}
+	return out
+}

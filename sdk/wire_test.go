@@ -32,6 +32,14 @@ func TestWireRoundTrip(t *testing.T) {
 	if got := decisionFromPB(decisionToPB(d)); !reflect.DeepEqual(got, d) {
 		t.Errorf("decision:\n got %+v\nwant %+v", got, d)
 	}
+	o := &Outcome{RequestID: "c-7", DecidedAt: at, Final: *d, RealizerError: "boom",
+		Actions: []ActionOutcome{{Kind: ActionRemove, UnitID: "u-0", Result: ResultSuppressed, By: "staleness", Why: "snapshot stale"}}}
+	if got := outcomeFromPB(outcomeToPB(o)); !reflect.DeepEqual(got, o) {
+		t.Errorf("outcome:\n got %+v\nwant %+v", got, o)
+	}
+	if outcomeFromPB(outcomeToPB(nil)) != nil {
+		t.Errorf("a nil outcome (first round) came back set")
+	}
 	info := Info{Name: "n", Kind: KindEvaluator, Version: "1", ProtocolVersion: 1,
 		ConfigSchema: Schema{Attributes: []Attribute{{Name: "a", Type: TypeDuration, Default: "5m", Description: "d", Sensitive: true}}},
 		PolicySchema: Schema{Blocks: []Block{{Name: "b", Description: "blk", Schema: Schema{Attributes: []Attribute{{Name: "c", Type: TypeBool, Required: true}}}}}}}

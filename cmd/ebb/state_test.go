@@ -22,7 +22,7 @@ func TestDamagedStateFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := 0; i < 300; i++ {
-		if err := s.Commit("optimizers", state.ChainState{"dra": []byte(`{}`)}, &state.Record{At: time.Unix(int64(i), 0), Summary: "+1 unit", Reason: strings.Repeat("backlog ", 10)}); err != nil {
+		if err := s.Commit("optimizers", state.ChainState{"dra": []byte(`{}`)}, &state.Record{At: time.Unix(int64(i), 0), Summary: "+1 unit", Reason: strings.Repeat("backlog ", 10)}, nil); err != nil {
 			t.Fatal(err)
 		}
 	}

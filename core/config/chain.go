@@ -390,23 +390,48 @@ func (l *loader) policy(ch *Chain, blk, policy *hcl.Block, evaluatorsAttr *hcl.A
 		}
 		schemas[i] = evs[i].Info.PolicySchema
 	}
-	union, conflicts := unionSchema(ch.Evaluators, schemas)
-	for _, c := range conflicts {
-		diags = append(diags, attrError(evaluatorsAttr, "Conflicting policy schemas", c+"."))
-	}
 	var body hcl.Body = hcl.EmptyBody()
 	where := blk.DefRange
 	if policy != nil {
 		body, where = policy.Body, policy.DefRange
 	}
-	_, d := decodeBody(body, union, union, ctx, where, "")
+	// Evaluators with a namespace block read only it; the others share the
+	// policy block's own keys, where a key two of them read is a clash.
+	ns, d := policyNamespaces(body, ch.Evaluators)
 	diags = append(diags, d...)
+	var flatNames []string
+	var flatSchemas []sdk.Schema
+	for i, n := range ch.Evaluators {
+		if ns[n] == nil {
+			flatNames, flatSchemas = append(flatNames, n), append(flatSchemas, schemas[i])
+		}
+	}
+	union, conflicts := unionSchema(flatNames, flatSchemas)
+	for _, c := range conflicts {
+		diags = append(diags, attrError(evaluatorsAttr, "Conflicting policy schemas", c+"."))
+	}
+	accept, d := namespacedSchema(union, ch.Evaluators, schemas, evaluatorsAttr)
+	diags = append(diags, d...)
+	diags = append(diags, policyClashes(body, flatNames, flatSchemas)...)
+	_, d = decodeBody(body, union, accept, ctx, where, "")
+	diags = append(diags, d...)
+	for i, n := range ch.Evaluators {
+		if b := ns[n]; b != nil {
+			_, d := decodeBody(b.Body, schemas[i], schemas[i], ctx, b.DefRange, n+".")
+			diags = append(diags, d...)
+		}
+	}
 	if diags.HasErrors() {
 		return diags
 	}
 	ch.Policy = map[string]json.RawMessage{}
 	for _, ev := range evs {
-		obj, _ := decodeBody(body, ev.Info.PolicySchema, union, ctx, where, "")
+		body, where := body, where
+		obj, _ := decodeBody(body, ev.Info.PolicySchema, accept, ctx, where, "")
+		if b := ns[ev.Name]; b != nil {
+			body, where = b.Body, b.DefRange
+			obj, _ = decodeBody(body, ev.Info.PolicySchema, ev.Info.PolicySchema, ctx, where, "")
+		}
 		if d := withDefaults(ev.Info.PolicySchema, obj, where); d.HasErrors() {
 			diags = append(diags, d...)
 			continue

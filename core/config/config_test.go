@@ -222,6 +222,7 @@ func TestBad(t *testing.T) {
 			`68:1: Chain "incomplete" needs target = "NAME"`,
 			`69:16: collectors must list at least one collector`,
 			`70:16: policy key "max-parallelism" is a number for evaluator "dra" but a string for evaluator "clash"`,
+			`72:5: "max-parallelism" is a policy key of evaluators "dra" and "clash", so this one value would configure all of them`,
 		}},
 		{"bad_duplicates.hcl", nil, []string{
 			`8:11: Duplicate collector "ams": A collector named "ams" is already defined at testdata/bad_duplicates.hcl:1:1`,
@@ -260,10 +261,10 @@ func TestBad(t *testing.T) {
 		}},
 		// Switching chain "local" to k8s makes it a second writer of group-a.
 		{"good.hcl", map[string]string{"which": "k8s"}, []string{
-			`99:16: Target realized twice: Chain "local" realizes target "group-a" with realizer "k8s", as chain "amoro" already does at testdata/good.hcl:77:22`,
+			`103:16: Target realized twice: Chain "local" realizes target "group-a" with realizer "k8s", as chain "amoro" already does at testdata/good.hcl:77:22`,
 		}},
 		{"good.hcl", map[string]string{"which": "nomad"}, []string{
-			`98:25: Reference to undefined realizer: No realizer "nomad" is defined`,
+			`102:25: Reference to undefined realizer: No realizer "nomad" is defined`,
 		}},
 	}
 	for _, tt := range tests {

@@ -36,6 +36,10 @@
 //	  policy { ... }   # decoded against the union of the evaluators' PolicySchemas
 //	}
 //
+// A policy key that two evaluators of one chain read is an error where it is
+// written; a block named after an evaluator holds that evaluator's keys
+// alone (policy { dra { max-parallelism = 32 } guard { max-parallelism = 16 } }).
+//
 // Functions: env(NAME[, DEFAULT]), file(PATH), lower, upper, trimspace,
 // join, split, concat, coalesce. A null attribute value means "not set".
 // One writer per platform object: no two chains, enabled or not, may

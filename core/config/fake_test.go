@@ -68,7 +68,7 @@ func newFakeResolver() *fakeResolver {
 					dur("grace-period", "5m"),
 				}}}},
 			}},
-			// guard shares max-parallelism with dra, to test the policy union.
+			// guard also reads max-parallelism, to test policy namespaces.
 			"evaluator-guard": {Name: "evaluator-guard", Kind: sdk.KindEvaluator, Version: "0.2.0", PolicySchema: sdk.Schema{
 				Attributes: []sdk.Attribute{
 					{Name: "max-parallelism", Type: sdk.TypeNumber},

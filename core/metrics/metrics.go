@@ -26,7 +26,11 @@ type Metrics struct {
 	Units *prometheus.CounterVec
 	// Suppressed counts decisions the staleness rule cut down.
 	Suppressed *prometheus.CounterVec
-	evaluator  *evaluatorGauges
+	// Vetoes and Adjustments count, per evaluator, the decisions the next
+	// evaluator of the chain vetoed or changed (label by).
+	Vetoes      *prometheus.CounterVec
+	Adjustments *prometheus.CounterVec
+	evaluator   *evaluatorGauges
 }
 
 // New creates the instruments and registers them, with the Go and process
@@ -75,10 +79,18 @@ func New() *Metrics {
 			Name: "ebb_chain_suppressed_decisions_total",
 			Help: "Decisions whose scale-down the staleness rule suppressed (stale or incomplete snapshot).",
 		}, []string{"chain", "target"}),
+		Vetoes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ebb_evaluator_vetoes_total",
+			Help: "Decisions with actions of an evaluator that the next evaluator (by) vetoed.",
+		}, []string{"chain", "evaluator", "by"}),
+		Adjustments: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ebb_evaluator_adjustments_total",
+			Help: "Decisions of an evaluator whose actions the next evaluator (by) took out, changed or added to.",
+		}, []string{"chain", "evaluator", "by"}),
 	}
 	m.evaluator = &evaluatorGauges{reg: m.Registry, gauges: map[string]*prometheus.GaugeVec{}}
 	m.Registry.MustRegister(m.Evaluations, m.Decisions, m.PluginCalls, m.PluginRestarts,
-		m.DesiredCapacity, m.CurrentCapacity, m.DemandTasks, m.TargetConflicts, m.Units, m.Suppressed,
+		m.DesiredCapacity, m.CurrentCapacity, m.DemandTasks, m.TargetConflicts, m.Units, m.Suppressed, m.Vetoes, m.Adjustments,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

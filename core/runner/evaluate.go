@@ -38,6 +38,10 @@ type Evaluation struct {
 	// Realized is the realizer's summary; empty when nothing was realized.
 	Realized string       `json:"realized,omitempty"`
 	Record   state.Record `json:"record"`
+	// Outcomes is what became of each evaluator's decision, by block name:
+	// what its next round is told.
+	Outcomes map[string]sdk.Outcome `json:"outcomes,omitempty"`
+	round    sdk.Round
 }
 
 // Step is one evaluator's decision within a chain.
@@ -93,8 +97,13 @@ func (r *Runner) evaluate(ctx context.Context, ch *config.Chain, p chainPlugins,
 	} else {
 		states = state.ChainState{}
 	}
+	outcomes, err := r.loadOutcomes(ch.Name)
+	if err != nil {
+		return ev, err
+	}
 	newStates := state.ChainState{}
 	var prev *sdk.Decision
+	var steps []sdk.Step
 	figures := map[string]float64{} // every evaluator's Decision.Metrics, later ones win
 	for i, inst := range p.evaluators {
 		name := ch.Evaluators[i]
@@ -105,8 +114,9 @@ func (r *Runner) evaluate(ctx context.Context, ch *config.Chain, p chainPlugins,
 			Inventory:        inv,
 			State:            states[name],
 			Now:              now,
-			Previous:         prev,
+			Previous:         copyOf(prev),
 			SnapshotDegraded: len(ev.Degraded) > 0,
+			Outcome:          outcomes[name],
 		}
 		resp, err := withTimeout(ctx, r.timeout(ch, sdk.KindEvaluator, name), func(ctx context.Context) (sdk.EvaluateResponse, error) {
 			return inst.Evaluate(ctx, req)
@@ -118,6 +128,7 @@ func (r *Runner) evaluate(ctx context.Context, ch *config.Chain, p chainPlugins,
 		ev.Steps = append(ev.Steps, Step{Evaluator: name, Decision: resp.Decision})
 		d := resp.Decision
 		prev = &d
+		steps = append(steps, sdk.Step{Evaluator: name, Decision: d.Copy()})
 		for k, v := range d.Metrics {
 			figures[k] = v
 		}
@@ -137,8 +148,10 @@ func (r *Runner) evaluate(ctx context.Context, ch *config.Chain, p chainPlugins,
 	case len(ev.Degraded) > 0:
 		ev.Suppressed = suppressScaleDown(&ev.Decision, ev.Degraded)
 	}
+	ev.round = roundOf(ev, steps)
 	ev.Record = r.record(ev)
 	if !realize {
+		ev.Outcomes = ev.round.Outcomes()
 		ev.Record.Status = "planned"
 		return ev, nil
 	}
@@ -155,22 +168,40 @@ func (r *Runner) commit(ctx context.Context, ch *config.Chain, p chainPlugins, e
 		ev.Record.Status = "skipped"
 	}
 	if store != nil {
-		// State and decision commit together: state without its logged
-		// decision would remember a scale-up that never happened.
-		if err := store.Commit(ch.Name, states, &ev.Record); err != nil {
+		// State, decision and the pending outcome commit together: state
+		// without its logged decision would remember a scale-up that never
+		// happened. Until the realizer answers, the outcome says its actions
+		// may not have happened: that is what a runner that stops here leaves.
+		err := store.Commit(ch.Name, states, &ev.Record, func(seq uint64) state.ChainState {
+			pending := ev.round
+			pending.RequestID = requestID(ch.Name, seq)
+			pending.Called = hasUnitActions(ev.Decision)
+			pending.RealizerError = "the runner stopped before the realizer answered"
+			return outcomeState(pending)
+		})
+		if err != nil {
 			return err
 		}
 	}
-	ev.Record.RequestID = fmt.Sprintf("%s-%d", ch.Name, ev.Record.Seq)
+	ev.Record.RequestID = requestID(ch.Name, ev.Record.Seq)
+	ev.round.RequestID = ev.Record.RequestID
+	ev.round.Called = hasUnitActions(ev.Decision)
 	if ev.Decision.HasActions() {
-		summary, err := r.realize(ctx, ch, p, ev)
+		summary, unitsErr, err := r.realize(ctx, ch, p, ev)
 		ev.Realized = summary
+		if unitsErr != nil {
+			ev.round.RealizerError = unitsErr.Error()
+		}
 		if err != nil {
 			ev.Record.Status = "failed"
 			ev.Record.Error = err.Error()
 		}
 	}
+	ev.Outcomes = ev.round.Outcomes()
 	if store != nil {
+		if err := store.SaveRound(ch.Name, nil, outcomeState(ev.round)); err != nil {
+			return err
+		}
 		if err := store.Update(ch.Name, ev.Record); err != nil {
 			return err
 		}
@@ -181,13 +212,15 @@ func (r *Runner) commit(ctx context.Context, ch *config.Chain, p chainPlugins, e
 	return nil
 }
 
-func (r *Runner) realize(ctx context.Context, ch *config.Chain, p chainPlugins, ev *Evaluation) (string, error) {
+// realize carries the decision out; unitsErr is set when the call that
+// carries the unit actions failed (err is the first failure of any call).
+func (r *Runner) realize(ctx context.Context, ch *config.Chain, p chainPlugins, ev *Evaluation) (summary string, unitsErr, err error) {
 	target := sdk.Target{Chain: ch.Name, Name: ch.Target}
 	d, id := ev.Decision, ev.Record.RequestID
 	// Each realizer method carries one part of the decision; a part that is
 	// empty is not sent, and the first failure stops the rest.
 	var steps []func(context.Context) (string, error)
-	if len(d.Add)+len(d.Drain)+len(d.Remove)+len(d.Restart) > 0 {
+	if hasUnitActions(d) {
 		steps = append(steps, func(ctx context.Context) (string, error) {
 			return p.realizer.Realize(ctx, sdk.RealizeRequest{Target: target, Decision: d, RequestID: id})
 		})
@@ -204,14 +237,17 @@ func (r *Runner) realize(ctx context.Context, ch *config.Chain, p chainPlugins, 
 	}
 	timeout := r.timeout(ch, sdk.KindRealizer, ch.Realizer)
 	var summaries []string
-	for _, step := range steps {
+	for i, step := range steps {
 		s, err := withTimeout(ctx, timeout, step)
 		if err != nil {
-			return strings.Join(summaries, "; "), err
+			if i == 0 && hasUnitActions(d) {
+				unitsErr = err
+			}
+			return strings.Join(summaries, "; "), unitsErr, err
 		}
 		summaries = append(summaries, s)
 	}
-	return strings.Join(summaries, "; "), nil
+	return strings.Join(summaries, "; "), nil, nil
 }
 
 // collect asks every collector and merges their snapshots. A collector that
@@ -339,6 +375,7 @@ func (r *Runner) record(ev *Evaluation) state.Record {
 		DesiredCapacity: ev.Decision.DesiredCapacity,
 		Degraded:        len(ev.Degraded) > 0,
 		Decision:        raw,
+		Steps:           recordSteps(ev.round),
 	}
 }
 
@@ -359,3 +396,7 @@ func withTimeout[T any](ctx context.Context, d time.Duration, f func(context.Con
 	defer cancel()
 	return f(ctx)
 }
+
+// requestID names a realized decision: the chain and its decision-log
+// sequence number, so a retry of the same decision carries the same id.
+func requestID(chain string, seq uint64) string { return fmt.Sprintf("%s-%d", chain, seq) }

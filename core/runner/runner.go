@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"regexp"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -303,6 +304,7 @@ func (r *Runner) tick(ctx context.Context, l *chainLoop) {
 	l.mu.Unlock()
 	if ev != nil && ev.Record.Status != "" {
 		r.exportChainMetrics(ev, prev)
+		r.countEdits(ev)
 	}
 	r.log(l, ev, err)
 	if r.opts.OnEvaluation != nil {
@@ -331,10 +333,23 @@ func (r *Runner) log(l *chainLoop, ev *Evaluation, err error) {
 		level, l.loggedReason = hclog.Info, reasonShape(ev.Record.Reason)
 	}
 	l.mu.Unlock()
-	r.opts.Logger.Log(level, "decision", "chain", ev.Chain, "target", ev.Target,
+	args := []any{"chain", ev.Chain, "target", ev.Target,
 		"demand_tasks", ev.Record.DemandTasks, "pending_tables", ev.Record.PendingTables,
 		"capacity", ev.Record.CurrentCapacity, "desired", ev.Record.DesiredCapacity,
-		"action", ev.Record.Summary, "status", ev.Record.Status, "reason", ev.Record.Reason)
+		"action", ev.Record.Summary, "status", ev.Record.Status, "reason", ev.Record.Reason}
+	if len(ev.Record.Steps) > 1 {
+		// Who decided what, in chain order, and what each one changed.
+		var steps []string
+		for _, s := range ev.Record.Steps {
+			line := s.Evaluator + ": " + s.Summary
+			if s.Changes != "" {
+				line += " (" + s.Changes + ")"
+			}
+			steps = append(steps, line)
+		}
+		args = append(args, "evaluators", strings.Join(steps, " | "))
+	}
+	r.opts.Logger.Log(level, "decision", args...)
 }
 
 // lockTarget takes a chain's target for one evaluation; false when another

@@ -68,7 +68,7 @@ func newEnv(t testing.TB) *env {
 	if err := os.MkdirAll(e.pluginDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{"test-collector", "test-evaluator", "test-realizer"} {
+	for _, name := range []string{"test-collector", "test-evaluator", "test-realizer", "test-capper", "test-guard"} {
 		if err := os.Symlink(bin, filepath.Join(e.pluginDir, name)); err != nil {
 			t.Fatal(err)
 		}
@@ -126,6 +126,12 @@ realizer "files" {
   }
 }
 `, e.pluginDir, e.units) + strings.Join(chains, "\n")
+	return e.loadHCL(src)
+}
+
+// loadHCL writes src as the config file and loads it.
+func (e *env) loadHCL(src string) *config.Config {
+	e.t.Helper()
 	path := filepath.Join(e.dir, "ebb.hcl")
 	if err := os.WriteFile(path, []byte(src), 0o644); err != nil {
 		e.t.Fatal(err)

@@ -163,7 +163,7 @@ func TestReadOnlyOpenWhileTheRunnerHoldsTheFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer w.Close()
-	if err := w.Commit("a", ChainState{"dra": []byte(`{"ramp":2}`)}, &Record{Summary: "+1 unit"}); err != nil {
+	if err := w.Commit("a", ChainState{"dra": []byte(`{"ramp":2}`)}, &Record{Summary: "+1 unit"}, nil); err != nil {
 		t.Fatal(err)
 	}
 	r, err := OpenReadOnly(path)

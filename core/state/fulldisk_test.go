@@ -74,7 +74,7 @@ func fullDiskChild(t *testing.T, path string) {
 		t.Skipf("cannot limit the file size: %v", err)
 	}
 	rec := &Record{Summary: "+4 units", Reason: strings.Repeat("backlog of 4000 tasks; ", 20000)}
-	err = s.Commit("a", ChainState{"dra": []byte(`{"ramp":8}`)}, rec)
+	err = s.Commit("a", ChainState{"dra": []byte(`{"ramp":8}`)}, rec, nil)
 	if err == nil {
 		t.Fatal("a commit that needs more space than the disk has succeeded")
 	}

@@ -19,7 +19,7 @@ func FuzzStateFile(f *testing.F) {
 		f.Fatal(err)
 	}
 	for i := 0; i < 30; i++ {
-		if err := s.Commit("chain-0", ChainState{"dra": []byte(`{"ramp":2}`)}, &Record{Summary: "+1 unit"}); err != nil {
+		if err := s.Commit("chain-0", ChainState{"dra": []byte(`{"ramp":2}`)}, &Record{Summary: "+1 unit"}, nil); err != nil {
 			f.Fatal(err)
 		}
 	}
@@ -56,7 +56,7 @@ func FuzzStateFile(f *testing.F) {
 		for _, chain := range []string{"chain-0", "chain-1", "new"} {
 			_, _ = s.LoadState(chain)
 			_, _ = s.Decisions(chain, 10)
-			_ = s.Commit(chain, ChainState{"dra": []byte(`{}`)}, &Record{Summary: "x"})
+			_ = s.Commit(chain, ChainState{"dra": []byte(`{}`)}, &Record{Summary: "x"}, nil)
 		}
 	})
 }

@@ -38,6 +38,20 @@ type Record struct {
 	Error  string `json:"error,omitempty"`
 	// Decision is the full decision as JSON.
 	Decision json.RawMessage `json:"decision,omitempty"`
+	// Steps is each evaluator's decision in chain order and what it changed
+	// of the one before it.
+	Steps []Step `json:"steps,omitempty"`
+}
+
+// Step is one evaluator's part of a decision.
+type Step struct {
+	Evaluator string `json:"evaluator"`
+	Summary   string `json:"summary"`
+	Reason    string `json:"reason,omitempty"`
+	Vetoed    bool   `json:"vetoed,omitempty"`
+	// Changes is what this evaluator changed of the previous evaluator's
+	// decision ("dropped add u-3; ..."); empty when it passed it on as is.
+	Changes string `json:"changes,omitempty"`
 }
 
 // Store is a bbolt file. It is safe for concurrent use.
@@ -58,6 +72,9 @@ type Store struct {
 var (
 	bucketState     = []byte("state")
 	bucketDecisions = []byte("decisions")
+	// bucketOutcomes holds, by chain, each evaluator's Outcome (as JSON) of
+	// its last decision, handed to it on its next round.
+	bucketOutcomes = []byte("outcomes")
 )
 
 // DefaultKeep is how many decisions per chain the log keeps.
@@ -80,7 +97,7 @@ func Open(path string) (*Store, error) {
 	}
 	s := &Store{db: b.db, file: b.file, path: path, keep: DefaultKeep}
 	err = s.update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketState, bucketDecisions} {
+		for _, b := range [][]byte{bucketState, bucketDecisions, bucketOutcomes} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -150,30 +167,66 @@ type ChainState map[string][]byte
 
 // LoadState returns a chain's saved evaluator states, empty if none.
 func (s *Store) LoadState(chain string) (ChainState, error) {
+	return s.load(bucketState, "state", chain)
+}
+
+func (s *Store) load(bucket []byte, what, chain string) (ChainState, error) {
 	out := ChainState{}
 	err := s.view(func(tx *bolt.Tx) error {
-		v := tx.Bucket(bucketState).Get([]byte(chain))
+		v := tx.Bucket(bucket).Get([]byte(chain))
 		if v == nil {
 			return nil
 		}
 		return json.Unmarshal(v, &out)
 	})
 	if err != nil {
-		return nil, fmt.Errorf("loading state of chain %q: %w", chain, err)
+		return nil, fmt.Errorf("loading %s of chain %q: %w", what, chain, err)
 	}
 	return out, nil
 }
 
 // SaveState replaces a chain's evaluator states.
 func (s *Store) SaveState(chain string, st ChainState) error {
-	b, err := json.Marshal(st)
-	if err != nil {
-		return fmt.Errorf("encoding state of chain %q: %w", chain, err)
+	return s.SaveRound(chain, st, nil)
+}
+
+// SaveRound replaces a chain's evaluator states and, when outcomes is not
+// nil, their outcomes, in one transaction: an evaluator never sees a new
+// state with the outcome of an older round.
+func (s *Store) SaveRound(chain string, st ChainState, outcomes ChainState) error {
+	var b, o []byte
+	var err error
+	if st != nil {
+		if b, err = json.Marshal(st); err != nil {
+			return fmt.Errorf("encoding state of chain %q: %w", chain, err)
+		}
 	}
-	if err := s.update(func(tx *bolt.Tx) error { return putState(tx, chain, b) }); err != nil {
+	if outcomes != nil {
+		if o, err = json.Marshal(outcomes); err != nil {
+			return fmt.Errorf("encoding outcomes of chain %q: %w", chain, err)
+		}
+	}
+	err = s.update(func(tx *bolt.Tx) error {
+		if b != nil {
+			if err := tx.Bucket(bucketState).Put([]byte(chain), b); err != nil {
+				return err
+			}
+		}
+		if o != nil {
+			return tx.Bucket(bucketOutcomes).Put([]byte(chain), o)
+		}
+		return nil
+	})
+	if err != nil {
 		return fmt.Errorf("saving state of chain %q: %w", chain, err)
 	}
 	return nil
+}
+
+// LoadOutcomes returns the outcomes saved by SaveRound, by evaluator block
+// name; empty if none.
+func (s *Store) LoadOutcomes(chain string) (ChainState, error) {
+	return s.load(bucketOutcomes, "outcomes", chain)
 }
 
 // Append adds a record to a chain's decision log, assigns its sequence
@@ -188,8 +241,11 @@ func (s *Store) Append(chain string, r *Record) error {
 // Commit saves a chain's new evaluator states and appends the decision they
 // came with in one transaction: both or neither. Saved state without its
 // decision (a full disk between the two) would tell the evaluators that a
-// scale-up was made that was never logged nor carried out.
-func (s *Store) Commit(chain string, st ChainState, r *Record) error {
+// scale-up was made that was never logged nor carried out. When outcomes is
+// not nil, what it returns for the record's sequence number is saved as the
+// evaluators' outcomes in the same transaction, so that a state is never
+// seen with the outcome of an older round.
+func (s *Store) Commit(chain string, st ChainState, r *Record, outcomes func(seq uint64) ChainState) error {
 	b, err := json.Marshal(st)
 	if err != nil {
 		return fmt.Errorf("encoding state of chain %q: %w", chain, err)
@@ -199,7 +255,14 @@ func (s *Store) Commit(chain string, st ChainState, r *Record) error {
 		if err := putState(tx, chain, b); err != nil {
 			return err
 		}
-		return s.appendRecord(tx, chain, r)
+		if err := s.appendRecord(tx, chain, r); err != nil || outcomes == nil {
+			return err
+		}
+		o, err := json.Marshal(outcomes(r.Seq))
+		if err != nil {
+			return fmt.Errorf("encoding outcomes: %w", err)
+		}
+		return tx.Bucket(bucketOutcomes).Put([]byte(chain), o)
 	})
 	if err != nil {
 		r.Seq = seq

@@ -94,3 +94,36 @@ func TestUpdateOfUnknownRecordFails(t *testing.T) {
 		t.Fatal("updating a record that was never appended succeeded")
 	}
 }
+
+// Outcomes are kept beside the states: a round saves both at once, the
+// realizer's answer later replaces the outcomes alone, and both survive a
+// reopen.
+func TestOutcomesSavedWithState(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ebb.db")
+	s, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SaveRound("a", ChainState{"dra": []byte(`{"ramp":2}`)}, ChainState{"dra": []byte(`{"RealizerError":"pending"}`)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SaveRound("a", nil, ChainState{"dra": []byte(`{"RequestID":"a-1"}`)}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if s, err = Open(path); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	st, err := s.LoadState("a")
+	if err != nil || string(st["dra"]) != `{"ramp":2}` {
+		t.Fatalf("state %s %v", st["dra"], err)
+	}
+	o, err := s.LoadOutcomes("a")
+	if err != nil || string(o["dra"]) != `{"RequestID":"a-1"}` {
+		t.Fatalf("outcomes %s %v", o["dra"], err)
+	}
+	if o, err := s.LoadOutcomes("b"); err != nil || len(o) != 0 {
+		t.Fatalf("outcomes of a chain never run: %v %v", o, err)
+	}
+}

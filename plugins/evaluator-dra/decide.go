@@ -117,6 +117,7 @@ func Evaluate(cfg Config, req sdk.EvaluateRequest) (sdk.EvaluateResponse, error)
 		known:    map[string]bool{},
 	}
 	r.checkClaims()
+	r.reconcile()
 	r.run()
 	b, err := st.Encode()
 	if err != nil {

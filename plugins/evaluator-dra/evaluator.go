@@ -9,7 +9,8 @@
 //
 // A previous evaluator's decision (EvaluateRequest.Previous) is ignored: this
 // evaluator decides from the snapshot and the inventory alone and is meant to
-// be first in a chain; later evaluators may adjust or veto its decision.
+// be first in a chain; later evaluators may adjust or veto its decision, and
+// EvaluateRequest.Outcome tells it next round what was really done.
 package dra
 
 import (

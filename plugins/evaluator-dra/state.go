@@ -41,6 +41,10 @@ type UnitState struct {
 	// shows up in the inventory the Add is repeated (same id, so the realizer
 	// makes it once) and its threads count as in-flight capacity.
 	RequestedAt time.Time `json:"requested-at,omitzero"`
+	// Asked is set once a realizer accepted the unit's add (the runner's
+	// Outcome says so): from then on it is in flight until the inventory
+	// lists it, even if a later re-request is dropped.
+	Asked bool `json:"asked,omitempty"`
 	// SeenAt is when the unit first appeared in the inventory.
 	SeenAt time.Time `json:"seen-at,omitzero"`
 	// Registered is true once a worker has registered for the unit, so a

@@ -299,6 +299,119 @@ func (Direction) EnumDescriptor() ([]byte, []int) {
 	return file_ebb_proto_rawDescGZIP(), []int{4}
 }
 
+type ActionKind int32
+
+const (
+	ActionKind_ACTION_KIND_UNSPECIFIED ActionKind = 0
+	ActionKind_ACTION_KIND_ADD         ActionKind = 1
+	ActionKind_ACTION_KIND_DRAIN       ActionKind = 2
+	ActionKind_ACTION_KIND_REMOVE      ActionKind = 3
+	ActionKind_ACTION_KIND_RESTART     ActionKind = 4
+)
+
+// Enum value maps for ActionKind.
+var (
+	ActionKind_name = map[int32]string{
+		0: "ACTION_KIND_UNSPECIFIED",
+		1: "ACTION_KIND_ADD",
+		2: "ACTION_KIND_DRAIN",
+		3: "ACTION_KIND_REMOVE",
+		4: "ACTION_KIND_RESTART",
+	}
+	ActionKind_value = map[string]int32{
+		"ACTION_KIND_UNSPECIFIED": 0,
+		"ACTION_KIND_ADD":         1,
+		"ACTION_KIND_DRAIN":       2,
+		"ACTION_KIND_REMOVE":      3,
+		"ACTION_KIND_RESTART":     4,
+	}
+)
+
+func (x ActionKind) Enum() *ActionKind {
+	p := new(ActionKind)
+	*p = x
+	return p
+}
+
+func (x ActionKind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ActionKind) Descriptor() protoreflect.EnumDescriptor {
+	return file_ebb_proto_enumTypes[5].Descriptor()
+}
+
+func (ActionKind) Type() protoreflect.EnumType {
+	return &file_ebb_proto_enumTypes[5]
+}
+
+func (x ActionKind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ActionKind.Descriptor instead.
+func (ActionKind) EnumDescriptor() ([]byte, []int) {
+	return file_ebb_proto_rawDescGZIP(), []int{5}
+}
+
+type ActionResult int32
+
+const (
+	ActionResult_ACTION_RESULT_UNSPECIFIED ActionResult = 0
+	ActionResult_ACTION_RESULT_DONE        ActionResult = 1
+	ActionResult_ACTION_RESULT_CHANGED     ActionResult = 2
+	ActionResult_ACTION_RESULT_DROPPED     ActionResult = 3
+	ActionResult_ACTION_RESULT_SUPPRESSED  ActionResult = 4
+	ActionResult_ACTION_RESULT_FAILED      ActionResult = 5
+)
+
+// Enum value maps for ActionResult.
+var (
+	ActionResult_name = map[int32]string{
+		0: "ACTION_RESULT_UNSPECIFIED",
+		1: "ACTION_RESULT_DONE",
+		2: "ACTION_RESULT_CHANGED",
+		3: "ACTION_RESULT_DROPPED",
+		4: "ACTION_RESULT_SUPPRESSED",
+		5: "ACTION_RESULT_FAILED",
+	}
+	ActionResult_value = map[string]int32{
+		"ACTION_RESULT_UNSPECIFIED": 0,
+		"ACTION_RESULT_DONE":        1,
+		"ACTION_RESULT_CHANGED":     2,
+		"ACTION_RESULT_DROPPED":     3,
+		"ACTION_RESULT_SUPPRESSED":  4,
+		"ACTION_RESULT_FAILED":      5,
+	}
+)
+
+func (x ActionResult) Enum() *ActionResult {
+	p := new(ActionResult)
+	*p = x
+	return p
+}
+
+func (x ActionResult) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ActionResult) Descriptor() protoreflect.EnumDescriptor {
+	return file_ebb_proto_enumTypes[6].Descriptor()
+}
+
+func (ActionResult) Type() protoreflect.EnumType {
+	return &file_ebb_proto_enumTypes[6]
+}
+
+func (x ActionResult) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ActionResult.Descriptor instead.
+func (ActionResult) EnumDescriptor() ([]byte, []int) {
+	return file_ebb_proto_rawDescGZIP(), []int{6}
+}
+
 type InfoRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -1786,8 +1899,10 @@ type EvaluateRequest struct {
 	Previous *Decision `protobuf:"bytes,7,opt,name=previous,proto3" json:"previous,omitempty"`
 	// Set by the runner when the snapshot is stale or incomplete.
 	SnapshotDegraded bool `protobuf:"varint,8,opt,name=snapshot_degraded,json=snapshotDegraded,proto3" json:"snapshot_degraded,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// What became of this evaluator's previous decision; unset the first time.
+	Outcome       *Outcome `protobuf:"bytes,9,opt,name=outcome,proto3" json:"outcome,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *EvaluateRequest) Reset() {
@@ -1876,6 +1991,169 @@ func (x *EvaluateRequest) GetSnapshotDegraded() bool {
 	return false
 }
 
+func (x *EvaluateRequest) GetOutcome() *Outcome {
+	if x != nil {
+		return x.Outcome
+	}
+	return nil
+}
+
+// What the chain, the runner's rules and the realizer did with one
+// evaluator's decision (sdk.Outcome).
+type Outcome struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	RequestId string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	DecidedAt *Timestamp             `protobuf:"bytes,2,opt,name=decided_at,json=decidedAt,proto3" json:"decided_at,omitempty"`
+	// The decision handed to the realizer.
+	Final         *Decision        `protobuf:"bytes,3,opt,name=final,proto3" json:"final,omitempty"`
+	RealizerError string           `protobuf:"bytes,4,opt,name=realizer_error,json=realizerError,proto3" json:"realizer_error,omitempty"`
+	Actions       []*ActionOutcome `protobuf:"bytes,5,rep,name=actions,proto3" json:"actions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Outcome) Reset() {
+	*x = Outcome{}
+	mi := &file_ebb_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Outcome) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Outcome) ProtoMessage() {}
+
+func (x *Outcome) ProtoReflect() protoreflect.Message {
+	mi := &file_ebb_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Outcome.ProtoReflect.Descriptor instead.
+func (*Outcome) Descriptor() ([]byte, []int) {
+	return file_ebb_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *Outcome) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *Outcome) GetDecidedAt() *Timestamp {
+	if x != nil {
+		return x.DecidedAt
+	}
+	return nil
+}
+
+func (x *Outcome) GetFinal() *Decision {
+	if x != nil {
+		return x.Final
+	}
+	return nil
+}
+
+func (x *Outcome) GetRealizerError() string {
+	if x != nil {
+		return x.RealizerError
+	}
+	return ""
+}
+
+func (x *Outcome) GetActions() []*ActionOutcome {
+	if x != nil {
+		return x.Actions
+	}
+	return nil
+}
+
+type ActionOutcome struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Kind   ActionKind             `protobuf:"varint,1,opt,name=kind,proto3,enum=ebb.plugin.v1.ActionKind" json:"kind,omitempty"`
+	UnitId string                 `protobuf:"bytes,2,opt,name=unit_id,json=unitId,proto3" json:"unit_id,omitempty"`
+	Result ActionResult           `protobuf:"varint,3,opt,name=result,proto3,enum=ebb.plugin.v1.ActionResult" json:"result,omitempty"`
+	// An evaluator block name, "staleness", "conflict" or "realizer".
+	By            string `protobuf:"bytes,4,opt,name=by,proto3" json:"by,omitempty"`
+	Why           string `protobuf:"bytes,5,opt,name=why,proto3" json:"why,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ActionOutcome) Reset() {
+	*x = ActionOutcome{}
+	mi := &file_ebb_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ActionOutcome) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ActionOutcome) ProtoMessage() {}
+
+func (x *ActionOutcome) ProtoReflect() protoreflect.Message {
+	mi := &file_ebb_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ActionOutcome.ProtoReflect.Descriptor instead.
+func (*ActionOutcome) Descriptor() ([]byte, []int) {
+	return file_ebb_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *ActionOutcome) GetKind() ActionKind {
+	if x != nil {
+		return x.Kind
+	}
+	return ActionKind_ACTION_KIND_UNSPECIFIED
+}
+
+func (x *ActionOutcome) GetUnitId() string {
+	if x != nil {
+		return x.UnitId
+	}
+	return ""
+}
+
+func (x *ActionOutcome) GetResult() ActionResult {
+	if x != nil {
+		return x.Result
+	}
+	return ActionResult_ACTION_RESULT_UNSPECIFIED
+}
+
+func (x *ActionOutcome) GetBy() string {
+	if x != nil {
+		return x.By
+	}
+	return ""
+}
+
+func (x *ActionOutcome) GetWhy() string {
+	if x != nil {
+		return x.Why
+	}
+	return ""
+}
+
 type ValidatePolicyRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	PolicyJson    []byte                 `protobuf:"bytes,1,opt,name=policy_json,json=policyJson,proto3" json:"policy_json,omitempty"`
@@ -1885,7 +2163,7 @@ type ValidatePolicyRequest struct {
 
 func (x *ValidatePolicyRequest) Reset() {
 	*x = ValidatePolicyRequest{}
-	mi := &file_ebb_proto_msgTypes[25]
+	mi := &file_ebb_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1897,7 +2175,7 @@ func (x *ValidatePolicyRequest) String() string {
 func (*ValidatePolicyRequest) ProtoMessage() {}
 
 func (x *ValidatePolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ebb_proto_msgTypes[25]
+	mi := &file_ebb_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1910,7 +2188,7 @@ func (x *ValidatePolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ValidatePolicyRequest.ProtoReflect.Descriptor instead.
 func (*ValidatePolicyRequest) Descriptor() ([]byte, []int) {
-	return file_ebb_proto_rawDescGZIP(), []int{25}
+	return file_ebb_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ValidatePolicyRequest) GetPolicyJson() []byte {
@@ -1933,7 +2211,7 @@ type PolicyProblem struct {
 
 func (x *PolicyProblem) Reset() {
 	*x = PolicyProblem{}
-	mi := &file_ebb_proto_msgTypes[26]
+	mi := &file_ebb_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1945,7 +2223,7 @@ func (x *PolicyProblem) String() string {
 func (*PolicyProblem) ProtoMessage() {}
 
 func (x *PolicyProblem) ProtoReflect() protoreflect.Message {
-	mi := &file_ebb_proto_msgTypes[26]
+	mi := &file_ebb_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1958,7 +2236,7 @@ func (x *PolicyProblem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PolicyProblem.ProtoReflect.Descriptor instead.
 func (*PolicyProblem) Descriptor() ([]byte, []int) {
-	return file_ebb_proto_rawDescGZIP(), []int{26}
+	return file_ebb_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *PolicyProblem) GetAttribute() string {
@@ -1984,7 +2262,7 @@ type ValidatePolicyResponse struct {
 
 func (x *ValidatePolicyResponse) Reset() {
 	*x = ValidatePolicyResponse{}
-	mi := &file_ebb_proto_msgTypes[27]
+	mi := &file_ebb_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1996,7 +2274,7 @@ func (x *ValidatePolicyResponse) String() string {
 func (*ValidatePolicyResponse) ProtoMessage() {}
 
 func (x *ValidatePolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ebb_proto_msgTypes[27]
+	mi := &file_ebb_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2009,7 +2287,7 @@ func (x *ValidatePolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ValidatePolicyResponse.ProtoReflect.Descriptor instead.
 func (*ValidatePolicyResponse) Descriptor() ([]byte, []int) {
-	return file_ebb_proto_rawDescGZIP(), []int{27}
+	return file_ebb_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ValidatePolicyResponse) GetProblems() []*PolicyProblem {
@@ -2029,7 +2307,7 @@ type EvaluateResponse struct {
 
 func (x *EvaluateResponse) Reset() {
 	*x = EvaluateResponse{}
-	mi := &file_ebb_proto_msgTypes[28]
+	mi := &file_ebb_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2041,7 +2319,7 @@ func (x *EvaluateResponse) String() string {
 func (*EvaluateResponse) ProtoMessage() {}
 
 func (x *EvaluateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ebb_proto_msgTypes[28]
+	mi := &file_ebb_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2054,7 +2332,7 @@ func (x *EvaluateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EvaluateResponse.ProtoReflect.Descriptor instead.
 func (*EvaluateResponse) Descriptor() ([]byte, []int) {
-	return file_ebb_proto_rawDescGZIP(), []int{28}
+	return file_ebb_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *EvaluateResponse) GetDecision() *Decision {
@@ -2083,7 +2361,7 @@ type RealizeRequest struct {
 
 func (x *RealizeRequest) Reset() {
 	*x = RealizeRequest{}
-	mi := &file_ebb_proto_msgTypes[29]
+	mi := &file_ebb_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2095,7 +2373,7 @@ func (x *RealizeRequest) String() string {
 func (*RealizeRequest) ProtoMessage() {}
 
 func (x *RealizeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ebb_proto_msgTypes[29]
+	mi := &file_ebb_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2108,7 +2386,7 @@ func (x *RealizeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RealizeRequest.ProtoReflect.Descriptor instead.
 func (*RealizeRequest) Descriptor() ([]byte, []int) {
-	return file_ebb_proto_rawDescGZIP(), []int{29}
+	return file_ebb_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *RealizeRequest) GetTarget() *Target {
@@ -2142,7 +2420,7 @@ type RealizeResponse struct {
 
 func (x *RealizeResponse) Reset() {
 	*x = RealizeResponse{}
-	mi := &file_ebb_proto_msgTypes[30]
+	mi := &file_ebb_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2154,7 +2432,7 @@ func (x *RealizeResponse) String() string {
 func (*RealizeResponse) ProtoMessage() {}
 
 func (x *RealizeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ebb_proto_msgTypes[30]
+	mi := &file_ebb_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2167,7 +2445,7 @@ func (x *RealizeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RealizeResponse.ProtoReflect.Descriptor instead.
 func (*RealizeResponse) Descriptor() ([]byte, []int) {
-	return file_ebb_proto_rawDescGZIP(), []int{30}
+	return file_ebb_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *RealizeResponse) GetSummary() string {
@@ -2188,7 +2466,7 @@ type ParallelismOverridesRequest struct {
 
 func (x *ParallelismOverridesRequest) Reset() {
 	*x = ParallelismOverridesRequest{}
-	mi := &file_ebb_proto_msgTypes[31]
+	mi := &file_ebb_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2200,7 +2478,7 @@ func (x *ParallelismOverridesRequest) String() string {
 func (*ParallelismOverridesRequest) ProtoMessage() {}
 
 func (x *ParallelismOverridesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ebb_proto_msgTypes[31]
+	mi := &file_ebb_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2213,7 +2491,7 @@ func (x *ParallelismOverridesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ParallelismOverridesRequest.ProtoReflect.Descriptor instead.
 func (*ParallelismOverridesRequest) Descriptor() ([]byte, []int) {
-	return file_ebb_proto_rawDescGZIP(), []int{31}
+	return file_ebb_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ParallelismOverridesRequest) GetTarget() *Target {
@@ -2248,7 +2526,7 @@ type ConfigOverridesRequest struct {
 
 func (x *ConfigOverridesRequest) Reset() {
 	*x = ConfigOverridesRequest{}
-	mi := &file_ebb_proto_msgTypes[32]
+	mi := &file_ebb_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2260,7 +2538,7 @@ func (x *ConfigOverridesRequest) String() string {
 func (*ConfigOverridesRequest) ProtoMessage() {}
 
 func (x *ConfigOverridesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ebb_proto_msgTypes[32]
+	mi := &file_ebb_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2273,7 +2551,7 @@ func (x *ConfigOverridesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigOverridesRequest.ProtoReflect.Descriptor instead.
 func (*ConfigOverridesRequest) Descriptor() ([]byte, []int) {
-	return file_ebb_proto_rawDescGZIP(), []int{32}
+	return file_ebb_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ConfigOverridesRequest) GetTarget() *Target {
@@ -2424,7 +2702,7 @@ const file_ebb_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a:\n" +
 	"\fMetricsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\"\xed\x02\n" +
+	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\"\x9f\x03\n" +
 	"\x0fEvaluateRequest\x12-\n" +
 	"\x06target\x18\x01 \x01(\v2\x15.ebb.plugin.v1.TargetR\x06target\x12\x1f\n" +
 	"\vpolicy_json\x18\x02 \x01(\fR\n" +
@@ -2434,7 +2712,22 @@ const file_ebb_proto_rawDesc = "" +
 	"\x05state\x18\x05 \x01(\fR\x05state\x12*\n" +
 	"\x03now\x18\x06 \x01(\v2\x18.ebb.plugin.v1.TimestampR\x03now\x123\n" +
 	"\bprevious\x18\a \x01(\v2\x17.ebb.plugin.v1.DecisionR\bprevious\x12+\n" +
-	"\x11snapshot_degraded\x18\b \x01(\bR\x10snapshotDegraded\"8\n" +
+	"\x11snapshot_degraded\x18\b \x01(\bR\x10snapshotDegraded\x120\n" +
+	"\aoutcome\x18\t \x01(\v2\x16.ebb.plugin.v1.OutcomeR\aoutcome\"\xef\x01\n" +
+	"\aOutcome\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\x127\n" +
+	"\n" +
+	"decided_at\x18\x02 \x01(\v2\x18.ebb.plugin.v1.TimestampR\tdecidedAt\x12-\n" +
+	"\x05final\x18\x03 \x01(\v2\x17.ebb.plugin.v1.DecisionR\x05final\x12%\n" +
+	"\x0erealizer_error\x18\x04 \x01(\tR\rrealizerError\x126\n" +
+	"\aactions\x18\x05 \x03(\v2\x1c.ebb.plugin.v1.ActionOutcomeR\aactions\"\xae\x01\n" +
+	"\rActionOutcome\x12-\n" +
+	"\x04kind\x18\x01 \x01(\x0e2\x19.ebb.plugin.v1.ActionKindR\x04kind\x12\x17\n" +
+	"\aunit_id\x18\x02 \x01(\tR\x06unitId\x123\n" +
+	"\x06result\x18\x03 \x01(\x0e2\x1b.ebb.plugin.v1.ActionResultR\x06result\x12\x0e\n" +
+	"\x02by\x18\x04 \x01(\tR\x02by\x12\x10\n" +
+	"\x03why\x18\x05 \x01(\tR\x03why\"8\n" +
 	"\x15ValidatePolicyRequest\x12\x1f\n" +
 	"\vpolicy_json\x18\x01 \x01(\fR\n" +
 	"policyJson\"G\n" +
@@ -2497,7 +2790,21 @@ const file_ebb_proto_rawDesc = "" +
 	"\x0eDIRECTION_NONE\x10\x00\x12\x10\n" +
 	"\fDIRECTION_UP\x10\x01\x12\x12\n" +
 	"\x0eDIRECTION_DOWN\x10\x02\x12\x13\n" +
-	"\x0fDIRECTION_MIXED\x10\x032\xf6\x01\n" +
+	"\x0fDIRECTION_MIXED\x10\x03*\x86\x01\n" +
+	"\n" +
+	"ActionKind\x12\x1b\n" +
+	"\x17ACTION_KIND_UNSPECIFIED\x10\x00\x12\x13\n" +
+	"\x0fACTION_KIND_ADD\x10\x01\x12\x15\n" +
+	"\x11ACTION_KIND_DRAIN\x10\x02\x12\x16\n" +
+	"\x12ACTION_KIND_REMOVE\x10\x03\x12\x17\n" +
+	"\x13ACTION_KIND_RESTART\x10\x04*\xb3\x01\n" +
+	"\fActionResult\x12\x1d\n" +
+	"\x19ACTION_RESULT_UNSPECIFIED\x10\x00\x12\x16\n" +
+	"\x12ACTION_RESULT_DONE\x10\x01\x12\x19\n" +
+	"\x15ACTION_RESULT_CHANGED\x10\x02\x12\x19\n" +
+	"\x15ACTION_RESULT_DROPPED\x10\x03\x12\x1c\n" +
+	"\x18ACTION_RESULT_SUPPRESSED\x10\x04\x12\x18\n" +
+	"\x14ACTION_RESULT_FAILED\x10\x052\xf6\x01\n" +
 	"\x06Plugin\x12=\n" +
 	"\x04Info\x12\x1a.ebb.plugin.v1.InfoRequest\x1a\x19.ebb.plugin.v1.PluginInfo\x12N\n" +
 	"\tConfigure\x12\x1f.ebb.plugin.v1.ConfigureRequest\x1a .ebb.plugin.v1.ConfigureResponse\x12]\n" +
@@ -2526,124 +2833,134 @@ func file_ebb_proto_rawDescGZIP() []byte {
 	return file_ebb_proto_rawDescData
 }
 
-var file_ebb_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_ebb_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
+var file_ebb_proto_enumTypes = make([]protoimpl.EnumInfo, 7)
+var file_ebb_proto_msgTypes = make([]protoimpl.MessageInfo, 42)
 var file_ebb_proto_goTypes = []any{
 	(Kind)(0),                           // 0: ebb.plugin.v1.Kind
 	(Type)(0),                           // 1: ebb.plugin.v1.Type
 	(WorkerState)(0),                    // 2: ebb.plugin.v1.WorkerState
 	(Phase)(0),                          // 3: ebb.plugin.v1.Phase
 	(Direction)(0),                      // 4: ebb.plugin.v1.Direction
-	(*InfoRequest)(nil),                 // 5: ebb.plugin.v1.InfoRequest
-	(*PluginInfo)(nil),                  // 6: ebb.plugin.v1.PluginInfo
-	(*Schema)(nil),                      // 7: ebb.plugin.v1.Schema
-	(*Attribute)(nil),                   // 8: ebb.plugin.v1.Attribute
-	(*Block)(nil),                       // 9: ebb.plugin.v1.Block
-	(*ConfigureRequest)(nil),            // 10: ebb.plugin.v1.ConfigureRequest
-	(*ConfigureResponse)(nil),           // 11: ebb.plugin.v1.ConfigureResponse
-	(*ValidateConfigRequest)(nil),       // 12: ebb.plugin.v1.ValidateConfigRequest
-	(*ValidateConfigResponse)(nil),      // 13: ebb.plugin.v1.ValidateConfigResponse
-	(*Target)(nil),                      // 14: ebb.plugin.v1.Target
-	(*Timestamp)(nil),                   // 15: ebb.plugin.v1.Timestamp
-	(*CollectRequest)(nil),              // 16: ebb.plugin.v1.CollectRequest
-	(*CollectResponse)(nil),             // 17: ebb.plugin.v1.CollectResponse
-	(*Snapshot)(nil),                    // 18: ebb.plugin.v1.Snapshot
-	(*Demand)(nil),                      // 19: ebb.plugin.v1.Demand
-	(*Worker)(nil),                      // 20: ebb.plugin.v1.Worker
-	(*Unit)(nil),                        // 21: ebb.plugin.v1.Unit
-	(*TargetIdentityRequest)(nil),       // 22: ebb.plugin.v1.TargetIdentityRequest
-	(*TargetIdentityResponse)(nil),      // 23: ebb.plugin.v1.TargetIdentityResponse
-	(*InventoryRequest)(nil),            // 24: ebb.plugin.v1.InventoryRequest
-	(*InventoryResponse)(nil),           // 25: ebb.plugin.v1.InventoryResponse
-	(*UnitAdd)(nil),                     // 26: ebb.plugin.v1.UnitAdd
-	(*UnitRemove)(nil),                  // 27: ebb.plugin.v1.UnitRemove
-	(*Decision)(nil),                    // 28: ebb.plugin.v1.Decision
-	(*EvaluateRequest)(nil),             // 29: ebb.plugin.v1.EvaluateRequest
-	(*ValidatePolicyRequest)(nil),       // 30: ebb.plugin.v1.ValidatePolicyRequest
-	(*PolicyProblem)(nil),               // 31: ebb.plugin.v1.PolicyProblem
-	(*ValidatePolicyResponse)(nil),      // 32: ebb.plugin.v1.ValidatePolicyResponse
-	(*EvaluateResponse)(nil),            // 33: ebb.plugin.v1.EvaluateResponse
-	(*RealizeRequest)(nil),              // 34: ebb.plugin.v1.RealizeRequest
-	(*RealizeResponse)(nil),             // 35: ebb.plugin.v1.RealizeResponse
-	(*ParallelismOverridesRequest)(nil), // 36: ebb.plugin.v1.ParallelismOverridesRequest
-	(*ConfigOverridesRequest)(nil),      // 37: ebb.plugin.v1.ConfigOverridesRequest
-	nil,                                 // 38: ebb.plugin.v1.Snapshot.MetricsEntry
-	nil,                                 // 39: ebb.plugin.v1.Unit.LabelsEntry
-	nil,                                 // 40: ebb.plugin.v1.Decision.ParallelismOverridesEntry
-	nil,                                 // 41: ebb.plugin.v1.Decision.ConfigOverridesEntry
-	nil,                                 // 42: ebb.plugin.v1.Decision.MetricsEntry
-	nil,                                 // 43: ebb.plugin.v1.ParallelismOverridesRequest.OverridesEntry
-	nil,                                 // 44: ebb.plugin.v1.ConfigOverridesRequest.OverridesEntry
+	(ActionKind)(0),                     // 5: ebb.plugin.v1.ActionKind
+	(ActionResult)(0),                   // 6: ebb.plugin.v1.ActionResult
+	(*InfoRequest)(nil),                 // 7: ebb.plugin.v1.InfoRequest
+	(*PluginInfo)(nil),                  // 8: ebb.plugin.v1.PluginInfo
+	(*Schema)(nil),                      // 9: ebb.plugin.v1.Schema
+	(*Attribute)(nil),                   // 10: ebb.plugin.v1.Attribute
+	(*Block)(nil),                       // 11: ebb.plugin.v1.Block
+	(*ConfigureRequest)(nil),            // 12: ebb.plugin.v1.ConfigureRequest
+	(*ConfigureResponse)(nil),           // 13: ebb.plugin.v1.ConfigureResponse
+	(*ValidateConfigRequest)(nil),       // 14: ebb.plugin.v1.ValidateConfigRequest
+	(*ValidateConfigResponse)(nil),      // 15: ebb.plugin.v1.ValidateConfigResponse
+	(*Target)(nil),                      // 16: ebb.plugin.v1.Target
+	(*Timestamp)(nil),                   // 17: ebb.plugin.v1.Timestamp
+	(*CollectRequest)(nil),              // 18: ebb.plugin.v1.CollectRequest
+	(*CollectResponse)(nil),             // 19: ebb.plugin.v1.CollectResponse
+	(*Snapshot)(nil),                    // 20: ebb.plugin.v1.Snapshot
+	(*Demand)(nil),                      // 21: ebb.plugin.v1.Demand
+	(*Worker)(nil),                      // 22: ebb.plugin.v1.Worker
+	(*Unit)(nil),                        // 23: ebb.plugin.v1.Unit
+	(*TargetIdentityRequest)(nil),       // 24: ebb.plugin.v1.TargetIdentityRequest
+	(*TargetIdentityResponse)(nil),      // 25: ebb.plugin.v1.TargetIdentityResponse
+	(*InventoryRequest)(nil),            // 26: ebb.plugin.v1.InventoryRequest
+	(*InventoryResponse)(nil),           // 27: ebb.plugin.v1.InventoryResponse
+	(*UnitAdd)(nil),                     // 28: ebb.plugin.v1.UnitAdd
+	(*UnitRemove)(nil),                  // 29: ebb.plugin.v1.UnitRemove
+	(*Decision)(nil),                    // 30: ebb.plugin.v1.Decision
+	(*EvaluateRequest)(nil),             // 31: ebb.plugin.v1.EvaluateRequest
+	(*Outcome)(nil),                     // 32: ebb.plugin.v1.Outcome
+	(*ActionOutcome)(nil),               // 33: ebb.plugin.v1.ActionOutcome
+	(*ValidatePolicyRequest)(nil),       // 34: ebb.plugin.v1.ValidatePolicyRequest
+	(*PolicyProblem)(nil),               // 35: ebb.plugin.v1.PolicyProblem
+	(*ValidatePolicyResponse)(nil),      // 36: ebb.plugin.v1.ValidatePolicyResponse
+	(*EvaluateResponse)(nil),            // 37: ebb.plugin.v1.EvaluateResponse
+	(*RealizeRequest)(nil),              // 38: ebb.plugin.v1.RealizeRequest
+	(*RealizeResponse)(nil),             // 39: ebb.plugin.v1.RealizeResponse
+	(*ParallelismOverridesRequest)(nil), // 40: ebb.plugin.v1.ParallelismOverridesRequest
+	(*ConfigOverridesRequest)(nil),      // 41: ebb.plugin.v1.ConfigOverridesRequest
+	nil,                                 // 42: ebb.plugin.v1.Snapshot.MetricsEntry
+	nil,                                 // 43: ebb.plugin.v1.Unit.LabelsEntry
+	nil,                                 // 44: ebb.plugin.v1.Decision.ParallelismOverridesEntry
+	nil,                                 // 45: ebb.plugin.v1.Decision.ConfigOverridesEntry
+	nil,                                 // 46: ebb.plugin.v1.Decision.MetricsEntry
+	nil,                                 // 47: ebb.plugin.v1.ParallelismOverridesRequest.OverridesEntry
+	nil,                                 // 48: ebb.plugin.v1.ConfigOverridesRequest.OverridesEntry
 }
 var file_ebb_proto_depIdxs = []int32{
 	0,  // 0: ebb.plugin.v1.PluginInfo.kind:type_name -> ebb.plugin.v1.Kind
-	7,  // 1: ebb.plugin.v1.PluginInfo.config_schema:type_name -> ebb.plugin.v1.Schema
-	7,  // 2: ebb.plugin.v1.PluginInfo.policy_schema:type_name -> ebb.plugin.v1.Schema
-	8,  // 3: ebb.plugin.v1.Schema.attributes:type_name -> ebb.plugin.v1.Attribute
-	9,  // 4: ebb.plugin.v1.Schema.blocks:type_name -> ebb.plugin.v1.Block
+	9,  // 1: ebb.plugin.v1.PluginInfo.config_schema:type_name -> ebb.plugin.v1.Schema
+	9,  // 2: ebb.plugin.v1.PluginInfo.policy_schema:type_name -> ebb.plugin.v1.Schema
+	10, // 3: ebb.plugin.v1.Schema.attributes:type_name -> ebb.plugin.v1.Attribute
+	11, // 4: ebb.plugin.v1.Schema.blocks:type_name -> ebb.plugin.v1.Block
 	1,  // 5: ebb.plugin.v1.Attribute.type:type_name -> ebb.plugin.v1.Type
-	7,  // 6: ebb.plugin.v1.Block.schema:type_name -> ebb.plugin.v1.Schema
-	31, // 7: ebb.plugin.v1.ValidateConfigResponse.problems:type_name -> ebb.plugin.v1.PolicyProblem
-	14, // 8: ebb.plugin.v1.CollectRequest.target:type_name -> ebb.plugin.v1.Target
-	18, // 9: ebb.plugin.v1.CollectResponse.snapshot:type_name -> ebb.plugin.v1.Snapshot
-	15, // 10: ebb.plugin.v1.Snapshot.observed_at:type_name -> ebb.plugin.v1.Timestamp
-	19, // 11: ebb.plugin.v1.Snapshot.demand:type_name -> ebb.plugin.v1.Demand
-	20, // 12: ebb.plugin.v1.Snapshot.workers:type_name -> ebb.plugin.v1.Worker
-	38, // 13: ebb.plugin.v1.Snapshot.metrics:type_name -> ebb.plugin.v1.Snapshot.MetricsEntry
-	15, // 14: ebb.plugin.v1.Worker.last_busy_at:type_name -> ebb.plugin.v1.Timestamp
+	9,  // 6: ebb.plugin.v1.Block.schema:type_name -> ebb.plugin.v1.Schema
+	35, // 7: ebb.plugin.v1.ValidateConfigResponse.problems:type_name -> ebb.plugin.v1.PolicyProblem
+	16, // 8: ebb.plugin.v1.CollectRequest.target:type_name -> ebb.plugin.v1.Target
+	20, // 9: ebb.plugin.v1.CollectResponse.snapshot:type_name -> ebb.plugin.v1.Snapshot
+	17, // 10: ebb.plugin.v1.Snapshot.observed_at:type_name -> ebb.plugin.v1.Timestamp
+	21, // 11: ebb.plugin.v1.Snapshot.demand:type_name -> ebb.plugin.v1.Demand
+	22, // 12: ebb.plugin.v1.Snapshot.workers:type_name -> ebb.plugin.v1.Worker
+	42, // 13: ebb.plugin.v1.Snapshot.metrics:type_name -> ebb.plugin.v1.Snapshot.MetricsEntry
+	17, // 14: ebb.plugin.v1.Worker.last_busy_at:type_name -> ebb.plugin.v1.Timestamp
 	2,  // 15: ebb.plugin.v1.Worker.state:type_name -> ebb.plugin.v1.WorkerState
-	15, // 16: ebb.plugin.v1.Worker.registered_at:type_name -> ebb.plugin.v1.Timestamp
+	17, // 16: ebb.plugin.v1.Worker.registered_at:type_name -> ebb.plugin.v1.Timestamp
 	3,  // 17: ebb.plugin.v1.Unit.phase:type_name -> ebb.plugin.v1.Phase
-	15, // 18: ebb.plugin.v1.Unit.created_at:type_name -> ebb.plugin.v1.Timestamp
-	15, // 19: ebb.plugin.v1.Unit.drain_started_at:type_name -> ebb.plugin.v1.Timestamp
-	39, // 20: ebb.plugin.v1.Unit.labels:type_name -> ebb.plugin.v1.Unit.LabelsEntry
-	14, // 21: ebb.plugin.v1.InventoryRequest.target:type_name -> ebb.plugin.v1.Target
-	21, // 22: ebb.plugin.v1.InventoryResponse.units:type_name -> ebb.plugin.v1.Unit
-	26, // 23: ebb.plugin.v1.Decision.add:type_name -> ebb.plugin.v1.UnitAdd
-	27, // 24: ebb.plugin.v1.Decision.remove:type_name -> ebb.plugin.v1.UnitRemove
-	40, // 25: ebb.plugin.v1.Decision.parallelism_overrides:type_name -> ebb.plugin.v1.Decision.ParallelismOverridesEntry
-	41, // 26: ebb.plugin.v1.Decision.config_overrides:type_name -> ebb.plugin.v1.Decision.ConfigOverridesEntry
-	42, // 27: ebb.plugin.v1.Decision.metrics:type_name -> ebb.plugin.v1.Decision.MetricsEntry
-	14, // 28: ebb.plugin.v1.EvaluateRequest.target:type_name -> ebb.plugin.v1.Target
-	18, // 29: ebb.plugin.v1.EvaluateRequest.snapshot:type_name -> ebb.plugin.v1.Snapshot
-	21, // 30: ebb.plugin.v1.EvaluateRequest.inventory:type_name -> ebb.plugin.v1.Unit
-	15, // 31: ebb.plugin.v1.EvaluateRequest.now:type_name -> ebb.plugin.v1.Timestamp
-	28, // 32: ebb.plugin.v1.EvaluateRequest.previous:type_name -> ebb.plugin.v1.Decision
-	31, // 33: ebb.plugin.v1.ValidatePolicyResponse.problems:type_name -> ebb.plugin.v1.PolicyProblem
-	28, // 34: ebb.plugin.v1.EvaluateResponse.decision:type_name -> ebb.plugin.v1.Decision
-	14, // 35: ebb.plugin.v1.RealizeRequest.target:type_name -> ebb.plugin.v1.Target
-	28, // 36: ebb.plugin.v1.RealizeRequest.decision:type_name -> ebb.plugin.v1.Decision
-	14, // 37: ebb.plugin.v1.ParallelismOverridesRequest.target:type_name -> ebb.plugin.v1.Target
-	43, // 38: ebb.plugin.v1.ParallelismOverridesRequest.overrides:type_name -> ebb.plugin.v1.ParallelismOverridesRequest.OverridesEntry
-	14, // 39: ebb.plugin.v1.ConfigOverridesRequest.target:type_name -> ebb.plugin.v1.Target
-	44, // 40: ebb.plugin.v1.ConfigOverridesRequest.overrides:type_name -> ebb.plugin.v1.ConfigOverridesRequest.OverridesEntry
-	5,  // 41: ebb.plugin.v1.Plugin.Info:input_type -> ebb.plugin.v1.InfoRequest
-	10, // 42: ebb.plugin.v1.Plugin.Configure:input_type -> ebb.plugin.v1.ConfigureRequest
-	12, // 43: ebb.plugin.v1.Plugin.ValidateConfig:input_type -> ebb.plugin.v1.ValidateConfigRequest
-	16, // 44: ebb.plugin.v1.Collector.Collect:input_type -> ebb.plugin.v1.CollectRequest
-	29, // 45: ebb.plugin.v1.Evaluator.Evaluate:input_type -> ebb.plugin.v1.EvaluateRequest
-	30, // 46: ebb.plugin.v1.Evaluator.ValidatePolicy:input_type -> ebb.plugin.v1.ValidatePolicyRequest
-	24, // 47: ebb.plugin.v1.Realizer.Inventory:input_type -> ebb.plugin.v1.InventoryRequest
-	34, // 48: ebb.plugin.v1.Realizer.Realize:input_type -> ebb.plugin.v1.RealizeRequest
-	36, // 49: ebb.plugin.v1.Realizer.RealizeParallelismOverrides:input_type -> ebb.plugin.v1.ParallelismOverridesRequest
-	37, // 50: ebb.plugin.v1.Realizer.RealizeConfigOverrides:input_type -> ebb.plugin.v1.ConfigOverridesRequest
-	22, // 51: ebb.plugin.v1.Realizer.TargetIdentity:input_type -> ebb.plugin.v1.TargetIdentityRequest
-	6,  // 52: ebb.plugin.v1.Plugin.Info:output_type -> ebb.plugin.v1.PluginInfo
-	11, // 53: ebb.plugin.v1.Plugin.Configure:output_type -> ebb.plugin.v1.ConfigureResponse
-	13, // 54: ebb.plugin.v1.Plugin.ValidateConfig:output_type -> ebb.plugin.v1.ValidateConfigResponse
-	17, // 55: ebb.plugin.v1.Collector.Collect:output_type -> ebb.plugin.v1.CollectResponse
-	33, // 56: ebb.plugin.v1.Evaluator.Evaluate:output_type -> ebb.plugin.v1.EvaluateResponse
-	32, // 57: ebb.plugin.v1.Evaluator.ValidatePolicy:output_type -> ebb.plugin.v1.ValidatePolicyResponse
-	25, // 58: ebb.plugin.v1.Realizer.Inventory:output_type -> ebb.plugin.v1.InventoryResponse
-	35, // 59: ebb.plugin.v1.Realizer.Realize:output_type -> ebb.plugin.v1.RealizeResponse
-	35, // 60: ebb.plugin.v1.Realizer.RealizeParallelismOverrides:output_type -> ebb.plugin.v1.RealizeResponse
-	35, // 61: ebb.plugin.v1.Realizer.RealizeConfigOverrides:output_type -> ebb.plugin.v1.RealizeResponse
-	23, // 62: ebb.plugin.v1.Realizer.TargetIdentity:output_type -> ebb.plugin.v1.TargetIdentityResponse
-	52, // [52:63] is the sub-list for method output_type
-	41, // [41:52] is the sub-list for method input_type
-	41, // [41:41] is the sub-list for extension type_name
-	41, // [41:41] is the sub-list for extension extendee
-	0,  // [0:41] is the sub-list for field type_name
+	17, // 18: ebb.plugin.v1.Unit.created_at:type_name -> ebb.plugin.v1.Timestamp
+	17, // 19: ebb.plugin.v1.Unit.drain_started_at:type_name -> ebb.plugin.v1.Timestamp
+	43, // 20: ebb.plugin.v1.Unit.labels:type_name -> ebb.plugin.v1.Unit.LabelsEntry
+	16, // 21: ebb.plugin.v1.InventoryRequest.target:type_name -> ebb.plugin.v1.Target
+	23, // 22: ebb.plugin.v1.InventoryResponse.units:type_name -> ebb.plugin.v1.Unit
+	28, // 23: ebb.plugin.v1.Decision.add:type_name -> ebb.plugin.v1.UnitAdd
+	29, // 24: ebb.plugin.v1.Decision.remove:type_name -> ebb.plugin.v1.UnitRemove
+	44, // 25: ebb.plugin.v1.Decision.parallelism_overrides:type_name -> ebb.plugin.v1.Decision.ParallelismOverridesEntry
+	45, // 26: ebb.plugin.v1.Decision.config_overrides:type_name -> ebb.plugin.v1.Decision.ConfigOverridesEntry
+	46, // 27: ebb.plugin.v1.Decision.metrics:type_name -> ebb.plugin.v1.Decision.MetricsEntry
+	16, // 28: ebb.plugin.v1.EvaluateRequest.target:type_name -> ebb.plugin.v1.Target
+	20, // 29: ebb.plugin.v1.EvaluateRequest.snapshot:type_name -> ebb.plugin.v1.Snapshot
+	23, // 30: ebb.plugin.v1.EvaluateRequest.inventory:type_name -> ebb.plugin.v1.Unit
+	17, // 31: ebb.plugin.v1.EvaluateRequest.now:type_name -> ebb.plugin.v1.Timestamp
+	30, // 32: ebb.plugin.v1.EvaluateRequest.previous:type_name -> ebb.plugin.v1.Decision
+	32, // 33: ebb.plugin.v1.EvaluateRequest.outcome:type_name -> ebb.plugin.v1.Outcome
+	17, // 34: ebb.plugin.v1.Outcome.decided_at:type_name -> ebb.plugin.v1.Timestamp
+	30, // 35: ebb.plugin.v1.Outcome.final:type_name -> ebb.plugin.v1.Decision
+	33, // 36: ebb.plugin.v1.Outcome.actions:type_name -> ebb.plugin.v1.ActionOutcome
+	5,  // 37: ebb.plugin.v1.ActionOutcome.kind:type_name -> ebb.plugin.v1.ActionKind
+	6,  // 38: ebb.plugin.v1.ActionOutcome.result:type_name -> ebb.plugin.v1.ActionResult
+	35, // 39: ebb.plugin.v1.ValidatePolicyResponse.problems:type_name -> ebb.plugin.v1.PolicyProblem
+	30, // 40: ebb.plugin.v1.EvaluateResponse.decision:type_name -> ebb.plugin.v1.Decision
+	16, // 41: ebb.plugin.v1.RealizeRequest.target:type_name -> ebb.plugin.v1.Target
+	30, // 42: ebb.plugin.v1.RealizeRequest.decision:type_name -> ebb.plugin.v1.Decision
+	16, // 43: ebb.plugin.v1.ParallelismOverridesRequest.target:type_name -> ebb.plugin.v1.Target
+	47, // 44: ebb.plugin.v1.ParallelismOverridesRequest.overrides:type_name -> ebb.plugin.v1.ParallelismOverridesRequest.OverridesEntry
+	16, // 45: ebb.plugin.v1.ConfigOverridesRequest.target:type_name -> ebb.plugin.v1.Target
+	48, // 46: ebb.plugin.v1.ConfigOverridesRequest.overrides:type_name -> ebb.plugin.v1.ConfigOverridesRequest.OverridesEntry
+	7,  // 47: ebb.plugin.v1.Plugin.Info:input_type -> ebb.plugin.v1.InfoRequest
+	12, // 48: ebb.plugin.v1.Plugin.Configure:input_type -> ebb.plugin.v1.ConfigureRequest
+	14, // 49: ebb.plugin.v1.Plugin.ValidateConfig:input_type -> ebb.plugin.v1.ValidateConfigRequest
+	18, // 50: ebb.plugin.v1.Collector.Collect:input_type -> ebb.plugin.v1.CollectRequest
+	31, // 51: ebb.plugin.v1.Evaluator.Evaluate:input_type -> ebb.plugin.v1.EvaluateRequest
+	34, // 52: ebb.plugin.v1.Evaluator.ValidatePolicy:input_type -> ebb.plugin.v1.ValidatePolicyRequest
+	26, // 53: ebb.plugin.v1.Realizer.Inventory:input_type -> ebb.plugin.v1.InventoryRequest
+	38, // 54: ebb.plugin.v1.Realizer.Realize:input_type -> ebb.plugin.v1.RealizeRequest
+	40, // 55: ebb.plugin.v1.Realizer.RealizeParallelismOverrides:input_type -> ebb.plugin.v1.ParallelismOverridesRequest
+	41, // 56: ebb.plugin.v1.Realizer.RealizeConfigOverrides:input_type -> ebb.plugin.v1.ConfigOverridesRequest
+	24, // 57: ebb.plugin.v1.Realizer.TargetIdentity:input_type -> ebb.plugin.v1.TargetIdentityRequest
+	8,  // 58: ebb.plugin.v1.Plugin.Info:output_type -> ebb.plugin.v1.PluginInfo
+	13, // 59: ebb.plugin.v1.Plugin.Configure:output_type -> ebb.plugin.v1.ConfigureResponse
+	15, // 60: ebb.plugin.v1.Plugin.ValidateConfig:output_type -> ebb.plugin.v1.ValidateConfigResponse
+	19, // 61: ebb.plugin.v1.Collector.Collect:output_type -> ebb.plugin.v1.CollectResponse
+	37, // 62: ebb.plugin.v1.Evaluator.Evaluate:output_type -> ebb.plugin.v1.EvaluateResponse
+	36, // 63: ebb.plugin.v1.Evaluator.ValidatePolicy:output_type -> ebb.plugin.v1.ValidatePolicyResponse
+	27, // 64: ebb.plugin.v1.Realizer.Inventory:output_type -> ebb.plugin.v1.InventoryResponse
+	39, // 65: ebb.plugin.v1.Realizer.Realize:output_type -> ebb.plugin.v1.RealizeResponse
+	39, // 66: ebb.plugin.v1.Realizer.RealizeParallelismOverrides:output_type -> ebb.plugin.v1.RealizeResponse
+	39, // 67: ebb.plugin.v1.Realizer.RealizeConfigOverrides:output_type -> ebb.plugin.v1.RealizeResponse
+	25, // 68: ebb.plugin.v1.Realizer.TargetIdentity:output_type -> ebb.plugin.v1.TargetIdentityResponse
+	58, // [58:69] is the sub-list for method output_type
+	47, // [47:58] is the sub-list for method input_type
+	47, // [47:47] is the sub-list for extension type_name
+	47, // [47:47] is the sub-list for extension extendee
+	0,  // [0:47] is the sub-list for field type_name
 }
 
 func init() { file_ebb_proto_init() }
@@ -2656,8 +2973,8 @@ func file_ebb_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ebb_proto_rawDesc), len(file_ebb_proto_rawDesc)),
-			NumEnums:      5,
-			NumMessages:   40,
+			NumEnums:      7,
+			NumMessages:   42,
 			NumExtensions: 0,
 			NumServices:   4,
 		},

@@ -314,6 +314,15 @@ func checkEvaluator(ctx context.Context, t *testing.T, e sdk.Evaluator, c Case) 
 		if _, err := e.Evaluate(ctx, next); err != nil {
 			t.Errorf("request %d: Evaluate with the state it returned: %v", i, err)
 		}
+		// The runner then says what became of the decision; a later
+		// evaluator's veto is the outcome every evaluator must take.
+		veto := sdk.Decision{Vetoed: true, Reason: "sdktest veto"}
+		rd := sdk.Round{At: req.Now, Steps: []sdk.Step{{Evaluator: "self", Decision: first.Decision}, {Evaluator: "sdktest", Decision: veto}}, Final: veto}
+		o := rd.Outcome(0)
+		next.Outcome = &o
+		if _, err := e.Evaluate(ctx, next); err != nil {
+			t.Errorf("request %d: Evaluate told its decision was vetoed: %v", i, err)
+		}
 	}
 }
 

@@ -85,9 +85,13 @@ chain "amoro" {
     max-parallelism       = var.max
     executor-parallelism  = 0.5
     executor-idle-timeout = "10m"
-    max-step              = 2
     auto-restart {
       max-retries = 3
+    }
+    # guard reads max-parallelism too: its own value goes in its namespace.
+    guard {
+      max-parallelism = var.max
+      max-step        = 2
     }
   }
 }

@@ -29,8 +29,12 @@ func main() {
 		sdk.Serve(&evaluator{})
 	case "test-realizer":
 		sdk.Serve(&realizer{})
+	case "test-capper":
+		sdk.Serve(&capper{})
+	case "test-guard":
+		sdk.Serve(&guard{})
 	default:
-		fmt.Fprintln(os.Stderr, "run me as test-collector, test-evaluator or test-realizer")
+		fmt.Fprintln(os.Stderr, "run me as test-collector, test-evaluator, test-realizer, test-capper or test-guard")
 		os.Exit(2)
 	}
 }
@@ -38,9 +42,12 @@ func main() {
 // ---- collector ----
 
 type collectorConfig struct {
-	File   string       `json:"file"`
-	Sleep  sdk.Duration `json:"sleep"`
-	Marker string       `json:"marker"`
+	File string `json:"file"`
+	// UnitsDir, when set, is a test-realizer's directory: every unit in it
+	// is reported as one registered (or draining) worker of its size.
+	UnitsDir string       `json:"units-dir"`
+	Sleep    sdk.Duration `json:"sleep"`
+	Marker   string       `json:"marker"`
 }
 
 type collector struct{ cfg collectorConfig }
@@ -52,6 +59,11 @@ type snapshotFile struct {
 	Age      string `json:"age"`
 	Fail     string `json:"fail"`
 	Conflict string `json:"conflict"`
+	// ObservedAt (RFC 3339) replaces the wall clock, for a runner on a
+	// virtual clock; Age is counted back from it.
+	ObservedAt string `json:"observed_at"`
+	// Busy makes every registered worker fully busy; draining ones are idle.
+	Busy bool `json:"busy"`
 }
 
 func (c *collector) Info(context.Context) (sdk.Info, error) {
@@ -59,6 +71,7 @@ func (c *collector) Info(context.Context) (sdk.Info, error) {
 		{Name: "file", Type: sdk.TypeString, Required: true, Description: "JSON file read on every Collect"},
 		{Name: "sleep", Type: sdk.TypeDuration, Default: "0s", Description: "delay before answering"},
 		{Name: "marker", Type: sdk.TypeString, Default: "", Description: "file to write the deadline seen into"},
+		{Name: "units-dir", Type: sdk.TypeString, Default: "", Description: "test-realizer directory whose units are reported as workers"},
 	}}}, nil
 }
 
@@ -97,6 +110,20 @@ func (c *collector) Collect(ctx context.Context, _ sdk.Target) (sdk.Snapshot, er
 		return sdk.Snapshot{}, errors.New(f.Fail)
 	}
 	s := sdk.Snapshot{ObservedAt: time.Now(), Complete: true, Demand: sdk.Demand{PlannedTasks: f.Tasks}, Conflict: f.Conflict}
+	if f.ObservedAt != "" {
+		at, err := time.Parse(time.RFC3339, f.ObservedAt)
+		if err != nil {
+			return sdk.Snapshot{}, fmt.Errorf("%s: observed_at: %w", c.cfg.File, err)
+		}
+		s.ObservedAt = at
+	}
+	if c.cfg.UnitsDir != "" {
+		workers, err := unitWorkers(c.cfg.UnitsDir, f.Busy)
+		if err != nil {
+			return sdk.Snapshot{}, err
+		}
+		s.Workers = workers
+	}
 	if f.Complete != nil && !*f.Complete {
 		s.Complete = false
 		s.IncompleteReasons = []string{"test says incomplete"}
@@ -111,6 +138,26 @@ func (c *collector) Collect(ctx context.Context, _ sdk.Target) (sdk.Snapshot, er
 	return s, nil
 }
 
+// unitWorkers reports one worker per unit file in dir.
+func unitWorkers(dir string, busy bool) ([]sdk.Worker, error) {
+	units, err := (&realizer{cfg: realizerConfig{Dir: dir}}).Inventory(context.Background(), sdk.Target{})
+	if err != nil {
+		return nil, err
+	}
+	var out []sdk.Worker
+	for _, u := range units {
+		w := sdk.Worker{ID: "w-" + u.ID, UnitID: u.ID, Threads: u.Size, BusyKnown: true, State: sdk.WorkerRegistered}
+		switch {
+		case u.Phase == sdk.PhaseDraining:
+			w.State = sdk.WorkerDraining
+		case busy:
+			w.BusyThreads = u.Size
+		}
+		out = append(out, w)
+	}
+	return out, nil
+}
+
 // ---- evaluator: one unit per task, state counts evaluations ----
 
 type evaluator struct{}
@@ -122,6 +169,9 @@ type evalPolicy struct {
 type evalState struct {
 	Evaluations int `json:"evaluations"`
 	Next        int `json:"next"`
+	// Outcome is what the runner said of the previous decision, so a test
+	// can see it crossed the process boundary.
+	Outcome []string `json:"outcome,omitempty"`
 }
 
 func (e *evaluator) Info(context.Context) (sdk.Info, error) {
@@ -155,6 +205,12 @@ func (e *evaluator) Evaluate(_ context.Context, req sdk.EvaluateRequest) (sdk.Ev
 		}
 	}
 	st.Evaluations++
+	st.Outcome = nil
+	if req.Outcome != nil {
+		for _, a := range req.Outcome.Actions {
+			st.Outcome = append(st.Outcome, a.String())
+		}
+	}
 	want := (req.Snapshot.Demand.Tasks() + p.PerUnit - 1) / p.PerUnit
 	var active []sdk.Unit
 	for _, u := range req.Inventory {
@@ -185,6 +241,8 @@ func (e *evaluator) Evaluate(_ context.Context, req sdk.EvaluateRequest) (sdk.Ev
 
 type realizerConfig struct {
 	Dir string `json:"dir"`
+	// FailEvery makes every n-th Realize call fail before doing anything.
+	FailEvery int64 `json:"fail-every"`
 }
 
 type realizer struct{ cfg realizerConfig }
@@ -197,6 +255,7 @@ type unitFile struct {
 func (r *realizer) Info(context.Context) (sdk.Info, error) {
 	return sdk.Info{Name: "test-realizer", Version: "0.0.1", ConfigSchema: sdk.Schema{Attributes: []sdk.Attribute{
 		{Name: "dir", Type: sdk.TypeString, Required: true, Description: "directory holding one file per unit"},
+		{Name: "fail-every", Type: sdk.TypeNumber, Default: 0, Description: "fail every n-th Realize call (0: never)"},
 	}}}, nil
 }
 
@@ -247,6 +306,22 @@ func (r *realizer) Realize(_ context.Context, req sdk.RealizeRequest) (string, e
 	}
 	defer log.Close()
 	fmt.Fprintf(log, "%s %s\n", req.RequestID, req.Decision.Summary())
+	if r.cfg.FailEvery > 0 {
+		// The count is kept in the directory so it survives a restart.
+		calls := filepath.Join(r.cfg.Dir, ".calls")
+		var n int64
+		if b, err := os.ReadFile(calls); err == nil {
+			fmt.Sscan(string(b), &n)
+		}
+		n++
+		if err := os.WriteFile(calls, []byte(fmt.Sprint(n)), 0o644); err != nil {
+			return "", err
+		}
+		if n%r.cfg.FailEvery == 0 {
+			fmt.Fprintf(log, "%s failed (call %d)\n", req.RequestID, n)
+			return "", fmt.Errorf("test-realizer: call %d fails (fail-every %d)", n, r.cfg.FailEvery)
+		}
+	}
 	for _, a := range req.Decision.Add {
 		// The unit id is stable across retries: an existing file means the
 		// unit was already created.
@@ -258,7 +333,21 @@ func (r *realizer) Realize(_ context.Context, req sdk.RealizeRequest) (string, e
 		}
 	}
 	for _, id := range req.Decision.Drain {
-		if err := r.write(id, unitFile{Size: 1, Phase: "draining"}); err != nil {
+		// A drain keeps the unit's size; draining a unit that is gone is a
+		// no-op, as on a real platform.
+		b, err := os.ReadFile(filepath.Join(r.cfg.Dir, id))
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return "", err
+		}
+		var u unitFile
+		if err := json.Unmarshal(b, &u); err != nil {
+			return "", fmt.Errorf("unit %s: %w", id, err)
+		}
+		u.Phase = "draining"
+		if err := r.write(id, u); err != nil {
 			return "", err
 		}
 	}
