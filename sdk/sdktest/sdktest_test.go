@@ -72,11 +72,11 @@ func TestConformanceFillsDefaults(t *testing.T) {
 	if want := `{"written":7,"zone":"UTC"}`; r.config != want {
 		t.Errorf("Configure got %s, want %s", r.config, want)
 	}
-	// ValidatePolicy, then each request three times (twice for purity,
-	// once with the state it returned).
+	// ValidatePolicy, then each request four times (twice for purity,
+	// once with the state it returned, once told its decision was vetoed).
 	full := `{"inner":{"hours":["22","23"],"max":5000000},"wait":"90s"}`
 	short := `{"inner":{"hours":["22","23"],"max":5000000},"wait":"1s"}`
-	want := []string{full, full, full, full, short, short, short}
+	want := []string{full, full, full, full, full, short, short, short, short}
 	if got := r.policies; strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("policies seen:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
