@@ -19,6 +19,7 @@ import (
 	emu "github.com/ebbscale/ebb/emulator/flink"
 	"github.com/ebbscale/ebb/internal/envtest"
 	"github.com/ebbscale/ebb/sdk"
+	"github.com/ebbscale/ebb/sdk/sdktest"
 )
 
 // One control plane serves the test binary, with the Flink operator's CRDs
@@ -110,27 +111,12 @@ func configure(t *testing.T, r *Realizer, cfg map[string]any) *Realizer {
 
 func realize(t *testing.T, r *Realizer, target sdk.Target, reqID string, d sdk.Decision) string {
 	t.Helper()
-	s, err := r.Realize(testCtx(t), sdk.RealizeRequest{Target: target, Decision: d, RequestID: reqID})
-	if err != nil {
-		t.Fatalf("Realize(%s): %v", reqID, err)
-	}
-	return s
+	return sdktest.Realize(testCtx(t), t, r, target, reqID, d)
 }
 
 func inventory(t *testing.T, r *Realizer, target sdk.Target) map[string]sdk.Unit {
 	t.Helper()
-	units, err := r.Inventory(testCtx(t), target)
-	if err != nil {
-		t.Fatalf("Inventory: %v", err)
-	}
-	out := map[string]sdk.Unit{}
-	for _, u := range units {
-		if _, dup := out[u.ID]; dup {
-			t.Fatalf("unit %q listed twice: %+v", u.ID, units)
-		}
-		out[u.ID] = u
-	}
-	return out
+	return sdktest.Inventory(testCtx(t), t, r, target)
 }
 
 func mustContain(t *testing.T, got, want string) {

@@ -16,6 +16,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/ebbscale/ebb/sdk"
+	"github.com/ebbscale/ebb/sdk/sdktest"
 )
 
 // Unit programs. Signals go to the whole process group, so the foreground
@@ -147,27 +148,12 @@ func running(pid int) bool {
 
 func inventory(t *testing.T, r sdk.Realizer, tg sdk.Target) map[string]sdk.Unit {
 	t.Helper()
-	units, err := r.Inventory(ctxT(t), tg)
-	if err != nil {
-		t.Fatalf("Inventory: %v", err)
-	}
-	m := map[string]sdk.Unit{}
-	for _, u := range units {
-		if _, dup := m[u.ID]; dup {
-			t.Fatalf("unit %s listed twice", u.ID)
-		}
-		m[u.ID] = u
-	}
-	return m
+	return sdktest.Inventory(ctxT(t), t, r, tg)
 }
 
 func realize(t *testing.T, r sdk.Realizer, id string, d sdk.Decision) string {
 	t.Helper()
-	s, err := r.Realize(ctxT(t), sdk.RealizeRequest{Target: target, Decision: d, RequestID: id})
-	if err != nil {
-		t.Fatalf("Realize(%s): %v", d.Summary(), err)
-	}
-	return s
+	return sdktest.Realize(ctxT(t), t, r, target, id, d)
 }
 
 func pidOf(t *testing.T, u sdk.Unit) int {

@@ -24,6 +24,7 @@ import (
 	"github.com/ebbscale/ebb/internal/envtest"
 	"github.com/ebbscale/ebb/internal/kubeapi"
 	"github.com/ebbscale/ebb/sdk"
+	"github.com/ebbscale/ebb/sdk/sdktest"
 )
 
 func init() { crlog.SetLogger(logr.Discard()) }
@@ -146,27 +147,12 @@ func (w *world) state(t *testing.T, name string) string {
 
 func realize(t *testing.T, r *Realizer, target sdk.Target, reqID string, d sdk.Decision) string {
 	t.Helper()
-	s, err := r.Realize(testCtx(t), sdk.RealizeRequest{Target: target, Decision: d, RequestID: reqID})
-	if err != nil {
-		t.Fatalf("Realize(%s): %v", reqID, err)
-	}
-	return s
+	return sdktest.Realize(testCtx(t), t, r, target, reqID, d)
 }
 
 func inventory(t *testing.T, r *Realizer, target sdk.Target) map[string]sdk.Unit {
 	t.Helper()
-	units, err := r.Inventory(testCtx(t), target)
-	if err != nil {
-		t.Fatalf("Inventory: %v", err)
-	}
-	out := map[string]sdk.Unit{}
-	for _, u := range units {
-		if _, dup := out[u.ID]; dup {
-			t.Fatalf("unit %q listed twice: %+v", u.ID, units)
-		}
-		out[u.ID] = u
-	}
-	return out
+	return sdktest.Inventory(testCtx(t), t, r, target)
 }
 
 // eventually polls cond until it holds or 30 s pass.
