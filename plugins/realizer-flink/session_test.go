@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	emu "github.com/ebbscale/ebb/emulator/flink"
 	"github.com/ebbscale/ebb/sdk"
@@ -28,6 +29,22 @@ func (d *drainingOptimizer) program() emu.Program {
 		<-d.release
 		return nil
 	})
+}
+
+// waitStarted waits until n optimizer programs have started (the emulator
+// runs each job's program on a goroutine of its own) and returns them.
+func (d *drainingOptimizer) waitStarted(t *testing.T, n int) []emu.OptimizerArgs {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		d.mu.Lock()
+		got := append([]emu.OptimizerArgs(nil), d.started...)
+		d.mu.Unlock()
+		if len(got) >= n || time.Now().After(deadline) {
+			return got
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 func sessionSetup(t *testing.T, version string) (*flinkServer, *drainingOptimizer, map[string]any) {
@@ -62,8 +79,8 @@ func TestSessionUnits(t *testing.T) {
 	if n := f.emu.Requests()["POST /jars/upload"]; n != 1 {
 		t.Fatalf("%d uploads, want 1", n)
 	}
-	if len(f.emu.Jobs()) != 2 || len(opt.started) != 2 {
-		t.Fatalf("jobs %+v, optimizers %+v", f.emu.Jobs(), opt.started)
+	if started := opt.waitStarted(t, 2); len(f.emu.Jobs()) != 2 || len(started) != 2 {
+		t.Fatalf("jobs %+v, optimizers %+v", f.emu.Jobs(), started)
 	}
 	for _, j := range f.emu.Jobs() {
 		if j.Parallelism["org.apache.amoro.optimizer.flink.FlinkExecutor"] == 0 || j.Parallelism["Source: Custom Source"] != 1 {
@@ -71,7 +88,7 @@ func TestSessionUnits(t *testing.T) {
 		}
 	}
 	got := map[string]emu.OptimizerArgs{}
-	for _, o := range opt.started {
+	for _, o := range opt.waitStarted(t, 2) {
 		got[o.UnitID] = o
 	}
 	if got["u2"] != (emu.OptimizerArgs{AMS: "thrift://ams:1261", Threads: 3, Group: "group-a", UnitID: "u2"}) {
@@ -107,8 +124,8 @@ func TestSessionUnits(t *testing.T) {
 	s = realize(t, fresh, target, "req-4", sdk.Decision{Restart: []string{"u2"}})
 	mustContain(t, s, "already restarted u2")
 	inv = inventory(t, fresh, target)
-	if inv["u2"].Phase != sdk.PhaseRunning || len(opt.started) != 3 || opt.started[2].UnitID != "u2" {
-		t.Fatalf("after restart: %+v, optimizers %+v", inv, opt.started)
+	if started := opt.waitStarted(t, 3); inv["u2"].Phase != sdk.PhaseRunning || len(started) != 3 || started[2].UnitID != "u2" {
+		t.Fatalf("after restart: %+v, optimizers %+v", inv, started)
 	}
 
 	close(opt.release)
