@@ -54,3 +54,11 @@ func (m *Metrics) SetEvaluatorMetrics(chain, target string, values map[string]fl
 	}
 	return dropped
 }
+
+func (g *evaluatorGauges) forget(labels prometheus.Labels) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, vec := range g.gauges {
+		vec.DeletePartialMatch(labels)
+	}
+}

@@ -19,12 +19,12 @@ type Evaluation struct {
 	Chain     string       `json:"chain"`
 	Target    string       `json:"target"`
 	At        time.Time    `json:"at"`
-	Snapshot  sdk.Snapshot `json:"snapshot"`
+	Snapshot  sdk.Snapshot `json:"snapshot,omitzero"`
 	Inventory []sdk.Unit   `json:"inventory"`
 	// Steps is each evaluator's own decision, in chain order: the next
 	// one saw it as its previous. Decision is the last, after the
 	// staleness rule.
-	Steps    []Step       `json:"steps"`
+	Steps    []Step       `json:"steps,omitempty"`
 	Decision sdk.Decision `json:"decision"`
 	// StateLoaded tells whether saved evaluator state was found.
 	StateLoaded bool `json:"state_loaded"`
@@ -44,6 +44,29 @@ type Evaluation struct {
 	round    sdk.Round
 }
 
+// slim is what a running chain keeps of an evaluation for the API (its
+// last): the decision and the inventory it was made on, the rules applied
+// and the outcomes, without the snapshot (workers and metrics, the bulk of
+// it), each evaluator's full decision (the record keeps their summaries)
+// and the record's second copy of the decision as JSON. At ten thousand
+// chains the full copies were most of the runner's memory.
+func slim(ev *Evaluation) *Evaluation {
+	out := &Evaluation{Chain: ev.Chain, Target: ev.Target, At: ev.At, Decision: ev.Decision,
+		StateLoaded: ev.StateLoaded, Degraded: ev.Degraded, Suppressed: ev.Suppressed, Conflict: ev.Conflict,
+		Realized: ev.Realized, Record: ev.Record, Outcomes: ev.Outcomes}
+	out.Record.Decision = nil
+	if ev.Inventory != nil {
+		// Labels are the platform's bookkeeping; the API shows id, size,
+		// phase and times.
+		out.Inventory = make([]sdk.Unit, len(ev.Inventory))
+		for i, u := range ev.Inventory {
+			u.Labels = nil
+			out.Inventory[i] = u
+		}
+	}
+	return out
+}
+
 // Step is one evaluator's decision within a chain.
 type Step struct {
 	Evaluator string       `json:"evaluator"`
@@ -60,103 +83,6 @@ type chainPlugins struct {
 // ErrInFlight is returned when another evaluation of the same target is
 // still running: at most one is in flight per target.
 var ErrInFlight = errors.New("an evaluation of this target is already in flight")
-
-// evaluate runs one evaluation of a chain: collect, inventory, evaluate and,
-// when realize is set, persist and realize. With realize unset (ebb plan)
-// nothing is written and nothing is changed on the platform.
-func (r *Runner) evaluate(ctx context.Context, ch *config.Chain, p chainPlugins, realize bool) (*Evaluation, error) {
-	unlock, ok := r.lockTarget(ch)
-	if !ok {
-		return nil, ErrInFlight
-	}
-	defer unlock()
-
-	now := r.opts.Clock()
-	target := sdk.Target{Chain: ch.Name, Name: ch.Target}
-	ev := &Evaluation{Chain: ch.Name, Target: ch.Target, At: now}
-
-	ev.Snapshot = r.collect(ctx, ch, p.collectors, target)
-	ev.Degraded = degradedReasons(ev.Snapshot, now, ch.MaxSnapshotAge)
-
-	inv, err := withTimeout(ctx, r.timeout(ch, sdk.KindRealizer, ch.Realizer), func(ctx context.Context) ([]sdk.Unit, error) {
-		return p.realizer.Inventory(ctx, target)
-	})
-	if err != nil {
-		// Without the inventory any decision would be a guess about what
-		// exists; skip the round rather than risk a duplicate.
-		return ev, fmt.Errorf("chain %q: inventory: %w", ch.Name, err)
-	}
-	ev.Inventory = inv
-
-	var states state.ChainState
-	if r.opts.Store != nil {
-		if states, err = r.opts.Store.LoadState(ch.Name); err != nil {
-			return ev, err
-		}
-		ev.StateLoaded = len(states) > 0
-	} else {
-		states = state.ChainState{}
-	}
-	outcomes, err := r.loadOutcomes(ch.Name)
-	if err != nil {
-		return ev, err
-	}
-	newStates := state.ChainState{}
-	var prev *sdk.Decision
-	var steps []sdk.Step
-	figures := map[string]float64{} // every evaluator's Decision.Metrics, later ones win
-	for i, inst := range p.evaluators {
-		name := ch.Evaluators[i]
-		req := sdk.EvaluateRequest{
-			Target:           target,
-			Policy:           ch.Policy[name],
-			Snapshot:         ev.Snapshot,
-			Inventory:        inv,
-			State:            states[name],
-			Now:              now,
-			Previous:         copyOf(prev),
-			SnapshotDegraded: len(ev.Degraded) > 0,
-			Outcome:          outcomes[name],
-		}
-		resp, err := withTimeout(ctx, r.timeout(ch, sdk.KindEvaluator, name), func(ctx context.Context) (sdk.EvaluateResponse, error) {
-			return inst.Evaluate(ctx, req)
-		})
-		if err != nil {
-			return ev, fmt.Errorf("chain %q: %w", ch.Name, err)
-		}
-		newStates[name] = resp.State
-		ev.Steps = append(ev.Steps, Step{Evaluator: name, Decision: resp.Decision})
-		d := resp.Decision
-		prev = &d
-		steps = append(steps, sdk.Step{Evaluator: name, Decision: d.Copy()})
-		for k, v := range d.Metrics {
-			figures[k] = v
-		}
-	}
-	ev.Decision = *prev
-	ev.Decision.Metrics = nil
-	if len(figures) > 0 {
-		ev.Decision.Metrics = figures
-	}
-	switch {
-	case ev.Snapshot.Conflict != "":
-		ev.Conflict = ev.Snapshot.Conflict
-		ev.Suppressed = suppressAll(&ev.Decision, ev.Conflict)
-		// The evaluators' new state would remember units they asked for
-		// and never got; keep the old one, as if the round had not run.
-		newStates = states
-	case len(ev.Degraded) > 0:
-		ev.Suppressed = suppressScaleDown(&ev.Decision, ev.Degraded)
-	}
-	ev.round = roundOf(ev, steps)
-	ev.Record = r.record(ev)
-	if !realize {
-		ev.Outcomes = ev.round.Outcomes()
-		ev.Record.Status = "planned"
-		return ev, nil
-	}
-	return ev, r.commit(ctx, ch, p, ev, newStates)
-}
 
 // commit persists the new state and the decision, then realizes it. State is
 // saved before realizing: evaluators derive in-flight work from the inventory,
@@ -248,28 +174,6 @@ func (r *Runner) realize(ctx context.Context, ch *config.Chain, p chainPlugins, 
 		summaries = append(summaries, s)
 	}
 	return strings.Join(summaries, "; "), nil, nil
-}
-
-// collect asks every collector and merges their snapshots. A collector that
-// fails makes the merged snapshot incomplete instead of failing the round:
-// the rest may still justify a scale-up.
-func (r *Runner) collect(ctx context.Context, ch *config.Chain, collectors []*host.Instance, target sdk.Target) sdk.Snapshot {
-	merged := sdk.Snapshot{Complete: true, Metrics: map[string]float64{}}
-	parts := 0
-	for i, inst := range collectors {
-		name := ch.Collectors[i]
-		snap, err := withTimeout(ctx, r.timeout(ch, sdk.KindCollector, name), func(ctx context.Context) (sdk.Snapshot, error) {
-			return inst.Collect(ctx, target)
-		})
-		if err != nil {
-			merged.Complete = false
-			merged.IncompleteReasons = append(merged.IncompleteReasons, err.Error())
-			continue
-		}
-		mergeSnapshot(&merged, name, snap, parts == 0)
-		parts++
-	}
-	return merged
 }
 
 func mergeSnapshot(into *sdk.Snapshot, name string, s sdk.Snapshot, first bool) {

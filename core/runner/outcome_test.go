@@ -61,14 +61,22 @@ type stepper struct {
 	r   *Runner
 	l   *chainLoop
 	now time.Time
+	// last is the last evaluation that reached a decision, in full (the
+	// chain itself keeps only what the API shows).
+	last *Evaluation
 }
 
 func (e *env) stepper(cfg *config.Config, store *state.Store, start time.Time) *stepper {
 	s := &stepper{now: start}
-	s.r = New(cfg, Options{Host: e.host, Store: store, Metrics: e.metrics, Clock: func() time.Time { return s.now }})
+	s.r = New(cfg, Options{Host: e.host, Store: store, Metrics: e.metrics, Clock: func() time.Time { return s.now },
+		OnEvaluation: func(ev *Evaluation, _ error) {
+			if ev != nil && ev.Record.Status != "" {
+				s.last = ev
+			}
+		}})
 	ch := cfg.Chain("a")
 	s.r.mu.Lock()
-	s.l = &chainLoop{cfg: ch, plugins: s.r.pluginsLocked(cfg, ch), done: make(chan struct{})}
+	s.l = &chainLoop{cfg: ch, plugins: s.r.pluginsLocked(cfg, ch)}
 	s.r.chains["a"] = s.l
 	s.r.mu.Unlock()
 	return s
@@ -78,9 +86,7 @@ func (s *stepper) tick(t *testing.T, d time.Duration) *Evaluation {
 	t.Helper()
 	s.now = s.now.Add(d)
 	s.r.tick(context.Background(), s.l)
-	s.l.mu.Lock()
-	defer s.l.mu.Unlock()
-	return s.l.last
+	return s.last
 }
 
 func countState(t *testing.T, store *state.Store) evalStateView {

@@ -1,13 +1,13 @@
-// Package runner schedules chains: every chain ticks at its interval with
-// jitter, one evaluation in flight per target, and each tick collects,
-// evaluates and realizes through supervised plugin processes.
+// Package runner schedules chains: every chain ticks at a fixed rate on its
+// own phase, one evaluation in flight per target, and the chains due
+// together collect, evaluate and realize through supervised plugin
+// processes in batched calls.
 package runner
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"regexp"
 	"sort"
 	"strings"
@@ -37,6 +37,8 @@ type Options struct {
 // Runner runs the chains of a configuration.
 type Runner struct {
 	opts Options
+	// time drives the schedule; tests replace it before Run.
+	time timeSource
 
 	mu        sync.Mutex
 	config    *config.Config
@@ -44,17 +46,23 @@ type Runner struct {
 	chains    map[string]*chainLoop
 	targets   map[string]bool // targets with an evaluation in flight
 	ctx       context.Context
+	sched     *scheduler // nil until Run
+	pool      *pool
 }
 
 // chainLoop is a running chain.
 type chainLoop struct {
 	cfg     *config.Chain
 	plugins chainPlugins
+	ctx     context.Context // done when the chain stops
 	cancel  context.CancelFunc
-	done    chan struct{}
+	entry   *entry // its place in the schedule
+	// sig names the plugin blocks the chain calls: chains due together
+	// are sorted by it, so that those sharing blocks share a round.
+	sig string
 
 	mu      sync.Mutex
-	last    *Evaluation
+	last    *Evaluation // slim: what the API shows
 	lastErr error
 	lastAt  time.Time
 	ticks   int
@@ -96,6 +104,7 @@ func New(cfg *config.Config, opts Options) *Runner {
 	}
 	r := &Runner{
 		opts:      opts,
+		time:      realTime{},
 		instances: map[string]*host.Instance{},
 		chains:    map[string]*chainLoop{},
 		targets:   map[string]bool{},
@@ -115,30 +124,40 @@ func (r *Runner) cfg() *config.Config {
 func (r *Runner) Run(ctx context.Context) error {
 	r.mu.Lock()
 	r.ctx = ctx
+	r.pool = newPool(workerCount())
+	r.sched = newScheduler(r.time, r.dispatch, r.missed)
 	cfg := r.config
 	r.mu.Unlock()
+	scheduling := make(chan struct{})
+	go func() { r.sched.run(ctx); close(scheduling) }()
 	r.apply(cfg)
 	<-ctx.Done()
+	<-scheduling
 	r.mu.Lock()
 	loops := r.chains
 	r.chains = map[string]*chainLoop{}
 	r.mu.Unlock()
 	for _, l := range loops {
 		l.cancel()
-		<-l.done
+		r.sched.remove(l.entry)
 	}
+	r.pool.close()
 	r.opts.Host.Close()
 	return nil
 }
 
 // Reload switches to a new configuration. Chains whose definition did not
-// change keep running undisturbed, with their state; changed chains restart;
-// removed chains stop. Evaluator state is kept by chain name either way.
+// change keep running undisturbed, with their schedule and state; changed
+// chains restart; removed chains stop. Evaluator state is kept by chain
+// name either way.
 func (r *Runner) Reload(cfg *config.Config) {
 	r.mu.Lock()
 	r.config = cfg
+	running := r.sched != nil
 	r.mu.Unlock()
-	r.apply(cfg)
+	if running {
+		r.apply(cfg)
+	}
 }
 
 func (r *Runner) apply(cfg *config.Config) {
@@ -155,7 +174,7 @@ func (r *Runner) apply(cfg *config.Config) {
 	for name, l := range r.chains {
 		if ch, ok := wanted[name]; ok && ch.Fingerprint == l.chain().Fingerprint {
 			l.mu.Lock()
-			l.cfg = ch // same definition; the loop reads it under l.mu
+			l.cfg = ch // same definition; the round reads it under l.mu
 			l.mu.Unlock()
 			continue
 		}
@@ -165,8 +184,12 @@ func (r *Runner) apply(cfg *config.Config) {
 	r.mu.Unlock()
 	for _, l := range stopping {
 		l.cancel()
-		<-l.done
-		r.opts.Logger.Info("chain stopped", "chain", l.chain().Name)
+		r.sched.remove(l.entry) // waits for its evaluation in flight
+		name := l.chain().Name
+		if _, kept := wanted[name]; !kept {
+			r.opts.Metrics.ForgetChain(name)
+		}
+		r.opts.Logger.Info("chain stopped", "chain", name)
 	}
 
 	r.mu.Lock()
@@ -179,9 +202,11 @@ func (r *Runner) apply(cfg *config.Config) {
 			continue
 		}
 		ctx, cancel := context.WithCancel(r.ctx)
-		l := &chainLoop{cfg: ch, plugins: r.pluginsLocked(cfg, ch), cancel: cancel, done: make(chan struct{})}
+		l := &chainLoop{cfg: ch, plugins: r.pluginsLocked(cfg, ch), ctx: ctx, cancel: cancel,
+			sig: strings.Join(ch.Collectors, ",") + "|" + ch.Realizer + "|" + strings.Join(ch.Evaluators, ",")}
+		l.entry = &entry{name: ch.Name, interval: ch.Interval, phase: phaseOf(ch.Name, ch.Interval, ch.Jitter), index: -1, loop: l}
 		r.chains[ch.Name] = l
-		go r.loop(ctx, l)
+		r.sched.add(l.entry)
 		r.opts.Logger.Info("chain started", "chain", ch.Name, "target", ch.Target, "interval", ch.Interval)
 	}
 	used := usedInstances(cfg)
@@ -239,58 +264,90 @@ func (r *Runner) pluginsLocked(cfg *config.Config, ch *config.Chain) chainPlugin
 	return p
 }
 
-func (r *Runner) loop(ctx context.Context, l *chainLoop) {
-	defer close(l.done)
-	// The first tick comes after a short jittered delay so that many chains
-	// started together do not hit their sources at once.
-	delay := jitter(l.chain().Jitter)
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(delay):
-		}
-		r.tick(ctx, l)
+// dispatch hands the ticks that came due together to the pool, in rounds
+// of chains that share plugin blocks. It runs in the scheduler's goroutine.
+func (r *Runner) dispatch(slot []tick) {
+	sort.Slice(slot, func(i, j int) bool { return slot[i].e.loop.sig < slot[j].e.loop.sig })
+	for _, part := range chunks(slot) {
+		r.pool.submit(func() { r.startRound(part) }, false)
+	}
+}
+
+// missed counts ticks that came due and were not run, overall and as the
+// chain's skipped evaluations.
+func (r *Runner) missed(e *entry, n int) {
+	r.opts.Metrics.ScheduleMissed.Add(float64(n))
+	r.opts.Metrics.Evaluations.WithLabelValues(e.name, "skipped").Add(float64(n))
+}
+
+// startRound starts the evaluations of dispatched ticks on a worker: this
+// is where an evaluation starts, so its lateness is measured here.
+func (r *Runner) startRound(slot []tick) {
+	ms := make([]*member, 0, len(slot))
+	for _, t := range slot {
+		l := t.e.loop
 		ch := l.chain()
-		delay = ch.Interval + jitter(ch.Jitter)
+		if !r.owns(ch) {
+			r.sched.finished(t.e)
+			continue
+		}
+		late, ok := r.sched.begin(t, r.time.Now())
+		if !ok {
+			continue
+		}
+		r.opts.Metrics.ScheduleLateness.Observe(late.Seconds())
+		ms = append(ms, &member{ctx: l.ctx, l: l, t: t, ch: ch, p: l.plugins})
 	}
+	rd := &round{r: r, ctx: r.ctx, pool: r.pool, realize: true, settle: r.settle}
+	rd.start(ms)
 }
 
-func jitter(max time.Duration) time.Duration {
-	if max <= 0 {
-		return 0
-	}
-	return rand.N(max)
-}
+// owns reports whether this runner evaluates ch now. HOOK: with several
+// replicas sharing chains through Leases, the ownership check goes here; a
+// chain not owned skips its tick silently (no evaluation, nothing missed).
+func (r *Runner) owns(*config.Chain) bool { return true }
 
+// tick evaluates a chain once, now, outside the schedule (tests that step
+// a chain on a virtual clock).
 func (r *Runner) tick(ctx context.Context, l *chainLoop) {
-	ch := l.chain()
-	ev, err := r.evaluate(ctx, ch, l.plugins, true)
-	if ctx.Err() != nil {
-		return // stopping; the half-done round is not an error
+	r.runNow(ctx, []*member{{ctx: ctx, l: l, ch: l.chain(), p: l.plugins}}, true, r.settle)
+}
+
+// settle does a running chain's bookkeeping after an evaluation: metrics,
+// what the API shows, the log and OnEvaluation.
+func (r *Runner) settle(m *member) {
+	l, ch, ev, err := m.l, m.ch, m.ev, m.err
+	if l == nil || m.ctx.Err() != nil {
+		return // ebb plan, or stopping: the half-done round is not an error
 	}
-	m := r.opts.Metrics
+	mt := r.opts.Metrics
 	result := "ok"
 	switch {
 	case errors.Is(err, ErrInFlight):
 		result = "skipped"
+		if m.t.e != nil {
+			mt.ScheduleMissed.Inc()
+		}
 	case err != nil:
 		result = "error"
 	case len(ev.Degraded) > 0:
 		result = "degraded"
 	}
-	m.Evaluations.WithLabelValues(ch.Name, result).Inc()
-	if ev != nil && ev.Record.Status != "" {
-		m.DesiredCapacity.WithLabelValues(ch.Name).Set(float64(ev.Decision.DesiredCapacity))
-		m.CurrentCapacity.WithLabelValues(ch.Name).Set(float64(ev.Record.CurrentCapacity))
-		m.DemandTasks.WithLabelValues(ch.Name).Set(float64(ev.Record.DemandTasks))
-		conflict := 0.0
+	mt.Evaluations.WithLabelValues(ch.Name, result).Inc()
+	done := ev != nil && ev.Record.Status != ""
+	if done {
+		mt.DesiredCapacity.WithLabelValues(ch.Name).Set(float64(ev.Decision.DesiredCapacity))
+		mt.CurrentCapacity.WithLabelValues(ch.Name).Set(float64(ev.Record.CurrentCapacity))
+		mt.DemandTasks.WithLabelValues(ch.Name).Set(float64(ev.Record.DemandTasks))
+		// Only chains in conflict have the series: thousands of zeros say
+		// nothing an absent series does not.
 		if ev.Conflict != "" {
-			conflict = 1
+			mt.TargetConflicts.WithLabelValues(ch.Name).Set(1)
+		} else {
+			mt.TargetConflicts.DeleteLabelValues(ch.Name)
 		}
-		m.TargetConflicts.WithLabelValues(ch.Name).Set(conflict)
 		if ev.Decision.HasActions() {
-			m.Decisions.WithLabelValues(ch.Name, ev.Record.Direction, ev.Record.Status).Inc()
+			mt.Decisions.WithLabelValues(ch.Name, ev.Record.Direction, ev.Record.Status).Inc()
 		}
 	}
 	l.mu.Lock()
@@ -298,13 +355,16 @@ func (r *Runner) tick(ctx context.Context, l *chainLoop) {
 	l.lastAt = r.opts.Clock()
 	l.lastErr = err
 	prev := l.last
-	if ev != nil && ev.Record.Status != "" {
-		l.last = ev
+	if done {
+		l.last = slim(ev)
 	}
 	l.mu.Unlock()
-	if ev != nil && ev.Record.Status != "" {
+	if done {
 		r.exportChainMetrics(ev, prev)
 		r.countEdits(ev)
+	}
+	if errors.Is(err, ErrInFlight) {
+		ev = nil
 	}
 	r.log(l, ev, err)
 	if r.opts.OnEvaluation != nil {
@@ -370,12 +430,11 @@ func (r *Runner) lockTarget(ch *config.Chain) (func(), bool) {
 }
 
 // Plan evaluates chains once without persisting or realizing anything. An
-// empty name plans every enabled chain.
+// empty name plans every enabled chain. Chains that share plugin blocks are
+// batched as in ebb run.
 func (r *Runner) Plan(ctx context.Context, name string) ([]*Evaluation, error) {
 	cfg := r.cfg()
-	var out []*Evaluation
-	var errs []error
-	found := false
+	var ms []*member
 	for _, ch := range cfg.Chains {
 		if name != "" && ch.Name != name {
 			continue
@@ -383,20 +442,24 @@ func (r *Runner) Plan(ctx context.Context, name string) ([]*Evaluation, error) {
 		if name == "" && !ch.Enabled {
 			continue
 		}
-		found = true
 		r.mu.Lock()
 		p := r.pluginsLocked(cfg, ch)
 		r.mu.Unlock()
-		ev, err := r.evaluate(ctx, ch, p, false)
-		if ev != nil {
-			out = append(out, ev)
-		}
-		if err != nil {
-			errs = append(errs, err)
-		}
+		ms = append(ms, &member{ctx: ctx, ch: ch, p: p})
 	}
-	if !found {
+	if len(ms) == 0 {
 		return nil, fmt.Errorf("no chain %q in %s", name, cfg.Path)
+	}
+	r.runNow(ctx, ms, false, nil)
+	var out []*Evaluation
+	var errs []error
+	for _, m := range ms {
+		if m.ev != nil {
+			out = append(out, m.ev)
+		}
+		if m.err != nil {
+			errs = append(errs, m.err)
+		}
 	}
 	return out, errors.Join(errs...)
 }
