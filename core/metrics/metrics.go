@@ -40,7 +40,7 @@ type Metrics struct {
 	// BatchTargets is the number of targets in each batched plugin call,
 	// by method: its count is the calls, its sum the targets served.
 	BatchTargets *prometheus.HistogramVec
-	evaluator        *evaluatorGauges
+	evaluator    *evaluatorGauges
 }
 
 // New creates the instruments and registers them, with the Go and process
