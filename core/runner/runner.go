@@ -221,11 +221,15 @@ func (r *Runner) apply(cfg *config.Config) {
 // usedInstances are the instance keys of the plugin blocks that some enabled
 // chain uses; the processes of all others are stopped.
 func usedInstances(cfg *config.Config) map[string]bool {
+	enabled := make(map[string]bool, len(cfg.Chains))
+	for _, ch := range cfg.Chains {
+		enabled[ch.Name] = ch.Enabled
+	}
 	used := map[string]bool{}
 	for _, blocks := range []map[string]*config.PluginBlock{cfg.Collectors, cfg.Evaluators, cfg.Realizers} {
 		for _, b := range blocks {
 			for _, name := range b.UsedBy {
-				if ch := cfg.Chain(name); ch != nil && ch.Enabled {
+				if enabled[name] {
 					used[instanceKey(b)] = true
 				}
 			}

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -58,7 +59,10 @@ type snapshotFile struct {
 	Complete *bool  `json:"complete"`
 	Age      string `json:"age"`
 	Fail     string `json:"fail"`
-	Conflict string `json:"conflict"`
+	// FailTargets fail only the targets named, so a test can fail one
+	// chain among many that share this collector.
+	FailTargets []string `json:"fail_targets"`
+	Conflict    string   `json:"conflict"`
 	// ObservedAt (RFC 3339) replaces the wall clock, for a runner on a
 	// virtual clock; Age is counted back from it.
 	ObservedAt string `json:"observed_at"`
@@ -79,7 +83,7 @@ func (c *collector) Configure(_ context.Context, raw json.RawMessage) error {
 	return sdk.DecodeConfig(raw, &c.cfg)
 }
 
-func (c *collector) Collect(ctx context.Context, _ sdk.Target) (sdk.Snapshot, error) {
+func (c *collector) Collect(ctx context.Context, t sdk.Target) (sdk.Snapshot, error) {
 	if c.cfg.Marker != "" {
 		// Record what deadline crossed the process boundary.
 		line := "none"
@@ -108,6 +112,9 @@ func (c *collector) Collect(ctx context.Context, _ sdk.Target) (sdk.Snapshot, er
 	}
 	if f.Fail != "" {
 		return sdk.Snapshot{}, errors.New(f.Fail)
+	}
+	if slices.Contains(f.FailTargets, t.Name) {
+		return sdk.Snapshot{}, fmt.Errorf("test-collector: target %s fails", t.Name)
 	}
 	s := sdk.Snapshot{ObservedAt: time.Now(), Complete: true, Demand: sdk.Demand{PlannedTasks: f.Tasks}, Conflict: f.Conflict}
 	if f.ObservedAt != "" {
@@ -266,7 +273,10 @@ func (r *realizer) Configure(_ context.Context, raw json.RawMessage) error {
 	return os.MkdirAll(r.cfg.Dir, 0o755)
 }
 
-func (r *realizer) Inventory(context.Context, sdk.Target) ([]sdk.Unit, error) {
+func (r *realizer) Inventory(_ context.Context, t sdk.Target) ([]sdk.Unit, error) {
+	if strings.HasPrefix(t.Name, "no-inventory") {
+		return nil, fmt.Errorf("test-realizer: no inventory for target %s", t.Name)
+	}
 	entries, err := os.ReadDir(r.cfg.Dir)
 	if err != nil {
 		return nil, err
