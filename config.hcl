@@ -239,8 +239,9 @@ chain "amoro-optimizers" {
   target = "default"
 
   interval = "30s" # how often to evaluate (default "30s")
-  # Random delay added to each tick so chains do not fire in lockstep:
-  # a share of the interval ("10%") or a duration ("3s"); default none.
+  # Each chain ticks on a fixed phase within this spread, so chains do not
+  # fire in lockstep: a share of the interval ("10%") or a duration ("3s");
+  # default the whole interval.
   jitter  = "10%"
   timeout = "20s" # deadline for one evaluation (default: the interval)
   # A snapshot older than this counts as stale: only scale-up or no-op.

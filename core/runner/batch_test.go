@@ -2,7 +2,9 @@ package runner
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
@@ -257,5 +259,39 @@ func TestReloadKeepsTheSchedule(t *testing.T) {
 	r.sched.mu.Unlock()
 	if !removed {
 		t.Fatal("the removed chain is still in the schedule")
+	}
+}
+
+// A running chain keeps of its last evaluation what the API shows: the
+// decision, the inventory, the record and the outcomes, not the snapshot,
+// each evaluator's full decision or a second copy of the decision as JSON.
+func TestLastEvaluationKeepsWhatTheAPIShows(t *testing.T) {
+	e := newEnv(t)
+	store := openStore(t, filepath.Join(e.dir, "ebb.db"))
+	defer store.Close()
+	s := e.stepper(e.editedChain(0), store, time.Date(2026, 3, 2, 20, 0, 0, 0, time.UTC))
+	e.setDemand(`{"tasks": 2}`)
+	s.tick(t, time.Minute)
+	full := s.tick(t, time.Minute) // the units exist now
+	if len(full.Steps) != 2 || len(full.Record.Decision) == 0 || len(full.Inventory) != 2 {
+		t.Fatalf("the full evaluation lacks what it should have: %+v", full)
+	}
+	s.l.mu.Lock()
+	last := s.l.last
+	s.l.mu.Unlock()
+	if len(last.Steps) != 0 || last.Record.Decision != nil || last.Snapshot.ObservedAt != (time.Time{}) || last.round.Steps != nil {
+		t.Errorf("the chain keeps more than the API shows: %+v", last)
+	}
+	if len(last.Inventory) != 2 || last.Decision.Reason != full.Decision.Reason || len(last.Record.Steps) != 2 || last.Outcomes == nil || !last.At.Equal(full.At) {
+		t.Errorf("the chain lost what the API shows: %+v", last)
+	}
+	b, err := json.Marshal(chainStatus(s.r, "a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, gone := range []string{`"snapshot"`, `"steps":[{"evaluator":"count","decision"`} {
+		if strings.Contains(string(b), gone) {
+			t.Errorf("/v1/chains still shows %s: %s", gone, b)
+		}
 	}
 }
