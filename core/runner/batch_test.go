@@ -295,3 +295,19 @@ func TestLastEvaluationKeepsWhatTheAPIShows(t *testing.T) {
 		}
 	}
 }
+
+// Chains with collectors of their own that share an evaluator and a
+// realizer still share those calls: each waits for the others of its round.
+func TestChainsSharingOnlyLaterBlocksShareThoseCalls(t *testing.T) {
+	e := newEnv(t)
+	cfg := e.load(e.chainHCL("a", "t1", "1s", ""), e.chainHCL("b", "t2", "1s", ""), e.chainHCL("c", "t3", "1s", ""))
+	r := New(cfg, Options{Host: e.host, Metrics: e.metrics})
+	r.linger = time.Hour // every call waits for all its chains: the count below cannot depend on speed
+	evs, err := r.Plan(t.Context(), "")
+	if err != nil || len(evs) != 3 {
+		t.Fatalf("plan: %d evaluations, %v", len(evs), err)
+	}
+	wantCalls(t, e, "Collect", 3, 3)
+	wantCalls(t, e, "Inventory", 1, 3)
+	wantCalls(t, e, "Evaluate", 1, 3)
+}

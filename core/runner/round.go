@@ -20,10 +20,10 @@ import (
 // order, a failure of one chain's part of a call fails only that chain, and
 // state, decision log and realize stay per chain.
 //
-// A chain moves on as soon as its own calls answer; chains that answered in
-// the same call move on together and so share their next calls. A slow
-// source therefore holds up only the chains that share its call, never the
-// whole round.
+// A chain's next call waits for the other chains of its round that make it
+// too, at most the linger: chains that share only an evaluator still share
+// its call, and a slow source holds up only the chains that share its call,
+// never the whole round.
 
 // maxBatch bounds the targets of one call: gRPC refuses messages over
 // 4 MiB by default, and a snapshot with its workers can weigh tens of KB.
@@ -50,6 +50,10 @@ type member struct {
 	steps    []sdk.Step
 	figures  map[string]float64
 	next     int // the evaluator position called next
+	// plan is the member's calls after collect, in order (inventory, then
+	// each evaluator); reached counts those it has arrived at.
+	plan    []stageKey
+	reached int
 }
 
 type round struct {
@@ -62,7 +66,31 @@ type round struct {
 	settle func(*member)
 	mu     sync.Mutex
 	wg     sync.WaitGroup
+	// expect counts, per call, the members still to arrive at it;
+	// waiting holds those that have.
+	expect  map[stageKey]int
+	waiting map[stageKey]*gathering
 }
+
+// stageKey is one call of a round's plan: stage 1 is the inventory, stage
+// 2+k the evaluator at position k.
+type stageKey struct {
+	stage int
+	k     callKey
+}
+
+// gathering is the members gathered for one call, until the last expected
+// one arrives or the linger runs out.
+type gathering struct {
+	ms    []*member
+	timer *time.Timer
+}
+
+// linger is how long members that arrived at a call wait for the others of
+// their round expected there (chains with different collectors that share
+// an evaluator): long enough for calls running side by side to end, short
+// enough that a chain whose peer waits on a slow source goes on without it.
+const linger = 5 * time.Millisecond
 
 // callKey is one batched call: a plugin block at one timeout (chains whose
 // timeouts differ do not share a deadline).
@@ -80,6 +108,7 @@ type slotPart struct {
 // start begins the round on the calling worker.
 func (rd *round) start(ms []*member) {
 	rd.wg.Add(len(ms))
+	rd.expect, rd.waiting = map[stageKey]int{}, map[stageKey]*gathering{}
 	var order []callKey
 	groups := map[callKey][]slotPart{}
 	var ready []*member
@@ -95,6 +124,7 @@ func (rd *round) start(ms []*member) {
 		m.ev = &Evaluation{Chain: m.ch.Name, Target: m.ch.Target, At: rd.r.opts.Clock()}
 		m.parts = make([]collectResult, len(m.p.collectors))
 		m.pending = len(m.p.collectors)
+		rd.planOf(m)
 		if m.pending == 0 {
 			ready = append(ready, m)
 		}
@@ -175,9 +205,7 @@ func (rd *round) collected(ms []*member) {
 		m.ev.Snapshot = merged
 		m.ev.Degraded = degradedReasons(merged, m.ev.At, m.ch.MaxSnapshotAge)
 	}
-	rd.group(ms, func(m *member) (callKey, bool) {
-		return callKey{m.p.realizer, rd.r.timeout(m.ch, sdk.KindRealizer, m.ch.Realizer)}, true
-	}, rd.inventory, nil)
+	rd.arrive(ms)
 }
 
 func (rd *round) inventory(k callKey, ms []*member) {
@@ -235,12 +263,7 @@ func (r *Runner) loadRound(m *member) error {
 // position: evaluator k+1 of a chain sees evaluator k's decision. Members
 // past their last evaluator conclude.
 func (rd *round) evaluateNext(ms []*member) {
-	rd.group(ms, func(m *member) (callKey, bool) {
-		if m.next >= len(m.p.evaluators) {
-			return callKey{}, false
-		}
-		return callKey{m.p.evaluators[m.next], rd.r.timeout(m.ch, sdk.KindEvaluator, m.ch.Evaluators[m.next])}, true
-	}, rd.evaluate, rd.conclude)
+	rd.arrive(ms)
 }
 
 func (rd *round) evaluate(k callKey, ms []*member) {
@@ -323,39 +346,88 @@ func (rd *round) conclude(m *member) {
 	rd.end(m)
 }
 
-// group sends members on to their next call, batched by key. Members for
-// which key reports false go to alone instead, each as its own task when
-// the round realizes (commit and realize are per chain). Members whose
-// chain stopped are ended.
-func (rd *round) group(ms []*member, key func(*member) (callKey, bool), call func(callKey, []*member), alone func(*member)) {
-	var order []callKey
-	groups := map[callKey][]*member{}
+// planOf lays out a member's calls after collect and counts it as
+// expected at each.
+func (rd *round) planOf(m *member) {
+	m.plan = append(m.plan, stageKey{1, callKey{m.p.realizer, rd.r.timeout(m.ch, sdk.KindRealizer, m.ch.Realizer)}})
+	for i, inst := range m.p.evaluators {
+		m.plan = append(m.plan, stageKey{2 + i, callKey{inst, rd.r.timeout(m.ch, sdk.KindEvaluator, m.ch.Evaluators[i])}})
+	}
+	for _, sk := range m.plan {
+		rd.expect[sk]++
+	}
+}
+
+// arrive sends members on to their next call. A call goes out once every
+// member of the round expected at it has arrived, or when the linger runs
+// out. Members past their plan conclude, each as its own task when the
+// round realizes (commit and realize are per chain). Members whose chain
+// stopped are ended.
+func (rd *round) arrive(ms []*member) {
 	var tasks []func()
 	for _, m := range ms {
 		if m.ctx.Err() != nil {
 			rd.end(m)
 			continue
 		}
-		k, ok := key(m)
-		if !ok {
+		if m.reached == len(m.plan) {
 			if rd.realize {
-				tasks = append(tasks, func() { alone(m) })
+				tasks = append(tasks, func() { rd.conclude(m) })
 			} else {
-				alone(m) // ebb plan: nothing slow is left to do
+				rd.conclude(m) // ebb plan: nothing slow is left to do
 			}
 			continue
 		}
-		if _, seen := groups[k]; !seen {
-			order = append(order, k)
+		sk := m.plan[m.reached]
+		m.reached++
+		rd.mu.Lock()
+		g := rd.waiting[sk]
+		if g == nil {
+			g = &gathering{}
+			rd.waiting[sk] = g
 		}
-		groups[k] = append(groups[k], m)
-	}
-	for _, k := range order {
-		for _, part := range chunks(groups[k]) {
-			tasks = append(tasks, func() { call(k, part) })
+		g.ms = append(g.ms, m)
+		if len(g.ms) == rd.expect[sk] {
+			tasks = append(tasks, rd.flushLocked(sk)...)
+		} else if g.timer == nil {
+			g.timer = time.AfterFunc(rd.r.linger, func() { rd.lingered(sk, g) })
 		}
+		rd.mu.Unlock()
 	}
 	rd.spawn(tasks)
+}
+
+// lingered sends a gathering whose linger ran out with whoever arrived.
+func (rd *round) lingered(sk stageKey, g *gathering) {
+	rd.mu.Lock()
+	var tasks []func()
+	if rd.waiting[sk] == g {
+		tasks = rd.flushLocked(sk)
+	}
+	rd.mu.Unlock()
+	for _, f := range tasks {
+		rd.pool.submit(f, true)
+	}
+}
+
+// flushLocked takes the members gathered for a call out and returns the
+// tasks that make it, in batches of at most maxBatch. rd.mu is held.
+func (rd *round) flushLocked(sk stageKey) []func() {
+	g := rd.waiting[sk]
+	delete(rd.waiting, sk)
+	if g.timer != nil {
+		g.timer.Stop()
+	}
+	rd.expect[sk] -= len(g.ms)
+	call := rd.evaluate
+	if sk.stage == 1 {
+		call = rd.inventory
+	}
+	var tasks []func()
+	for _, part := range chunks(g.ms) {
+		tasks = append(tasks, func() { call(sk.k, part) })
+	}
+	return tasks
 }
 
 // end finishes a member: its chain's bookkeeping, then its target and its
@@ -363,6 +435,20 @@ func (rd *round) group(ms []*member, key func(*member) (callKey, bool), call fun
 func (rd *round) end(m *member) {
 	if m.unlock != nil {
 		m.unlock()
+	}
+	// It will not arrive at the rest of its plan: calls that waited for
+	// it go now if all others are there.
+	var tasks []func()
+	rd.mu.Lock()
+	for _, sk := range m.plan[m.reached:] {
+		rd.expect[sk]--
+		if g := rd.waiting[sk]; g != nil && len(g.ms) == rd.expect[sk] {
+			tasks = append(tasks, rd.flushLocked(sk)...)
+		}
+	}
+	rd.mu.Unlock()
+	for _, f := range tasks {
+		rd.pool.submit(f, true)
 	}
 	if rd.settle != nil {
 		rd.settle(m)

@@ -39,6 +39,8 @@ type Runner struct {
 	opts Options
 	// time drives the schedule; tests replace it before Run.
 	time timeSource
+	// linger bounds how long a chain waits for peers to share a call.
+	linger time.Duration
 
 	mu        sync.Mutex
 	config    *config.Config
@@ -105,6 +107,7 @@ func New(cfg *config.Config, opts Options) *Runner {
 	r := &Runner{
 		opts:      opts,
 		time:      realTime{},
+		linger:    linger,
 		instances: map[string]*host.Instance{},
 		chains:    map[string]*chainLoop{},
 		targets:   map[string]bool{},
