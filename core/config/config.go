@@ -110,7 +110,8 @@ type Chain struct {
 	Realizer               string
 	Target                 string
 	Interval               time.Duration
-	// Jitter is the most a tick may be delayed at random.
+	// Jitter is the spread of the chain's fixed phase within its interval
+	// (the runner spreads over the whole interval when it is 0).
 	Jitter         time.Duration
 	Timeout        time.Duration
 	MaxSnapshotAge time.Duration
