@@ -50,3 +50,24 @@ func BenchmarkSchedule10kChains(b *testing.B) {
 		now = now.Add(wait)
 	}
 }
+
+// BenchmarkRound100Chains evaluates 100 chains that share their plugin
+// blocks in one batched round (ebb plan's path: collect, inventory, two
+// evaluators, no realize). One op is the 100 evaluations; compare it with
+// 100 × BenchmarkEvaluation for what batching saves.
+func BenchmarkRound100Chains(b *testing.B) {
+	e := newEnv(b)
+	cfg := e.sharedChains(100, func(i int) string { return fmt.Sprintf("t%d", i) })
+	r := New(cfg, Options{Host: e.host, Metrics: e.metrics})
+	ctx := context.Background()
+	if _, err := r.Plan(ctx, ""); err != nil { // starts the processes
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := r.Plan(ctx, ""); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
