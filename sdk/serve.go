@@ -20,10 +20,10 @@ import (
 //	func main() { sdk.Serve(myplugin.New()) }
 func Serve(impl Plugin) {
 	goplugin.Serve(&goplugin.ServeConfig{
-		HandshakeConfig: Handshake,
-		Plugins:         pluginSet(impl),
-		GRPCServer:      goplugin.DefaultGRPCServer,
-		Logger:          Logger(""),
+		HandshakeConfig:  Handshake,
+		VersionedPlugins: versionedPlugins(impl),
+		GRPCServer:       goplugin.DefaultGRPCServer,
+		Logger:           Logger(""),
 	})
 }
 
@@ -81,8 +81,8 @@ func Launch(cmd *exec.Cmd, opts LaunchOptions) (*Process, error) {
 	}
 	run := newGroupRunner(cmd, opts.SHA256)
 	cfg := &goplugin.ClientConfig{
-		HandshakeConfig: Handshake,
-		Plugins:         pluginSet(nil),
+		HandshakeConfig:  Handshake,
+		VersionedPlugins: versionedPlugins(nil),
 		// The pin is checked by the runner, on the binary it starts:
 		// go-plugin checks only its own Cmd, which a RunnerFunc replaces.
 		RunnerFunc: func(_ hclog.Logger, spec *exec.Cmd, _ string) (runner.Runner, error) {

@@ -301,3 +301,43 @@ func outcomeFromPB(o *pb.Outcome) *Outcome {
 	}
 	return out
 }
+
+func evaluateRequestToPB(req EvaluateRequest) *pb.EvaluateRequest {
+	return &pb.EvaluateRequest{
+		Target:           targetToPB(req.Target),
+		PolicyJson:       req.Policy,
+		Snapshot:         snapshotToPB(req.Snapshot),
+		Inventory:        unitsToPB(req.Inventory),
+		State:            req.State,
+		Now:              tsToPB(req.Now),
+		Previous:         decisionToPB(req.Previous),
+		SnapshotDegraded: req.SnapshotDegraded,
+		Outcome:          outcomeToPB(req.Outcome),
+	}
+}
+
+func evaluateRequestFromPB(r *pb.EvaluateRequest) EvaluateRequest {
+	return EvaluateRequest{
+		Target:           targetFromPB(r.GetTarget()),
+		Policy:           r.GetPolicyJson(),
+		Snapshot:         snapshotFromPB(r.GetSnapshot()),
+		Inventory:        unitsFromPB(r.GetInventory()),
+		State:            r.GetState(),
+		Now:              tsFromPB(r.GetNow()),
+		Previous:         decisionFromPB(r.GetPrevious()),
+		SnapshotDegraded: r.GetSnapshotDegraded(),
+		Outcome:          outcomeFromPB(r.GetOutcome()),
+	}
+}
+
+func evaluateResponseToPB(resp EvaluateResponse) *pb.EvaluateResponse {
+	return &pb.EvaluateResponse{Decision: decisionToPB(&resp.Decision), State: resp.State}
+}
+
+func evaluateResponseFromPB(r *pb.EvaluateResponse) EvaluateResponse {
+	var d Decision
+	if r.GetDecision() != nil {
+		d = *decisionFromPB(r.Decision)
+	}
+	return EvaluateResponse{Decision: d, State: r.GetState()}
+}

@@ -33,8 +33,14 @@ func main() {
 		sdk.Serve(&capper{})
 	case "test-guard":
 		sdk.Serve(&guard{})
+	case "test-v1-collector":
+		serveV1(sdk.KindCollector)
+	case "test-v1-evaluator":
+		serveV1(sdk.KindEvaluator)
+	case "test-v1-realizer":
+		serveV1(sdk.KindRealizer)
 	default:
-		fmt.Fprintln(os.Stderr, "run me as test-collector, test-evaluator, test-realizer, test-capper or test-guard")
+		fmt.Fprintln(os.Stderr, "run me as test-collector, test-evaluator, test-realizer, test-capper, test-guard or test-v1-{collector,evaluator,realizer}")
 		os.Exit(2)
 	}
 }
@@ -79,7 +85,11 @@ func (c *collector) Configure(_ context.Context, raw json.RawMessage) error {
 	return sdk.DecodeConfig(raw, &c.cfg)
 }
 
-func (c *collector) Collect(ctx context.Context, _ sdk.Target) (sdk.Snapshot, error) {
+func (c *collector) Collect(ctx context.Context, t sdk.Target) (sdk.Snapshot, error) {
+	tasks, hooked, err := targetHooks(ctx, t.Name)
+	if hooked {
+		return sdk.Snapshot{ObservedAt: time.Now(), Complete: true, Demand: sdk.Demand{PlannedTasks: tasks}}, err
+	}
 	if c.cfg.Marker != "" {
 		// Record what deadline crossed the process boundary.
 		line := "none"
@@ -193,7 +203,10 @@ func (e *evaluator) ValidatePolicy(_ context.Context, raw json.RawMessage) ([]sd
 	return nil, nil
 }
 
-func (e *evaluator) Evaluate(_ context.Context, req sdk.EvaluateRequest) (sdk.EvaluateResponse, error) {
+func (e *evaluator) Evaluate(ctx context.Context, req sdk.EvaluateRequest) (sdk.EvaluateResponse, error) {
+	if _, _, err := targetHooks(ctx, req.Target.Name); err != nil {
+		return sdk.EvaluateResponse{}, err
+	}
 	p := evalPolicy{PerUnit: 1}
 	if err := sdk.DecodeConfig(req.Policy, &p); err != nil {
 		return sdk.EvaluateResponse{}, err
@@ -266,7 +279,10 @@ func (r *realizer) Configure(_ context.Context, raw json.RawMessage) error {
 	return os.MkdirAll(r.cfg.Dir, 0o755)
 }
 
-func (r *realizer) Inventory(context.Context, sdk.Target) ([]sdk.Unit, error) {
+func (r *realizer) Inventory(ctx context.Context, t sdk.Target) ([]sdk.Unit, error) {
+	if _, _, err := targetHooks(ctx, t.Name); err != nil {
+		return nil, err
+	}
 	entries, err := os.ReadDir(r.cfg.Dir)
 	if err != nil {
 		return nil, err
@@ -365,4 +381,26 @@ func (r *realizer) RealizeParallelismOverrides(context.Context, sdk.OverridesReq
 
 func (r *realizer) RealizeConfigOverrides(context.Context, sdk.OverridesRequest[string]) (string, error) {
 	return "", errors.New("test-realizer has no config")
+}
+
+// targetHooks lets a batch test give each target its own fate by its name:
+// "tasks:N" reports N planned tasks, "fail:MSG" fails with MSG, "panic"
+// panics, "hang" waits for the deadline, "crash" ends the process. Other
+// names are not hooked.
+func targetHooks(ctx context.Context, name string) (tasks int64, hooked bool, err error) {
+	switch {
+	case strings.HasPrefix(name, "tasks:"):
+		_, err := fmt.Sscan(strings.TrimPrefix(name, "tasks:"), &tasks)
+		return tasks, true, err
+	case strings.HasPrefix(name, "fail:"):
+		return 0, true, errors.New(strings.TrimPrefix(name, "fail:"))
+	case name == "panic":
+		panic("test-collector: asked to panic")
+	case name == "hang":
+		<-ctx.Done()
+		return 0, true, ctx.Err()
+	case name == "crash":
+		os.Exit(3)
+	}
+	return 0, false, nil
 }
