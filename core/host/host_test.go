@@ -17,7 +17,7 @@ import (
 )
 
 // pluginDir holds the test plugin under its names (v2 and v1).
-func pluginDir(t *testing.T) (string, string) {
+func pluginDir(t testing.TB) (string, string) {
 	t.Helper()
 	bin := sdktest.Build(t, "github.com/ebbscale/ebb/core/testdata/testplugin")
 	dir := t.TempDir()

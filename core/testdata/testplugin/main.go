@@ -33,6 +33,8 @@ func main() {
 		sdk.Serve(&capper{})
 	case "test-guard":
 		sdk.Serve(&guard{})
+	case "test-grpc-baseline":
+		serveBaseline(os.Args[1])
 	case "test-v1-collector":
 		serveV1(sdk.KindCollector)
 	case "test-v1-evaluator":
@@ -86,6 +88,9 @@ func (c *collector) Configure(_ context.Context, raw json.RawMessage) error {
 }
 
 func (c *collector) Collect(ctx context.Context, t sdk.Target) (sdk.Snapshot, error) {
+	if t.Name == benchTarget {
+		return benchSnapshot(), nil
+	}
 	tasks, hooked, err := targetHooks(ctx, t.Name)
 	if hooked {
 		return sdk.Snapshot{ObservedAt: time.Now(), Complete: true, Demand: sdk.Demand{PlannedTasks: tasks}}, err
@@ -280,6 +285,9 @@ func (r *realizer) Configure(_ context.Context, raw json.RawMessage) error {
 }
 
 func (r *realizer) Inventory(ctx context.Context, t sdk.Target) ([]sdk.Unit, error) {
+	if t.Name == benchTarget {
+		return benchUnits(), nil
+	}
 	if _, _, err := targetHooks(ctx, t.Name); err != nil {
 		return nil, err
 	}
