@@ -100,6 +100,12 @@ func forEach[R any](ctx context.Context, n, workers int, one func(ctx context.Co
 		r R
 	}
 	out := make([]R, n)
+	if n == 1 {
+		// Alone, a slow target fails the whole call as a single call
+		// would; no need for goroutines and a timer.
+		out[0] = guard(ctx, 0, one, fail)
+		return out
+	}
 	if n == 0 {
 		return out
 	}

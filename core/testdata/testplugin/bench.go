@@ -63,7 +63,9 @@ func serveBaseline(socket string) {
 
 func ts(t time.Time) *pb.Timestamp { return &pb.Timestamp{UnixNano: t.UnixNano()} }
 
-type baseCollector struct{ pb.UnimplementedCollectorServer }
+type baseCollector struct {
+	pb.UnimplementedCollectorServer
+}
 
 func (baseCollector) Collect(context.Context, *pb.CollectRequest) (*pb.CollectResponse, error) {
 	now := time.Now()
@@ -86,7 +88,9 @@ func (baseRealizer) Inventory(context.Context, *pb.InventoryRequest) (*pb.Invent
 }
 
 // baseEvaluator does test-evaluator's work on the protocol's messages.
-type baseEvaluator struct{ pb.UnimplementedEvaluatorServer }
+type baseEvaluator struct {
+	pb.UnimplementedEvaluatorServer
+}
 
 func (baseEvaluator) Evaluate(_ context.Context, r *pb.EvaluateRequest) (*pb.EvaluateResponse, error) {
 	p := evalPolicy{PerUnit: 1}
