@@ -20,7 +20,9 @@ import (
 // used for a batch.
 type batchingCollector struct{ short bool }
 
-func (batchingCollector) Info(context.Context) (Info, error)               { return Info{Name: "b"}, nil }
+func (batchingCollector) Info(context.Context) (Info, error) {
+	return Info{Name: "b", ProtocolVersion: ProtocolVersion}, nil
+}
 func (batchingCollector) Configure(context.Context, json.RawMessage) error { return nil }
 func (batchingCollector) Collect(context.Context, Target) (Snapshot, error) {
 	return Snapshot{}, errors.New("the single method was called for a batch")
@@ -102,5 +104,22 @@ func TestUnimplementedBatchFallsBack(t *testing.T) {
 	}
 	if !b.off.Load() || singles.Load() != 6 {
 		t.Fatalf("batching off %v, %d single calls", b.off.Load(), singles.Load())
+	}
+}
+
+// An SDK plugin serving a runner that speaks only version 1 says so in its
+// Info, which that runner checks against its own version.
+func TestInfoReportsNegotiatedVersion(t *testing.T) {
+	for _, v := range []int{1, 2} {
+		client, _ := goplugin.TestPluginGRPCConn(t, false, versionSet(batchingCollector{}, v))
+		raw, err := client.Dispense(KindCollector.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, err := raw.(Plugin).Info(context.Background())
+		if err != nil || info.ProtocolVersion != uint32(v) {
+			t.Fatalf("served as version %d: info %+v, %v", v, info, err)
+		}
+		client.Close()
 	}
 }

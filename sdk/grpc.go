@@ -63,7 +63,7 @@ type grpcPlugin struct {
 }
 
 func (p *grpcPlugin) GRPCServer(_ *goplugin.GRPCBroker, s *grpc.Server) error {
-	pb.RegisterPluginServer(s, &pluginServer{impl: p.impl})
+	pb.RegisterPluginServer(s, &pluginServer{impl: p.impl, version: p.version})
 	switch impl := p.impl.(type) {
 	case Collector:
 		pb.RegisterCollectorServer(s, &collectorServer{impl: impl})
@@ -100,7 +100,15 @@ func (p *grpcPlugin) GRPCClient(_ context.Context, _ *goplugin.GRPCBroker, c *gr
 
 type pluginServer struct {
 	pb.UnimplementedPluginServer
-	impl Plugin
+	impl    Plugin
+	version int // negotiated with the runner
+}
+
+func (s *pluginServer) versionOr(v int) int {
+	if s.version == 0 {
+		return v
+	}
+	return s.version
 }
 
 func (s *pluginServer) Info(ctx context.Context, _ *pb.InfoRequest) (*pb.PluginInfo, error) {
@@ -108,8 +116,10 @@ func (s *pluginServer) Info(ctx context.Context, _ *pb.InfoRequest) (*pb.PluginI
 	if err != nil {
 		return nil, err
 	}
-	if info.ProtocolVersion == 0 {
-		info.ProtocolVersion = ProtocolVersion
+	// A plugin reports the SDK's version; to a runner that negotiated an
+	// older one (it checks Info against what it speaks) it reports that.
+	if info.ProtocolVersion == 0 || info.ProtocolVersion == ProtocolVersion {
+		info.ProtocolVersion = uint32(s.versionOr(ProtocolVersion))
 	}
 	if info.Kind == KindUnknown {
 		info.Kind = KindOf(s.impl)
