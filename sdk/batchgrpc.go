@@ -150,6 +150,10 @@ func callBatches[Q proto.Message, R any](ctx context.Context, b *batching, n int
 // MaxBatch requests and maxBatchBytes, a few chunks at a time.
 func sendChunks[Q proto.Message, R any](ctx context.Context, n int, build func(i int) Q, send func(context.Context, []Q) ([]R, error)) ([]R, error) {
 	qs := make([]Q, n)
+	if n == 1 { // nothing to split
+		qs[0] = build(0)
+		return send(ctx, qs)
+	}
 	var chunks [][2]int // [from, to)
 	from, size := 0, 0
 	for i := range qs {
