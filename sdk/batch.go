@@ -86,7 +86,7 @@ func checkBatch(n int) error {
 // what it has, so that one slow target fails alone instead of making the
 // whole call miss its deadline.
 func answerMargin(remaining time.Duration) time.Duration {
-	return min(remaining/10, time.Second)
+	return min(remaining/5, time.Second)
 }
 
 // forEach runs one for each index on at most workers goroutines and returns

@@ -216,7 +216,9 @@ func TestBatchSlowTargetFailsAlone(t *testing.T) {
 	if _, err := inst.CollectBatch(context.Background(), targets("tasks:0")); err != nil { // started outside the deadline
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	// The plugin answers a second before the deadline (a fifth of the
+	// time, at most a second): room enough on a loaded machine.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	rs, err := inst.CollectBatch(ctx, targets("tasks:1", "hang", "tasks:2"))
 	if err != nil {
