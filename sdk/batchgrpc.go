@@ -31,11 +31,16 @@ func serveBatch[Q, R any](ctx context.Context, reqs []Q, batch func([]Q) []R, wo
 	return forEach(ctx, len(reqs), workers, func(ctx context.Context, i int) R { return one(ctx, reqs[i]) }, fail), nil
 }
 
-func (s *collectorServer) CollectBatch(ctx context.Context, r *pb.CollectBatchRequest) (*pb.CollectBatchResponse, error) {
-	targets := make([]Target, len(r.GetRequests()))
-	for i, q := range r.GetRequests() {
-		targets[i] = targetFromPB(q.GetTarget())
+func targetsOf[Q interface{ GetTarget() *pb.Target }](qs []Q) []Target {
+	out := make([]Target, len(qs))
+	for i, q := range qs {
+		out[i] = targetFromPB(q.GetTarget())
 	}
+	return out
+}
+
+func (s *collectorServer) CollectBatch(ctx context.Context, r *pb.CollectBatchRequest) (*pb.CollectBatchResponse, error) {
+	targets := targetsOf(r.GetRequests())
 	var batch func([]Target) []CollectResult
 	if b, ok := s.impl.(BatchCollector); ok {
 		batch = func(ts []Target) []CollectResult { return b.CollectBatch(ctx, ts) }
@@ -58,10 +63,7 @@ func (s *collectorServer) CollectBatch(ctx context.Context, r *pb.CollectBatchRe
 }
 
 func (s *realizerServer) InventoryBatch(ctx context.Context, r *pb.InventoryBatchRequest) (*pb.InventoryBatchResponse, error) {
-	targets := make([]Target, len(r.GetRequests()))
-	for i, q := range r.GetRequests() {
-		targets[i] = targetFromPB(q.GetTarget())
-	}
+	targets := targetsOf(r.GetRequests())
 	var batch func([]Target) []InventoryResult
 	if b, ok := s.impl.(BatchInventory); ok {
 		batch = func(ts []Target) []InventoryResult { return b.InventoryBatch(ctx, ts) }
