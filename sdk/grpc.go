@@ -17,8 +17,12 @@ import (
 // Handshake is shared by the runner and every plugin: go-plugin refuses to
 // start a binary that does not present this cookie, so running a plugin by
 // hand prints a helpful message instead of hanging.
+//
+// Its ProtocolVersion is the oldest version, what a plugin built before
+// version 2 presents; the runner and the SDK negotiate the newest version
+// both speak through versionedPlugins (go-plugin's PLUGIN_PROTOCOL_VERSIONS).
 var Handshake = goplugin.HandshakeConfig{
-	ProtocolVersion:  ProtocolVersion,
+	ProtocolVersion:  MinProtocolVersion,
 	MagicCookieKey:   "EBB_PLUGIN_MAGIC_COOKIE",
 	MagicCookieValue: "ebb-autoscaler-plugin-v1",
 }
@@ -26,25 +30,40 @@ var Handshake = goplugin.HandshakeConfig{
 // pluginSet is what a process serves (impl set: its one kind, since every
 // entry registers the common Plugin service) or what the runner can dispense
 // (impl nil: every kind).
-func pluginSet(impl Plugin) goplugin.PluginSet {
+func pluginSet(impl Plugin) goplugin.PluginSet { return versionSet(impl, ProtocolVersion) }
+
+func versionSet(impl Plugin, version int) goplugin.PluginSet {
 	set := goplugin.PluginSet{}
 	for _, k := range []Kind{KindCollector, KindEvaluator, KindRealizer} {
 		if impl == nil || KindOf(impl) == k {
-			set[k.String()] = &grpcPlugin{kind: k, impl: impl}
+			set[k.String()] = &grpcPlugin{kind: k, impl: impl, version: version}
 		}
 	}
 	return set
 }
 
+// versionedPlugins is every protocol version this SDK speaks. A plugin
+// process serves the same services under each (the batch RPCs are simply
+// not called by an older runner); the runner's clients of version 1 make
+// single calls only.
+func versionedPlugins(impl Plugin) map[int]goplugin.PluginSet {
+	out := map[int]goplugin.PluginSet{}
+	for v := MinProtocolVersion; v <= ProtocolVersion; v++ {
+		out[v] = versionSet(impl, v)
+	}
+	return out
+}
+
 // grpcPlugin adapts a Plugin to go-plugin's GRPCPlugin on both sides.
 type grpcPlugin struct {
 	goplugin.NetRPCUnsupportedPlugin
-	kind Kind
-	impl Plugin // nil on the client side
+	kind    Kind
+	impl    Plugin // nil on the client side
+	version int    // the protocol version negotiated
 }
 
 func (p *grpcPlugin) GRPCServer(_ *goplugin.GRPCBroker, s *grpc.Server) error {
-	pb.RegisterPluginServer(s, &pluginServer{impl: p.impl})
+	pb.RegisterPluginServer(s, &pluginServer{impl: p.impl, version: p.version})
 	switch impl := p.impl.(type) {
 	case Collector:
 		pb.RegisterCollectorServer(s, &collectorServer{impl: impl})
@@ -62,11 +81,17 @@ func (p *grpcPlugin) GRPCClient(_ context.Context, _ *goplugin.GRPCBroker, c *gr
 	base := pluginClient{c: pb.NewPluginClient(c)}
 	switch p.kind {
 	case KindCollector:
-		return &collectorClient{pluginClient: base, c: pb.NewCollectorClient(c)}, nil
+		cl := &collectorClient{pluginClient: base, c: pb.NewCollectorClient(c)}
+		cl.batch.off.Store(p.version < 2)
+		return cl, nil
 	case KindEvaluator:
-		return &evaluatorClient{pluginClient: base, c: pb.NewEvaluatorClient(c)}, nil
+		cl := &evaluatorClient{pluginClient: base, c: pb.NewEvaluatorClient(c)}
+		cl.batch.off.Store(p.version < 2)
+		return cl, nil
 	case KindRealizer:
-		return &realizerClient{pluginClient: base, c: pb.NewRealizerClient(c)}, nil
+		cl := &realizerClient{pluginClient: base, c: pb.NewRealizerClient(c)}
+		cl.batch.off.Store(p.version < 2)
+		return cl, nil
 	}
 	return nil, fmt.Errorf("unknown plugin kind %v", p.kind)
 }
@@ -75,7 +100,15 @@ func (p *grpcPlugin) GRPCClient(_ context.Context, _ *goplugin.GRPCBroker, c *gr
 
 type pluginServer struct {
 	pb.UnimplementedPluginServer
-	impl Plugin
+	impl    Plugin
+	version int // negotiated with the runner
+}
+
+func (s *pluginServer) versionOr(v int) int {
+	if s.version == 0 {
+		return v
+	}
+	return s.version
 }
 
 func (s *pluginServer) Info(ctx context.Context, _ *pb.InfoRequest) (*pb.PluginInfo, error) {
@@ -83,8 +116,10 @@ func (s *pluginServer) Info(ctx context.Context, _ *pb.InfoRequest) (*pb.PluginI
 	if err != nil {
 		return nil, err
 	}
-	if info.ProtocolVersion == 0 {
-		info.ProtocolVersion = ProtocolVersion
+	// A plugin reports the SDK's version; to a runner that negotiated an
+	// older one (it checks Info against what it speaks) it reports that.
+	if info.ProtocolVersion == 0 || info.ProtocolVersion == ProtocolVersion {
+		info.ProtocolVersion = uint32(s.versionOr(ProtocolVersion))
 	}
 	if info.Kind == KindUnknown {
 		info.Kind = KindOf(s.impl)
@@ -129,21 +164,11 @@ type evaluatorServer struct {
 }
 
 func (s *evaluatorServer) Evaluate(ctx context.Context, r *pb.EvaluateRequest) (*pb.EvaluateResponse, error) {
-	resp, err := s.impl.Evaluate(ctx, EvaluateRequest{
-		Target:           targetFromPB(r.Target),
-		Policy:           r.PolicyJson,
-		Snapshot:         snapshotFromPB(r.Snapshot),
-		Inventory:        unitsFromPB(r.Inventory),
-		State:            r.State,
-		Now:              tsFromPB(r.Now),
-		Previous:         decisionFromPB(r.Previous),
-		SnapshotDegraded: r.SnapshotDegraded,
-		Outcome:          outcomeFromPB(r.Outcome),
-	})
+	resp, err := s.impl.Evaluate(ctx, evaluateRequestFromPB(r))
 	if err != nil {
 		return nil, err
 	}
-	return &pb.EvaluateResponse{Decision: decisionToPB(&resp.Decision), State: resp.State}, nil
+	return evaluateResponseToPB(resp), nil
 }
 
 func (s *evaluatorServer) ValidatePolicy(ctx context.Context, r *pb.ValidatePolicyRequest) (*pb.ValidatePolicyResponse, error) {
@@ -256,7 +281,8 @@ func problemsFromPB(problems []*pb.PolicyProblem) []Problem {
 
 type collectorClient struct {
 	pluginClient
-	c pb.CollectorClient
+	c     pb.CollectorClient
+	batch batching
 }
 
 func (c *collectorClient) Collect(ctx context.Context, t Target) (Snapshot, error) {
@@ -269,29 +295,16 @@ func (c *collectorClient) Collect(ctx context.Context, t Target) (Snapshot, erro
 
 type evaluatorClient struct {
 	pluginClient
-	c pb.EvaluatorClient
+	c     pb.EvaluatorClient
+	batch batching
 }
 
 func (c *evaluatorClient) Evaluate(ctx context.Context, req EvaluateRequest) (EvaluateResponse, error) {
-	r, err := c.c.Evaluate(ctx, &pb.EvaluateRequest{
-		Target:           targetToPB(req.Target),
-		PolicyJson:       req.Policy,
-		Snapshot:         snapshotToPB(req.Snapshot),
-		Inventory:        unitsToPB(req.Inventory),
-		State:            req.State,
-		Now:              tsToPB(req.Now),
-		Previous:         decisionToPB(req.Previous),
-		SnapshotDegraded: req.SnapshotDegraded,
-		Outcome:          outcomeToPB(req.Outcome),
-	})
+	r, err := c.c.Evaluate(ctx, evaluateRequestToPB(req))
 	if err != nil {
 		return EvaluateResponse{}, err
 	}
-	var d Decision
-	if r.Decision != nil {
-		d = *decisionFromPB(r.Decision)
-	}
-	return EvaluateResponse{Decision: d, State: r.State}, nil
+	return evaluateResponseFromPB(r), nil
 }
 
 func (c *evaluatorClient) ValidatePolicy(ctx context.Context, policy json.RawMessage) ([]PolicyProblem, error) {
@@ -304,7 +317,8 @@ func (c *evaluatorClient) ValidatePolicy(ctx context.Context, policy json.RawMes
 
 type realizerClient struct {
 	pluginClient
-	c pb.RealizerClient
+	c     pb.RealizerClient
+	batch batching
 }
 
 func (c *realizerClient) Inventory(ctx context.Context, t Target) ([]Unit, error) {

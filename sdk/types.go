@@ -11,9 +11,10 @@ import (
 	"time"
 )
 
-// ProtocolVersion is the version of ebb.proto this SDK speaks. The runner
-// refuses plugins that report another one.
-const ProtocolVersion = 1
+// ProtocolVersion is the version of ebb.proto this SDK speaks: 2 added the
+// batch RPCs (batch.go). The runner also speaks MinProtocolVersion, and
+// refuses plugins that report a version outside the two.
+const ProtocolVersion = 2
 
 // Kind says which role a plugin plays in a chain.
 type Kind int

@@ -18,6 +18,21 @@ func tsToPB(t time.Time) *pb.Timestamp {
 	return &pb.Timestamp{UnixNano: t.UnixNano()}
 }
 
+// stamps hands out timestamps from one allocation: a batch's units and
+// workers carry two each, and one allocation apiece was most of a
+// conversion's cost.
+type stamps []pb.Timestamp
+
+func (s *stamps) of(t time.Time) *pb.Timestamp {
+	if t.IsZero() || len(*s) == 0 {
+		return tsToPB(t)
+	}
+	p := &(*s)[0]
+	*s = (*s)[1:]
+	p.UnixNano = t.UnixNano()
+	return p
+}
+
 func tsFromPB(t *pb.Timestamp) time.Time {
 	if t == nil || t.UnixNano == 0 {
 		return time.Time{}
@@ -149,17 +164,19 @@ func snapshotToPB(s Snapshot) *pb.Snapshot {
 		Metrics:  s.Metrics,
 		Conflict: s.Conflict,
 	}
-	for _, w := range s.Workers {
-		out.Workers = append(out.Workers, &pb.Worker{
-			Id:           w.ID,
-			UnitId:       w.UnitID,
-			Threads:      w.Threads,
-			BusyThreads:  w.BusyThreads,
-			BusyKnown:    w.BusyKnown,
-			LastBusyAt:   tsToPB(w.LastBusyAt),
-			State:        pb.WorkerState(w.State),
-			RegisteredAt: tsToPB(w.RegisteredAt),
-		})
+	if len(s.Workers) == 0 {
+		return out
+	}
+	out.Workers = make([]*pb.Worker, len(s.Workers))
+	ws := make([]pb.Worker, len(s.Workers))
+	ts := make(stamps, 2*len(s.Workers))
+	for i, w := range s.Workers {
+		p := &ws[i]
+		p.Id, p.UnitId = w.ID, w.UnitID
+		p.Threads, p.BusyThreads, p.BusyKnown = w.Threads, w.BusyThreads, w.BusyKnown
+		p.LastBusyAt, p.RegisteredAt = ts.of(w.LastBusyAt), ts.of(w.RegisteredAt)
+		p.State = pb.WorkerState(w.State)
+		out.Workers[i] = p
 	}
 	return out
 }
@@ -186,6 +203,9 @@ func snapshotFromPB(s *pb.Snapshot) Snapshot {
 		Metrics:  s.Metrics,
 		Conflict: s.GetConflict(),
 	}
+	if len(s.Workers) > 0 {
+		out.Workers = make([]Worker, 0, len(s.Workers))
+	}
 	for _, w := range s.Workers {
 		out.Workers = append(out.Workers, Worker{
 			ID:           w.Id,
@@ -202,16 +222,14 @@ func snapshotFromPB(s *pb.Snapshot) Snapshot {
 }
 
 func unitsToPB(us []Unit) []*pb.Unit {
-	out := make([]*pb.Unit, 0, len(us))
-	for _, u := range us {
-		out = append(out, &pb.Unit{
-			Id:             u.ID,
-			Size:           u.Size,
-			Phase:          pb.Phase(u.Phase),
-			CreatedAt:      tsToPB(u.CreatedAt),
-			DrainStartedAt: tsToPB(u.DrainStartedAt),
-			Labels:         u.Labels,
-		})
+	out := make([]*pb.Unit, len(us))
+	ps := make([]pb.Unit, len(us))
+	ts := make(stamps, 2*len(us))
+	for i, u := range us {
+		p := &ps[i]
+		p.Id, p.Size, p.Phase, p.Labels = u.ID, u.Size, pb.Phase(u.Phase), u.Labels
+		p.CreatedAt, p.DrainStartedAt = ts.of(u.CreatedAt), ts.of(u.DrainStartedAt)
+		out[i] = p
 	}
 	return out
 }
@@ -300,4 +318,44 @@ func outcomeFromPB(o *pb.Outcome) *Outcome {
 		out.Actions = append(out.Actions, ActionOutcome{Kind: ActionKind(a.Kind), UnitID: a.UnitId, Result: ActionResult(a.Result), By: a.By, Why: a.Why})
 	}
 	return out
+}
+
+func evaluateRequestToPB(req EvaluateRequest) *pb.EvaluateRequest {
+	return &pb.EvaluateRequest{
+		Target:           targetToPB(req.Target),
+		PolicyJson:       req.Policy,
+		Snapshot:         snapshotToPB(req.Snapshot),
+		Inventory:        unitsToPB(req.Inventory),
+		State:            req.State,
+		Now:              tsToPB(req.Now),
+		Previous:         decisionToPB(req.Previous),
+		SnapshotDegraded: req.SnapshotDegraded,
+		Outcome:          outcomeToPB(req.Outcome),
+	}
+}
+
+func evaluateRequestFromPB(r *pb.EvaluateRequest) EvaluateRequest {
+	return EvaluateRequest{
+		Target:           targetFromPB(r.GetTarget()),
+		Policy:           r.GetPolicyJson(),
+		Snapshot:         snapshotFromPB(r.GetSnapshot()),
+		Inventory:        unitsFromPB(r.GetInventory()),
+		State:            r.GetState(),
+		Now:              tsFromPB(r.GetNow()),
+		Previous:         decisionFromPB(r.GetPrevious()),
+		SnapshotDegraded: r.GetSnapshotDegraded(),
+		Outcome:          outcomeFromPB(r.GetOutcome()),
+	}
+}
+
+func evaluateResponseToPB(resp EvaluateResponse) *pb.EvaluateResponse {
+	return &pb.EvaluateResponse{Decision: decisionToPB(&resp.Decision), State: resp.State}
+}
+
+func evaluateResponseFromPB(r *pb.EvaluateResponse) EvaluateResponse {
+	var d Decision
+	if r.GetDecision() != nil {
+		d = *decisionFromPB(r.Decision)
+	}
+	return EvaluateResponse{Decision: d, State: r.GetState()}
 }

@@ -200,7 +200,7 @@ func TestPluginsAndVersion(t *testing.T) {
 		}
 	}
 	out, _, _ = c.run("version")
-	if !strings.HasPrefix(out, "ebb ") || !strings.Contains(out, "plugin protocol 1") {
+	if !strings.HasPrefix(out, "ebb ") || !strings.Contains(out, "plugin protocol 2") {
 		t.Fatalf("version: %q", out)
 	}
 }

@@ -306,8 +306,8 @@ func (h *Host) readInfo(f Found, sum []byte) (sdk.Info, error) {
 	if err != nil {
 		return sdk.Info{}, fmt.Errorf("plugin %q: Info: %w", f.Name, err)
 	}
-	if info.ProtocolVersion != sdk.ProtocolVersion {
-		return sdk.Info{}, fmt.Errorf("plugin %q speaks protocol %d, this ebb speaks %d", f.Name, info.ProtocolVersion, sdk.ProtocolVersion)
+	if info.ProtocolVersion < sdk.MinProtocolVersion || info.ProtocolVersion > sdk.ProtocolVersion {
+		return sdk.Info{}, fmt.Errorf("plugin %q speaks protocol %d, this ebb speaks %d to %d", f.Name, info.ProtocolVersion, sdk.MinProtocolVersion, sdk.ProtocolVersion)
 	}
 	return info, nil
 }

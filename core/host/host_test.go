@@ -16,12 +16,12 @@ import (
 	"github.com/ebbscale/ebb/sdk/sdktest"
 )
 
-// pluginDir holds the test plugin under its three names.
-func pluginDir(t *testing.T) (string, string) {
+// pluginDir holds the test plugin under its names (v2 and v1).
+func pluginDir(t testing.TB) (string, string) {
 	t.Helper()
 	bin := sdktest.Build(t, "github.com/ebbscale/ebb/core/testdata/testplugin")
 	dir := t.TempDir()
-	for _, n := range []string{"test-collector", "test-evaluator", "test-realizer"} {
+	for _, n := range []string{"test-collector", "test-evaluator", "test-realizer", "test-v1-collector", "test-v1-evaluator", "test-v1-realizer"} {
 		if err := os.Symlink(bin, filepath.Join(dir, n)); err != nil {
 			t.Fatal(err)
 		}
@@ -137,7 +137,7 @@ func TestListShowsBuiltinsAndExternal(t *testing.T) {
 	for _, f := range found {
 		names = append(names, f.Name)
 	}
-	if got := strings.Join(names, ","); got != "evaluator-dra,test-collector,test-evaluator,test-realizer" {
+	if got := strings.Join(names, ","); got != "evaluator-dra,test-collector,test-evaluator,test-realizer,test-v1-collector,test-v1-evaluator,test-v1-realizer" {
 		t.Fatalf("list: %s", got)
 	}
 	if _, err := checksum(found[0], strings.Repeat("00", 32)); err == nil {

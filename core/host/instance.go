@@ -77,14 +77,14 @@ func (e *ErrBackingOff) Error() string {
 }
 
 // get returns a live, configured plugin, starting or restarting it if needed.
-func (i *Instance) get(ctx context.Context) (sdk.Plugin, error) {
+func (i *Instance) get(ctx context.Context) (*sdk.Process, error) {
 	i.mu.Lock()
 	defer i.mu.Unlock()
 	if i.stopped {
 		return nil, fmt.Errorf("plugin %q is stopped", i.spec.Block)
 	}
 	if i.proc != nil && !i.proc.Exited() {
-		return i.proc.Plugin, nil
+		return i.proc, nil
 	}
 	if i.proc != nil {
 		// It died since last use.
@@ -124,7 +124,7 @@ func (i *Instance) get(ctx context.Context) (sdk.Plugin, error) {
 	} else {
 		i.logger.Debug("plugin started", "plugin", i.spec.Plugin, "pid", p.Pid())
 	}
-	return p.Plugin, nil
+	return p, nil
 }
 
 // noteFailure schedules the next start: quick deaths double the backoff.
@@ -205,7 +205,7 @@ func (i *Instance) Stop() {
 }
 
 // call times one plugin call and records it.
-func call[T any](ctx context.Context, i *Instance, method string, f func(sdk.Plugin) (T, error)) (T, error) {
+func call[T any](ctx context.Context, i *Instance, method string, f func(*sdk.Process) (T, error)) (T, error) {
 	var zero T
 	p, err := i.get(ctx)
 	if err != nil {
@@ -224,43 +224,70 @@ func call[T any](ctx context.Context, i *Instance, method string, f func(sdk.Plu
 
 // Collect calls a collector.
 func (i *Instance) Collect(ctx context.Context, t sdk.Target) (sdk.Snapshot, error) {
-	return call(ctx, i, "Collect", func(p sdk.Plugin) (sdk.Snapshot, error) {
-		return as[sdk.Collector](p).Collect(ctx, t)
+	return call(ctx, i, "Collect", func(p *sdk.Process) (sdk.Snapshot, error) {
+		return as[sdk.Collector](p.Plugin).Collect(ctx, t)
 	})
 }
 
 // Evaluate calls an evaluator.
 func (i *Instance) Evaluate(ctx context.Context, req sdk.EvaluateRequest) (sdk.EvaluateResponse, error) {
-	return call(ctx, i, "Evaluate", func(p sdk.Plugin) (sdk.EvaluateResponse, error) {
-		return as[sdk.Evaluator](p).Evaluate(ctx, req)
+	return call(ctx, i, "Evaluate", func(p *sdk.Process) (sdk.EvaluateResponse, error) {
+		return as[sdk.Evaluator](p.Plugin).Evaluate(ctx, req)
 	})
 }
 
 // Inventory calls a realizer.
 func (i *Instance) Inventory(ctx context.Context, t sdk.Target) ([]sdk.Unit, error) {
-	return call(ctx, i, "Inventory", func(p sdk.Plugin) ([]sdk.Unit, error) {
-		return as[sdk.Realizer](p).Inventory(ctx, t)
+	return call(ctx, i, "Inventory", func(p *sdk.Process) ([]sdk.Unit, error) {
+		return as[sdk.Realizer](p.Plugin).Inventory(ctx, t)
 	})
 }
 
 // Realize calls a realizer.
 func (i *Instance) Realize(ctx context.Context, req sdk.RealizeRequest) (string, error) {
-	return call(ctx, i, "Realize", func(p sdk.Plugin) (string, error) {
-		return as[sdk.Realizer](p).Realize(ctx, req)
+	return call(ctx, i, "Realize", func(p *sdk.Process) (string, error) {
+		return as[sdk.Realizer](p.Plugin).Realize(ctx, req)
 	})
 }
 
 // RealizeParallelismOverrides calls a realizer.
 func (i *Instance) RealizeParallelismOverrides(ctx context.Context, req sdk.OverridesRequest[int64]) (string, error) {
-	return call(ctx, i, "RealizeParallelismOverrides", func(p sdk.Plugin) (string, error) {
-		return as[sdk.Realizer](p).RealizeParallelismOverrides(ctx, req)
+	return call(ctx, i, "RealizeParallelismOverrides", func(p *sdk.Process) (string, error) {
+		return as[sdk.Realizer](p.Plugin).RealizeParallelismOverrides(ctx, req)
 	})
 }
 
 // RealizeConfigOverrides calls a realizer.
 func (i *Instance) RealizeConfigOverrides(ctx context.Context, req sdk.OverridesRequest[string]) (string, error) {
-	return call(ctx, i, "RealizeConfigOverrides", func(p sdk.Plugin) (string, error) {
-		return as[sdk.Realizer](p).RealizeConfigOverrides(ctx, req)
+	return call(ctx, i, "RealizeConfigOverrides", func(p *sdk.Process) (string, error) {
+		return as[sdk.Realizer](p.Plugin).RealizeConfigOverrides(ctx, req)
+	})
+}
+
+// CollectBatch calls a collector for many targets at once: one batch RPC per
+// sdk.MaxBatch targets when the plugin speaks protocol 2, else one call per
+// target. The results have the targets' order and length, each with its own
+// error; the error means the whole call failed (the process is down or
+// backing off, the deadline passed), with the same restart and backoff as
+// the single calls.
+func (i *Instance) CollectBatch(ctx context.Context, targets []sdk.Target) ([]sdk.CollectResult, error) {
+	return call(ctx, i, "CollectBatch", func(p *sdk.Process) ([]sdk.CollectResult, error) {
+		return p.CollectBatch(ctx, targets)
+	})
+}
+
+// InventoryBatch calls a realizer for many targets at once, as CollectBatch.
+func (i *Instance) InventoryBatch(ctx context.Context, targets []sdk.Target) ([]sdk.InventoryResult, error) {
+	return call(ctx, i, "InventoryBatch", func(p *sdk.Process) ([]sdk.InventoryResult, error) {
+		return p.InventoryBatch(ctx, targets)
+	})
+}
+
+// EvaluateBatch calls an evaluator for many requests at once, as
+// CollectBatch.
+func (i *Instance) EvaluateBatch(ctx context.Context, reqs []sdk.EvaluateRequest) ([]sdk.EvaluateResult, error) {
+	return call(ctx, i, "EvaluateBatch", func(p *sdk.Process) ([]sdk.EvaluateResult, error) {
+		return p.EvaluateBatch(ctx, reqs)
 	})
 }
 

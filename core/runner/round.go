@@ -15,7 +15,7 @@ import (
 
 // A round evaluates the chains that came due together. Its calls are
 // batched: the chains that call the same plugin block at the same step go in
-// one call (collectBatch, inventoryBatch, evaluateBatch). Nothing else is
+// one call (collectBatch, inventoryBatch, evaluateBatch in calls.go). Nothing else is
 // shared: each chain keeps its own timeouts, staleness rule and evaluator
 // order, a failure of one chain's part of a call fails only that chain, and
 // state, decision log and realize stay per chain.

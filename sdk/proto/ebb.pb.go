@@ -2575,6 +2575,429 @@ func (x *ConfigOverridesRequest) GetRequestId() string {
 	return ""
 }
 
+type CollectBatchRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Requests      []*CollectRequest      `protobuf:"bytes,1,rep,name=requests,proto3" json:"requests,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CollectBatchRequest) Reset() {
+	*x = CollectBatchRequest{}
+	mi := &file_ebb_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CollectBatchRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CollectBatchRequest) ProtoMessage() {}
+
+func (x *CollectBatchRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ebb_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CollectBatchRequest.ProtoReflect.Descriptor instead.
+func (*CollectBatchRequest) Descriptor() ([]byte, []int) {
+	return file_ebb_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *CollectBatchRequest) GetRequests() []*CollectRequest {
+	if x != nil {
+		return x.Requests
+	}
+	return nil
+}
+
+type CollectBatchResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// One per request, in request order.
+	Results       []*CollectResult `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CollectBatchResponse) Reset() {
+	*x = CollectBatchResponse{}
+	mi := &file_ebb_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CollectBatchResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CollectBatchResponse) ProtoMessage() {}
+
+func (x *CollectBatchResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ebb_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CollectBatchResponse.ProtoReflect.Descriptor instead.
+func (*CollectBatchResponse) Descriptor() ([]byte, []int) {
+	return file_ebb_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *CollectBatchResponse) GetResults() []*CollectResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
+type CollectResult struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Unset when error is set.
+	Response *CollectResponse `protobuf:"bytes,1,opt,name=response,proto3" json:"response,omitempty"`
+	// Why this target failed; empty on success.
+	Error         string `protobuf:"bytes,2,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CollectResult) Reset() {
+	*x = CollectResult{}
+	mi := &file_ebb_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CollectResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CollectResult) ProtoMessage() {}
+
+func (x *CollectResult) ProtoReflect() protoreflect.Message {
+	mi := &file_ebb_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CollectResult.ProtoReflect.Descriptor instead.
+func (*CollectResult) Descriptor() ([]byte, []int) {
+	return file_ebb_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *CollectResult) GetResponse() *CollectResponse {
+	if x != nil {
+		return x.Response
+	}
+	return nil
+}
+
+func (x *CollectResult) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+type InventoryBatchRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Requests      []*InventoryRequest    `protobuf:"bytes,1,rep,name=requests,proto3" json:"requests,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InventoryBatchRequest) Reset() {
+	*x = InventoryBatchRequest{}
+	mi := &file_ebb_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InventoryBatchRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InventoryBatchRequest) ProtoMessage() {}
+
+func (x *InventoryBatchRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ebb_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InventoryBatchRequest.ProtoReflect.Descriptor instead.
+func (*InventoryBatchRequest) Descriptor() ([]byte, []int) {
+	return file_ebb_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *InventoryBatchRequest) GetRequests() []*InventoryRequest {
+	if x != nil {
+		return x.Requests
+	}
+	return nil
+}
+
+type InventoryBatchResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Results       []*InventoryResult     `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InventoryBatchResponse) Reset() {
+	*x = InventoryBatchResponse{}
+	mi := &file_ebb_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InventoryBatchResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InventoryBatchResponse) ProtoMessage() {}
+
+func (x *InventoryBatchResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ebb_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InventoryBatchResponse.ProtoReflect.Descriptor instead.
+func (*InventoryBatchResponse) Descriptor() ([]byte, []int) {
+	return file_ebb_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *InventoryBatchResponse) GetResults() []*InventoryResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
+type InventoryResult struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Response      *InventoryResponse     `protobuf:"bytes,1,opt,name=response,proto3" json:"response,omitempty"`
+	Error         string                 `protobuf:"bytes,2,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InventoryResult) Reset() {
+	*x = InventoryResult{}
+	mi := &file_ebb_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InventoryResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InventoryResult) ProtoMessage() {}
+
+func (x *InventoryResult) ProtoReflect() protoreflect.Message {
+	mi := &file_ebb_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InventoryResult.ProtoReflect.Descriptor instead.
+func (*InventoryResult) Descriptor() ([]byte, []int) {
+	return file_ebb_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *InventoryResult) GetResponse() *InventoryResponse {
+	if x != nil {
+		return x.Response
+	}
+	return nil
+}
+
+func (x *InventoryResult) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+type EvaluateBatchRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Requests      []*EvaluateRequest     `protobuf:"bytes,1,rep,name=requests,proto3" json:"requests,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EvaluateBatchRequest) Reset() {
+	*x = EvaluateBatchRequest{}
+	mi := &file_ebb_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EvaluateBatchRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EvaluateBatchRequest) ProtoMessage() {}
+
+func (x *EvaluateBatchRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ebb_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EvaluateBatchRequest.ProtoReflect.Descriptor instead.
+func (*EvaluateBatchRequest) Descriptor() ([]byte, []int) {
+	return file_ebb_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *EvaluateBatchRequest) GetRequests() []*EvaluateRequest {
+	if x != nil {
+		return x.Requests
+	}
+	return nil
+}
+
+type EvaluateBatchResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Results       []*EvaluateResult      `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EvaluateBatchResponse) Reset() {
+	*x = EvaluateBatchResponse{}
+	mi := &file_ebb_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EvaluateBatchResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EvaluateBatchResponse) ProtoMessage() {}
+
+func (x *EvaluateBatchResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ebb_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EvaluateBatchResponse.ProtoReflect.Descriptor instead.
+func (*EvaluateBatchResponse) Descriptor() ([]byte, []int) {
+	return file_ebb_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *EvaluateBatchResponse) GetResults() []*EvaluateResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
+type EvaluateResult struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Response      *EvaluateResponse      `protobuf:"bytes,1,opt,name=response,proto3" json:"response,omitempty"`
+	Error         string                 `protobuf:"bytes,2,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EvaluateResult) Reset() {
+	*x = EvaluateResult{}
+	mi := &file_ebb_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EvaluateResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EvaluateResult) ProtoMessage() {}
+
+func (x *EvaluateResult) ProtoReflect() protoreflect.Message {
+	mi := &file_ebb_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EvaluateResult.ProtoReflect.Descriptor instead.
+func (*EvaluateResult) Descriptor() ([]byte, []int) {
+	return file_ebb_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *EvaluateResult) GetResponse() *EvaluateResponse {
+	if x != nil {
+		return x.Response
+	}
+	return nil
+}
+
+func (x *EvaluateResult) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
 var File_ebb_proto protoreflect.FileDescriptor
 
 const file_ebb_proto_rawDesc = "" +
@@ -2761,7 +3184,28 @@ const file_ebb_proto_rawDesc = "" +
 	"request_id\x18\x03 \x01(\tR\trequestId\x1a<\n" +
 	"\x0eOverridesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01*W\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"P\n" +
+	"\x13CollectBatchRequest\x129\n" +
+	"\brequests\x18\x01 \x03(\v2\x1d.ebb.plugin.v1.CollectRequestR\brequests\"N\n" +
+	"\x14CollectBatchResponse\x126\n" +
+	"\aresults\x18\x01 \x03(\v2\x1c.ebb.plugin.v1.CollectResultR\aresults\"a\n" +
+	"\rCollectResult\x12:\n" +
+	"\bresponse\x18\x01 \x01(\v2\x1e.ebb.plugin.v1.CollectResponseR\bresponse\x12\x14\n" +
+	"\x05error\x18\x02 \x01(\tR\x05error\"T\n" +
+	"\x15InventoryBatchRequest\x12;\n" +
+	"\brequests\x18\x01 \x03(\v2\x1f.ebb.plugin.v1.InventoryRequestR\brequests\"R\n" +
+	"\x16InventoryBatchResponse\x128\n" +
+	"\aresults\x18\x01 \x03(\v2\x1e.ebb.plugin.v1.InventoryResultR\aresults\"e\n" +
+	"\x0fInventoryResult\x12<\n" +
+	"\bresponse\x18\x01 \x01(\v2 .ebb.plugin.v1.InventoryResponseR\bresponse\x12\x14\n" +
+	"\x05error\x18\x02 \x01(\tR\x05error\"R\n" +
+	"\x14EvaluateBatchRequest\x12:\n" +
+	"\brequests\x18\x01 \x03(\v2\x1e.ebb.plugin.v1.EvaluateRequestR\brequests\"P\n" +
+	"\x15EvaluateBatchResponse\x127\n" +
+	"\aresults\x18\x01 \x03(\v2\x1d.ebb.plugin.v1.EvaluateResultR\aresults\"c\n" +
+	"\x0eEvaluateResult\x12;\n" +
+	"\bresponse\x18\x01 \x01(\v2\x1f.ebb.plugin.v1.EvaluateResponseR\bresponse\x12\x14\n" +
+	"\x05error\x18\x02 \x01(\tR\x05error*W\n" +
 	"\x04Kind\x12\x14\n" +
 	"\x10KIND_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eKIND_COLLECTOR\x10\x01\x12\x12\n" +
@@ -2808,14 +3252,17 @@ const file_ebb_proto_rawDesc = "" +
 	"\x06Plugin\x12=\n" +
 	"\x04Info\x12\x1a.ebb.plugin.v1.InfoRequest\x1a\x19.ebb.plugin.v1.PluginInfo\x12N\n" +
 	"\tConfigure\x12\x1f.ebb.plugin.v1.ConfigureRequest\x1a .ebb.plugin.v1.ConfigureResponse\x12]\n" +
-	"\x0eValidateConfig\x12$.ebb.plugin.v1.ValidateConfigRequest\x1a%.ebb.plugin.v1.ValidateConfigResponse2U\n" +
+	"\x0eValidateConfig\x12$.ebb.plugin.v1.ValidateConfigRequest\x1a%.ebb.plugin.v1.ValidateConfigResponse2\xae\x01\n" +
 	"\tCollector\x12H\n" +
-	"\aCollect\x12\x1d.ebb.plugin.v1.CollectRequest\x1a\x1e.ebb.plugin.v1.CollectResponse2\xb7\x01\n" +
+	"\aCollect\x12\x1d.ebb.plugin.v1.CollectRequest\x1a\x1e.ebb.plugin.v1.CollectResponse\x12W\n" +
+	"\fCollectBatch\x12\".ebb.plugin.v1.CollectBatchRequest\x1a#.ebb.plugin.v1.CollectBatchResponse2\x93\x02\n" +
 	"\tEvaluator\x12K\n" +
-	"\bEvaluate\x12\x1e.ebb.plugin.v1.EvaluateRequest\x1a\x1f.ebb.plugin.v1.EvaluateResponse\x12]\n" +
-	"\x0eValidatePolicy\x12$.ebb.plugin.v1.ValidatePolicyRequest\x1a%.ebb.plugin.v1.ValidatePolicyResponse2\xcf\x03\n" +
+	"\bEvaluate\x12\x1e.ebb.plugin.v1.EvaluateRequest\x1a\x1f.ebb.plugin.v1.EvaluateResponse\x12Z\n" +
+	"\rEvaluateBatch\x12#.ebb.plugin.v1.EvaluateBatchRequest\x1a$.ebb.plugin.v1.EvaluateBatchResponse\x12]\n" +
+	"\x0eValidatePolicy\x12$.ebb.plugin.v1.ValidatePolicyRequest\x1a%.ebb.plugin.v1.ValidatePolicyResponse2\xae\x04\n" +
 	"\bRealizer\x12N\n" +
-	"\tInventory\x12\x1f.ebb.plugin.v1.InventoryRequest\x1a .ebb.plugin.v1.InventoryResponse\x12H\n" +
+	"\tInventory\x12\x1f.ebb.plugin.v1.InventoryRequest\x1a .ebb.plugin.v1.InventoryResponse\x12]\n" +
+	"\x0eInventoryBatch\x12$.ebb.plugin.v1.InventoryBatchRequest\x1a%.ebb.plugin.v1.InventoryBatchResponse\x12H\n" +
 	"\aRealize\x12\x1d.ebb.plugin.v1.RealizeRequest\x1a\x1e.ebb.plugin.v1.RealizeResponse\x12i\n" +
 	"\x1bRealizeParallelismOverrides\x12*.ebb.plugin.v1.ParallelismOverridesRequest\x1a\x1e.ebb.plugin.v1.RealizeResponse\x12_\n" +
 	"\x16RealizeConfigOverrides\x12%.ebb.plugin.v1.ConfigOverridesRequest\x1a\x1e.ebb.plugin.v1.RealizeResponse\x12]\n" +
@@ -2834,7 +3281,7 @@ func file_ebb_proto_rawDescGZIP() []byte {
 }
 
 var file_ebb_proto_enumTypes = make([]protoimpl.EnumInfo, 7)
-var file_ebb_proto_msgTypes = make([]protoimpl.MessageInfo, 42)
+var file_ebb_proto_msgTypes = make([]protoimpl.MessageInfo, 51)
 var file_ebb_proto_goTypes = []any{
 	(Kind)(0),                           // 0: ebb.plugin.v1.Kind
 	(Type)(0),                           // 1: ebb.plugin.v1.Type
@@ -2878,13 +3325,22 @@ var file_ebb_proto_goTypes = []any{
 	(*RealizeResponse)(nil),             // 39: ebb.plugin.v1.RealizeResponse
 	(*ParallelismOverridesRequest)(nil), // 40: ebb.plugin.v1.ParallelismOverridesRequest
 	(*ConfigOverridesRequest)(nil),      // 41: ebb.plugin.v1.ConfigOverridesRequest
-	nil,                                 // 42: ebb.plugin.v1.Snapshot.MetricsEntry
-	nil,                                 // 43: ebb.plugin.v1.Unit.LabelsEntry
-	nil,                                 // 44: ebb.plugin.v1.Decision.ParallelismOverridesEntry
-	nil,                                 // 45: ebb.plugin.v1.Decision.ConfigOverridesEntry
-	nil,                                 // 46: ebb.plugin.v1.Decision.MetricsEntry
-	nil,                                 // 47: ebb.plugin.v1.ParallelismOverridesRequest.OverridesEntry
-	nil,                                 // 48: ebb.plugin.v1.ConfigOverridesRequest.OverridesEntry
+	(*CollectBatchRequest)(nil),         // 42: ebb.plugin.v1.CollectBatchRequest
+	(*CollectBatchResponse)(nil),        // 43: ebb.plugin.v1.CollectBatchResponse
+	(*CollectResult)(nil),               // 44: ebb.plugin.v1.CollectResult
+	(*InventoryBatchRequest)(nil),       // 45: ebb.plugin.v1.InventoryBatchRequest
+	(*InventoryBatchResponse)(nil),      // 46: ebb.plugin.v1.InventoryBatchResponse
+	(*InventoryResult)(nil),             // 47: ebb.plugin.v1.InventoryResult
+	(*EvaluateBatchRequest)(nil),        // 48: ebb.plugin.v1.EvaluateBatchRequest
+	(*EvaluateBatchResponse)(nil),       // 49: ebb.plugin.v1.EvaluateBatchResponse
+	(*EvaluateResult)(nil),              // 50: ebb.plugin.v1.EvaluateResult
+	nil,                                 // 51: ebb.plugin.v1.Snapshot.MetricsEntry
+	nil,                                 // 52: ebb.plugin.v1.Unit.LabelsEntry
+	nil,                                 // 53: ebb.plugin.v1.Decision.ParallelismOverridesEntry
+	nil,                                 // 54: ebb.plugin.v1.Decision.ConfigOverridesEntry
+	nil,                                 // 55: ebb.plugin.v1.Decision.MetricsEntry
+	nil,                                 // 56: ebb.plugin.v1.ParallelismOverridesRequest.OverridesEntry
+	nil,                                 // 57: ebb.plugin.v1.ConfigOverridesRequest.OverridesEntry
 }
 var file_ebb_proto_depIdxs = []int32{
 	0,  // 0: ebb.plugin.v1.PluginInfo.kind:type_name -> ebb.plugin.v1.Kind
@@ -2900,21 +3356,21 @@ var file_ebb_proto_depIdxs = []int32{
 	17, // 10: ebb.plugin.v1.Snapshot.observed_at:type_name -> ebb.plugin.v1.Timestamp
 	21, // 11: ebb.plugin.v1.Snapshot.demand:type_name -> ebb.plugin.v1.Demand
 	22, // 12: ebb.plugin.v1.Snapshot.workers:type_name -> ebb.plugin.v1.Worker
-	42, // 13: ebb.plugin.v1.Snapshot.metrics:type_name -> ebb.plugin.v1.Snapshot.MetricsEntry
+	51, // 13: ebb.plugin.v1.Snapshot.metrics:type_name -> ebb.plugin.v1.Snapshot.MetricsEntry
 	17, // 14: ebb.plugin.v1.Worker.last_busy_at:type_name -> ebb.plugin.v1.Timestamp
 	2,  // 15: ebb.plugin.v1.Worker.state:type_name -> ebb.plugin.v1.WorkerState
 	17, // 16: ebb.plugin.v1.Worker.registered_at:type_name -> ebb.plugin.v1.Timestamp
 	3,  // 17: ebb.plugin.v1.Unit.phase:type_name -> ebb.plugin.v1.Phase
 	17, // 18: ebb.plugin.v1.Unit.created_at:type_name -> ebb.plugin.v1.Timestamp
 	17, // 19: ebb.plugin.v1.Unit.drain_started_at:type_name -> ebb.plugin.v1.Timestamp
-	43, // 20: ebb.plugin.v1.Unit.labels:type_name -> ebb.plugin.v1.Unit.LabelsEntry
+	52, // 20: ebb.plugin.v1.Unit.labels:type_name -> ebb.plugin.v1.Unit.LabelsEntry
 	16, // 21: ebb.plugin.v1.InventoryRequest.target:type_name -> ebb.plugin.v1.Target
 	23, // 22: ebb.plugin.v1.InventoryResponse.units:type_name -> ebb.plugin.v1.Unit
 	28, // 23: ebb.plugin.v1.Decision.add:type_name -> ebb.plugin.v1.UnitAdd
 	29, // 24: ebb.plugin.v1.Decision.remove:type_name -> ebb.plugin.v1.UnitRemove
-	44, // 25: ebb.plugin.v1.Decision.parallelism_overrides:type_name -> ebb.plugin.v1.Decision.ParallelismOverridesEntry
-	45, // 26: ebb.plugin.v1.Decision.config_overrides:type_name -> ebb.plugin.v1.Decision.ConfigOverridesEntry
-	46, // 27: ebb.plugin.v1.Decision.metrics:type_name -> ebb.plugin.v1.Decision.MetricsEntry
+	53, // 25: ebb.plugin.v1.Decision.parallelism_overrides:type_name -> ebb.plugin.v1.Decision.ParallelismOverridesEntry
+	54, // 26: ebb.plugin.v1.Decision.config_overrides:type_name -> ebb.plugin.v1.Decision.ConfigOverridesEntry
+	55, // 27: ebb.plugin.v1.Decision.metrics:type_name -> ebb.plugin.v1.Decision.MetricsEntry
 	16, // 28: ebb.plugin.v1.EvaluateRequest.target:type_name -> ebb.plugin.v1.Target
 	20, // 29: ebb.plugin.v1.EvaluateRequest.snapshot:type_name -> ebb.plugin.v1.Snapshot
 	23, // 30: ebb.plugin.v1.EvaluateRequest.inventory:type_name -> ebb.plugin.v1.Unit
@@ -2931,36 +3387,51 @@ var file_ebb_proto_depIdxs = []int32{
 	16, // 41: ebb.plugin.v1.RealizeRequest.target:type_name -> ebb.plugin.v1.Target
 	30, // 42: ebb.plugin.v1.RealizeRequest.decision:type_name -> ebb.plugin.v1.Decision
 	16, // 43: ebb.plugin.v1.ParallelismOverridesRequest.target:type_name -> ebb.plugin.v1.Target
-	47, // 44: ebb.plugin.v1.ParallelismOverridesRequest.overrides:type_name -> ebb.plugin.v1.ParallelismOverridesRequest.OverridesEntry
+	56, // 44: ebb.plugin.v1.ParallelismOverridesRequest.overrides:type_name -> ebb.plugin.v1.ParallelismOverridesRequest.OverridesEntry
 	16, // 45: ebb.plugin.v1.ConfigOverridesRequest.target:type_name -> ebb.plugin.v1.Target
-	48, // 46: ebb.plugin.v1.ConfigOverridesRequest.overrides:type_name -> ebb.plugin.v1.ConfigOverridesRequest.OverridesEntry
-	7,  // 47: ebb.plugin.v1.Plugin.Info:input_type -> ebb.plugin.v1.InfoRequest
-	12, // 48: ebb.plugin.v1.Plugin.Configure:input_type -> ebb.plugin.v1.ConfigureRequest
-	14, // 49: ebb.plugin.v1.Plugin.ValidateConfig:input_type -> ebb.plugin.v1.ValidateConfigRequest
-	18, // 50: ebb.plugin.v1.Collector.Collect:input_type -> ebb.plugin.v1.CollectRequest
-	31, // 51: ebb.plugin.v1.Evaluator.Evaluate:input_type -> ebb.plugin.v1.EvaluateRequest
-	34, // 52: ebb.plugin.v1.Evaluator.ValidatePolicy:input_type -> ebb.plugin.v1.ValidatePolicyRequest
-	26, // 53: ebb.plugin.v1.Realizer.Inventory:input_type -> ebb.plugin.v1.InventoryRequest
-	38, // 54: ebb.plugin.v1.Realizer.Realize:input_type -> ebb.plugin.v1.RealizeRequest
-	40, // 55: ebb.plugin.v1.Realizer.RealizeParallelismOverrides:input_type -> ebb.plugin.v1.ParallelismOverridesRequest
-	41, // 56: ebb.plugin.v1.Realizer.RealizeConfigOverrides:input_type -> ebb.plugin.v1.ConfigOverridesRequest
-	24, // 57: ebb.plugin.v1.Realizer.TargetIdentity:input_type -> ebb.plugin.v1.TargetIdentityRequest
-	8,  // 58: ebb.plugin.v1.Plugin.Info:output_type -> ebb.plugin.v1.PluginInfo
-	13, // 59: ebb.plugin.v1.Plugin.Configure:output_type -> ebb.plugin.v1.ConfigureResponse
-	15, // 60: ebb.plugin.v1.Plugin.ValidateConfig:output_type -> ebb.plugin.v1.ValidateConfigResponse
-	19, // 61: ebb.plugin.v1.Collector.Collect:output_type -> ebb.plugin.v1.CollectResponse
-	37, // 62: ebb.plugin.v1.Evaluator.Evaluate:output_type -> ebb.plugin.v1.EvaluateResponse
-	36, // 63: ebb.plugin.v1.Evaluator.ValidatePolicy:output_type -> ebb.plugin.v1.ValidatePolicyResponse
-	27, // 64: ebb.plugin.v1.Realizer.Inventory:output_type -> ebb.plugin.v1.InventoryResponse
-	39, // 65: ebb.plugin.v1.Realizer.Realize:output_type -> ebb.plugin.v1.RealizeResponse
-	39, // 66: ebb.plugin.v1.Realizer.RealizeParallelismOverrides:output_type -> ebb.plugin.v1.RealizeResponse
-	39, // 67: ebb.plugin.v1.Realizer.RealizeConfigOverrides:output_type -> ebb.plugin.v1.RealizeResponse
-	25, // 68: ebb.plugin.v1.Realizer.TargetIdentity:output_type -> ebb.plugin.v1.TargetIdentityResponse
-	58, // [58:69] is the sub-list for method output_type
-	47, // [47:58] is the sub-list for method input_type
-	47, // [47:47] is the sub-list for extension type_name
-	47, // [47:47] is the sub-list for extension extendee
-	0,  // [0:47] is the sub-list for field type_name
+	57, // 46: ebb.plugin.v1.ConfigOverridesRequest.overrides:type_name -> ebb.plugin.v1.ConfigOverridesRequest.OverridesEntry
+	18, // 47: ebb.plugin.v1.CollectBatchRequest.requests:type_name -> ebb.plugin.v1.CollectRequest
+	44, // 48: ebb.plugin.v1.CollectBatchResponse.results:type_name -> ebb.plugin.v1.CollectResult
+	19, // 49: ebb.plugin.v1.CollectResult.response:type_name -> ebb.plugin.v1.CollectResponse
+	26, // 50: ebb.plugin.v1.InventoryBatchRequest.requests:type_name -> ebb.plugin.v1.InventoryRequest
+	47, // 51: ebb.plugin.v1.InventoryBatchResponse.results:type_name -> ebb.plugin.v1.InventoryResult
+	27, // 52: ebb.plugin.v1.InventoryResult.response:type_name -> ebb.plugin.v1.InventoryResponse
+	31, // 53: ebb.plugin.v1.EvaluateBatchRequest.requests:type_name -> ebb.plugin.v1.EvaluateRequest
+	50, // 54: ebb.plugin.v1.EvaluateBatchResponse.results:type_name -> ebb.plugin.v1.EvaluateResult
+	37, // 55: ebb.plugin.v1.EvaluateResult.response:type_name -> ebb.plugin.v1.EvaluateResponse
+	7,  // 56: ebb.plugin.v1.Plugin.Info:input_type -> ebb.plugin.v1.InfoRequest
+	12, // 57: ebb.plugin.v1.Plugin.Configure:input_type -> ebb.plugin.v1.ConfigureRequest
+	14, // 58: ebb.plugin.v1.Plugin.ValidateConfig:input_type -> ebb.plugin.v1.ValidateConfigRequest
+	18, // 59: ebb.plugin.v1.Collector.Collect:input_type -> ebb.plugin.v1.CollectRequest
+	42, // 60: ebb.plugin.v1.Collector.CollectBatch:input_type -> ebb.plugin.v1.CollectBatchRequest
+	31, // 61: ebb.plugin.v1.Evaluator.Evaluate:input_type -> ebb.plugin.v1.EvaluateRequest
+	48, // 62: ebb.plugin.v1.Evaluator.EvaluateBatch:input_type -> ebb.plugin.v1.EvaluateBatchRequest
+	34, // 63: ebb.plugin.v1.Evaluator.ValidatePolicy:input_type -> ebb.plugin.v1.ValidatePolicyRequest
+	26, // 64: ebb.plugin.v1.Realizer.Inventory:input_type -> ebb.plugin.v1.InventoryRequest
+	45, // 65: ebb.plugin.v1.Realizer.InventoryBatch:input_type -> ebb.plugin.v1.InventoryBatchRequest
+	38, // 66: ebb.plugin.v1.Realizer.Realize:input_type -> ebb.plugin.v1.RealizeRequest
+	40, // 67: ebb.plugin.v1.Realizer.RealizeParallelismOverrides:input_type -> ebb.plugin.v1.ParallelismOverridesRequest
+	41, // 68: ebb.plugin.v1.Realizer.RealizeConfigOverrides:input_type -> ebb.plugin.v1.ConfigOverridesRequest
+	24, // 69: ebb.plugin.v1.Realizer.TargetIdentity:input_type -> ebb.plugin.v1.TargetIdentityRequest
+	8,  // 70: ebb.plugin.v1.Plugin.Info:output_type -> ebb.plugin.v1.PluginInfo
+	13, // 71: ebb.plugin.v1.Plugin.Configure:output_type -> ebb.plugin.v1.ConfigureResponse
+	15, // 72: ebb.plugin.v1.Plugin.ValidateConfig:output_type -> ebb.plugin.v1.ValidateConfigResponse
+	19, // 73: ebb.plugin.v1.Collector.Collect:output_type -> ebb.plugin.v1.CollectResponse
+	43, // 74: ebb.plugin.v1.Collector.CollectBatch:output_type -> ebb.plugin.v1.CollectBatchResponse
+	37, // 75: ebb.plugin.v1.Evaluator.Evaluate:output_type -> ebb.plugin.v1.EvaluateResponse
+	49, // 76: ebb.plugin.v1.Evaluator.EvaluateBatch:output_type -> ebb.plugin.v1.EvaluateBatchResponse
+	36, // 77: ebb.plugin.v1.Evaluator.ValidatePolicy:output_type -> ebb.plugin.v1.ValidatePolicyResponse
+	27, // 78: ebb.plugin.v1.Realizer.Inventory:output_type -> ebb.plugin.v1.InventoryResponse
+	46, // 79: ebb.plugin.v1.Realizer.InventoryBatch:output_type -> ebb.plugin.v1.InventoryBatchResponse
+	39, // 80: ebb.plugin.v1.Realizer.Realize:output_type -> ebb.plugin.v1.RealizeResponse
+	39, // 81: ebb.plugin.v1.Realizer.RealizeParallelismOverrides:output_type -> ebb.plugin.v1.RealizeResponse
+	39, // 82: ebb.plugin.v1.Realizer.RealizeConfigOverrides:output_type -> ebb.plugin.v1.RealizeResponse
+	25, // 83: ebb.plugin.v1.Realizer.TargetIdentity:output_type -> ebb.plugin.v1.TargetIdentityResponse
+	70, // [70:84] is the sub-list for method output_type
+	56, // [56:70] is the sub-list for method input_type
+	56, // [56:56] is the sub-list for extension type_name
+	56, // [56:56] is the sub-list for extension extendee
+	0,  // [0:56] is the sub-list for field type_name
 }
 
 func init() { file_ebb_proto_init() }
@@ -2974,7 +3445,7 @@ func file_ebb_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ebb_proto_rawDesc), len(file_ebb_proto_rawDesc)),
 			NumEnums:      7,
-			NumMessages:   42,
+			NumMessages:   51,
 			NumExtensions: 0,
 			NumServices:   4,
 		},

@@ -223,14 +223,25 @@ var Plugin_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
-	Collector_Collect_FullMethodName = "/ebb.plugin.v1.Collector/Collect"
+	Collector_Collect_FullMethodName      = "/ebb.plugin.v1.Collector/Collect"
+	Collector_CollectBatch_FullMethodName = "/ebb.plugin.v1.Collector/CollectBatch"
 )
 
 // CollectorClient is the client API for Collector service.
 //
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+//
+// The batch RPCs (protocol version 2) carry many targets per call: the
+// runner sends every chain due at once that shares a plugin block, so one
+// round trip's cost is shared. Results come back in request order, one per
+// request, each with its own error; an error of the RPC itself fails every
+// target. A server accepts at most 256 requests per batch (the SDK's
+// sdk.MaxBatch) and answers INVALID_ARGUMENT beyond; the runner splits
+// larger batches. A version 1 plugin lacks them (UNIMPLEMENTED): the
+// runner then makes one single call per target.
 type CollectorClient interface {
 	Collect(ctx context.Context, in *CollectRequest, opts ...grpc.CallOption) (*CollectResponse, error)
+	CollectBatch(ctx context.Context, in *CollectBatchRequest, opts ...grpc.CallOption) (*CollectBatchResponse, error)
 }
 
 type collectorClient struct {
@@ -251,11 +262,31 @@ func (c *collectorClient) Collect(ctx context.Context, in *CollectRequest, opts 
 	return out, nil
 }
 
+func (c *collectorClient) CollectBatch(ctx context.Context, in *CollectBatchRequest, opts ...grpc.CallOption) (*CollectBatchResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CollectBatchResponse)
+	err := c.cc.Invoke(ctx, Collector_CollectBatch_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // CollectorServer is the server API for Collector service.
 // All implementations must embed UnimplementedCollectorServer
 // for forward compatibility.
+//
+// The batch RPCs (protocol version 2) carry many targets per call: the
+// runner sends every chain due at once that shares a plugin block, so one
+// round trip's cost is shared. Results come back in request order, one per
+// request, each with its own error; an error of the RPC itself fails every
+// target. A server accepts at most 256 requests per batch (the SDK's
+// sdk.MaxBatch) and answers INVALID_ARGUMENT beyond; the runner splits
+// larger batches. A version 1 plugin lacks them (UNIMPLEMENTED): the
+// runner then makes one single call per target.
 type CollectorServer interface {
 	Collect(context.Context, *CollectRequest) (*CollectResponse, error)
+	CollectBatch(context.Context, *CollectBatchRequest) (*CollectBatchResponse, error)
 	mustEmbedUnimplementedCollectorServer()
 }
 
@@ -268,6 +299,9 @@ type UnimplementedCollectorServer struct{}
 
 func (UnimplementedCollectorServer) Collect(context.Context, *CollectRequest) (*CollectResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Collect not implemented")
+}
+func (UnimplementedCollectorServer) CollectBatch(context.Context, *CollectBatchRequest) (*CollectBatchResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CollectBatch not implemented")
 }
 func (UnimplementedCollectorServer) mustEmbedUnimplementedCollectorServer() {}
 func (UnimplementedCollectorServer) testEmbeddedByValue()                   {}
@@ -308,6 +342,24 @@ func _Collector_Collect_Handler(srv interface{}, ctx context.Context, dec func(i
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Collector_CollectBatch_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CollectBatchRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CollectorServer).CollectBatch(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Collector_CollectBatch_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CollectorServer).CollectBatch(ctx, req.(*CollectBatchRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Collector_ServiceDesc is the grpc.ServiceDesc for Collector service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -319,6 +371,10 @@ var Collector_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "Collect",
 			Handler:    _Collector_Collect_Handler,
 		},
+		{
+			MethodName: "CollectBatch",
+			Handler:    _Collector_CollectBatch_Handler,
+		},
 	},
 	Streams:  []grpc.StreamDesc{},
 	Metadata: "ebb.proto",
@@ -326,6 +382,7 @@ var Collector_ServiceDesc = grpc.ServiceDesc{
 
 const (
 	Evaluator_Evaluate_FullMethodName       = "/ebb.plugin.v1.Evaluator/Evaluate"
+	Evaluator_EvaluateBatch_FullMethodName  = "/ebb.plugin.v1.Evaluator/EvaluateBatch"
 	Evaluator_ValidatePolicy_FullMethodName = "/ebb.plugin.v1.Evaluator/ValidatePolicy"
 )
 
@@ -334,6 +391,7 @@ const (
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 type EvaluatorClient interface {
 	Evaluate(ctx context.Context, in *EvaluateRequest, opts ...grpc.CallOption) (*EvaluateResponse, error)
+	EvaluateBatch(ctx context.Context, in *EvaluateBatchRequest, opts ...grpc.CallOption) (*EvaluateBatchResponse, error)
 	// ValidatePolicy checks what a schema cannot (min <= max, ...), so that
 	// `ebb validate` reports it at the attribute's file:line:col.
 	ValidatePolicy(ctx context.Context, in *ValidatePolicyRequest, opts ...grpc.CallOption) (*ValidatePolicyResponse, error)
@@ -357,6 +415,16 @@ func (c *evaluatorClient) Evaluate(ctx context.Context, in *EvaluateRequest, opt
 	return out, nil
 }
 
+func (c *evaluatorClient) EvaluateBatch(ctx context.Context, in *EvaluateBatchRequest, opts ...grpc.CallOption) (*EvaluateBatchResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(EvaluateBatchResponse)
+	err := c.cc.Invoke(ctx, Evaluator_EvaluateBatch_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *evaluatorClient) ValidatePolicy(ctx context.Context, in *ValidatePolicyRequest, opts ...grpc.CallOption) (*ValidatePolicyResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ValidatePolicyResponse)
@@ -372,6 +440,7 @@ func (c *evaluatorClient) ValidatePolicy(ctx context.Context, in *ValidatePolicy
 // for forward compatibility.
 type EvaluatorServer interface {
 	Evaluate(context.Context, *EvaluateRequest) (*EvaluateResponse, error)
+	EvaluateBatch(context.Context, *EvaluateBatchRequest) (*EvaluateBatchResponse, error)
 	// ValidatePolicy checks what a schema cannot (min <= max, ...), so that
 	// `ebb validate` reports it at the attribute's file:line:col.
 	ValidatePolicy(context.Context, *ValidatePolicyRequest) (*ValidatePolicyResponse, error)
@@ -387,6 +456,9 @@ type UnimplementedEvaluatorServer struct{}
 
 func (UnimplementedEvaluatorServer) Evaluate(context.Context, *EvaluateRequest) (*EvaluateResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Evaluate not implemented")
+}
+func (UnimplementedEvaluatorServer) EvaluateBatch(context.Context, *EvaluateBatchRequest) (*EvaluateBatchResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method EvaluateBatch not implemented")
 }
 func (UnimplementedEvaluatorServer) ValidatePolicy(context.Context, *ValidatePolicyRequest) (*ValidatePolicyResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ValidatePolicy not implemented")
@@ -430,6 +502,24 @@ func _Evaluator_Evaluate_Handler(srv interface{}, ctx context.Context, dec func(
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Evaluator_EvaluateBatch_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(EvaluateBatchRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(EvaluatorServer).EvaluateBatch(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Evaluator_EvaluateBatch_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(EvaluatorServer).EvaluateBatch(ctx, req.(*EvaluateBatchRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Evaluator_ValidatePolicy_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(ValidatePolicyRequest)
 	if err := dec(in); err != nil {
@@ -460,6 +550,10 @@ var Evaluator_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _Evaluator_Evaluate_Handler,
 		},
 		{
+			MethodName: "EvaluateBatch",
+			Handler:    _Evaluator_EvaluateBatch_Handler,
+		},
+		{
 			MethodName: "ValidatePolicy",
 			Handler:    _Evaluator_ValidatePolicy_Handler,
 		},
@@ -470,6 +564,7 @@ var Evaluator_ServiceDesc = grpc.ServiceDesc{
 
 const (
 	Realizer_Inventory_FullMethodName                   = "/ebb.plugin.v1.Realizer/Inventory"
+	Realizer_InventoryBatch_FullMethodName              = "/ebb.plugin.v1.Realizer/InventoryBatch"
 	Realizer_Realize_FullMethodName                     = "/ebb.plugin.v1.Realizer/Realize"
 	Realizer_RealizeParallelismOverrides_FullMethodName = "/ebb.plugin.v1.Realizer/RealizeParallelismOverrides"
 	Realizer_RealizeConfigOverrides_FullMethodName      = "/ebb.plugin.v1.Realizer/RealizeConfigOverrides"
@@ -481,6 +576,7 @@ const (
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 type RealizerClient interface {
 	Inventory(ctx context.Context, in *InventoryRequest, opts ...grpc.CallOption) (*InventoryResponse, error)
+	InventoryBatch(ctx context.Context, in *InventoryBatchRequest, opts ...grpc.CallOption) (*InventoryBatchResponse, error)
 	Realize(ctx context.Context, in *RealizeRequest, opts ...grpc.CallOption) (*RealizeResponse, error)
 	RealizeParallelismOverrides(ctx context.Context, in *ParallelismOverridesRequest, opts ...grpc.CallOption) (*RealizeResponse, error)
 	RealizeConfigOverrides(ctx context.Context, in *ConfigOverridesRequest, opts ...grpc.CallOption) (*RealizeResponse, error)
@@ -503,6 +599,16 @@ func (c *realizerClient) Inventory(ctx context.Context, in *InventoryRequest, op
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(InventoryResponse)
 	err := c.cc.Invoke(ctx, Realizer_Inventory_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *realizerClient) InventoryBatch(ctx context.Context, in *InventoryBatchRequest, opts ...grpc.CallOption) (*InventoryBatchResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(InventoryBatchResponse)
+	err := c.cc.Invoke(ctx, Realizer_InventoryBatch_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -554,6 +660,7 @@ func (c *realizerClient) TargetIdentity(ctx context.Context, in *TargetIdentityR
 // for forward compatibility.
 type RealizerServer interface {
 	Inventory(context.Context, *InventoryRequest) (*InventoryResponse, error)
+	InventoryBatch(context.Context, *InventoryBatchRequest) (*InventoryBatchResponse, error)
 	Realize(context.Context, *RealizeRequest) (*RealizeResponse, error)
 	RealizeParallelismOverrides(context.Context, *ParallelismOverridesRequest) (*RealizeResponse, error)
 	RealizeConfigOverrides(context.Context, *ConfigOverridesRequest) (*RealizeResponse, error)
@@ -574,6 +681,9 @@ type UnimplementedRealizerServer struct{}
 
 func (UnimplementedRealizerServer) Inventory(context.Context, *InventoryRequest) (*InventoryResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Inventory not implemented")
+}
+func (UnimplementedRealizerServer) InventoryBatch(context.Context, *InventoryBatchRequest) (*InventoryBatchResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method InventoryBatch not implemented")
 }
 func (UnimplementedRealizerServer) Realize(context.Context, *RealizeRequest) (*RealizeResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Realize not implemented")
@@ -622,6 +732,24 @@ func _Realizer_Inventory_Handler(srv interface{}, ctx context.Context, dec func(
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(RealizerServer).Inventory(ctx, req.(*InventoryRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Realizer_InventoryBatch_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(InventoryBatchRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RealizerServer).InventoryBatch(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Realizer_InventoryBatch_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RealizerServer).InventoryBatch(ctx, req.(*InventoryBatchRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -708,6 +836,10 @@ var Realizer_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Inventory",
 			Handler:    _Realizer_Inventory_Handler,
+		},
+		{
+			MethodName: "InventoryBatch",
+			Handler:    _Realizer_InventoryBatch_Handler,
 		},
 		{
 			MethodName: "Realize",

@@ -128,7 +128,11 @@ func InProcess(t testing.TB, impl sdk.Plugin) sdk.Plugin {
 // Run checks impl in process and the binary bin as a subprocess.
 func Run(t *testing.T, impl sdk.Plugin, bin string, c Case) {
 	t.Run("in-process", func(t *testing.T) { Conformance(t, InProcess(t, impl), c) })
-	t.Run("subprocess", func(t *testing.T) { Conformance(t, Start(t, bin, sdk.KindOf(impl)).Plugin, c) })
+	t.Run("subprocess", func(t *testing.T) {
+		p := Start(t, bin, sdk.KindOf(impl))
+		Conformance(t, p.Plugin, c)
+		CheckBatch(t, p, c)
+	})
 }
 
 // Conformance checks one plugin client against the contract.
@@ -141,24 +145,7 @@ func Conformance(t *testing.T, p sdk.Plugin, c Case) {
 		t.Fatalf("Info: %v", err)
 	}
 	CheckInfo(t, info, sdk.KindOf(p))
-	// The runner fills in schema defaults before a plugin sees its config
-	// or policy; so does the harness, with the same code.
-	config, err := info.ConfigSchema.WithDefaults(c.Config)
-	if err != nil {
-		t.Fatalf("Case.Config %s: %v", c.Config, err)
-	}
-	if c.Policy, err = info.PolicySchema.WithDefaults(c.Policy); err != nil {
-		t.Fatalf("Case.Policy %s: %v", c.Policy, err)
-	}
-	c.Requests = slices.Clone(c.Requests)
-	for i, req := range c.Requests {
-		if req.Policy == nil {
-			continue
-		}
-		if c.Requests[i].Policy, err = info.PolicySchema.WithDefaults(req.Policy); err != nil {
-			t.Fatalf("Case.Requests[%d].Policy %s: %v", i, req.Policy, err)
-		}
-	}
+	config, c := withDefaults(t, info, c)
 	if err := p.Configure(ctx, config); err != nil {
 		t.Fatalf("Configure(%s): %v", config, err)
 	}
@@ -170,6 +157,33 @@ func Conformance(t *testing.T, p sdk.Plugin, c Case) {
 	case sdk.Realizer:
 		checkRealizer(ctx, t, p, c)
 	}
+}
+
+// withDefaults fills in schema defaults, as the runner does before a plugin
+// sees its config or policy, with the same code.
+func withDefaults(t *testing.T, info sdk.Info, c Case) (json.RawMessage, Case) {
+	t.Helper()
+	config, err := info.ConfigSchema.WithDefaults(c.Config)
+	if err != nil {
+		t.Fatalf("Case.Config %s: %v", c.Config, err)
+	}
+	if c.Policy, err = info.PolicySchema.WithDefaults(c.Policy); err != nil {
+		t.Fatalf("Case.Policy %s: %v", c.Policy, err)
+	}
+	c.Requests = slices.Clone(c.Requests)
+	for i, req := range c.Requests {
+		if req.Target == (sdk.Target{}) {
+			c.Requests[i].Target = c.Target
+		}
+		if req.Policy == nil {
+			c.Requests[i].Policy = c.Policy
+			continue
+		}
+		if c.Requests[i].Policy, err = info.PolicySchema.WithDefaults(req.Policy); err != nil {
+			t.Fatalf("Case.Requests[%d].Policy %s: %v", i, req.Policy, err)
+		}
+	}
+	return config, c
 }
 
 var identifier = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_-]*$`)
@@ -282,14 +296,7 @@ func checkEvaluator(ctx context.Context, t *testing.T, e sdk.Evaluator, c Case) 
 	if len(c.Requests) == 0 {
 		t.Errorf("evaluator case has no Requests to evaluate")
 	}
-	c.Requests = slices.Clone(c.Requests)
 	for i, req := range c.Requests {
-		if req.Policy == nil {
-			req.Policy = c.Policy
-		}
-		if req.Target == (sdk.Target{}) {
-			req.Target = c.Target
-		}
 		first, err := e.Evaluate(ctx, req)
 		if err != nil {
 			t.Errorf("request %d: Evaluate: %v", i, err)

@@ -34,8 +34,16 @@ func main() {
 		sdk.Serve(&capper{})
 	case "test-guard":
 		sdk.Serve(&guard{})
+	case "test-grpc-baseline":
+		serveBaseline(os.Args[1])
+	case "test-v1-collector":
+		serveV1(sdk.KindCollector)
+	case "test-v1-evaluator":
+		serveV1(sdk.KindEvaluator)
+	case "test-v1-realizer":
+		serveV1(sdk.KindRealizer)
 	default:
-		fmt.Fprintln(os.Stderr, "run me as test-collector, test-evaluator, test-realizer, test-capper or test-guard")
+		fmt.Fprintln(os.Stderr, "run me as test-collector, test-evaluator, test-realizer, test-capper, test-guard or test-v1-{collector,evaluator,realizer}")
 		os.Exit(2)
 	}
 }
@@ -84,6 +92,13 @@ func (c *collector) Configure(_ context.Context, raw json.RawMessage) error {
 }
 
 func (c *collector) Collect(ctx context.Context, t sdk.Target) (sdk.Snapshot, error) {
+	if t.Name == benchTarget {
+		return benchSnapshot(), nil
+	}
+	tasks, hooked, err := targetHooks(ctx, t.Name)
+	if hooked {
+		return sdk.Snapshot{ObservedAt: time.Now(), Complete: true, Demand: sdk.Demand{PlannedTasks: tasks}}, err
+	}
 	if c.cfg.Marker != "" {
 		// Record what deadline crossed the process boundary.
 		line := "none"
@@ -200,7 +215,10 @@ func (e *evaluator) ValidatePolicy(_ context.Context, raw json.RawMessage) ([]sd
 	return nil, nil
 }
 
-func (e *evaluator) Evaluate(_ context.Context, req sdk.EvaluateRequest) (sdk.EvaluateResponse, error) {
+func (e *evaluator) Evaluate(ctx context.Context, req sdk.EvaluateRequest) (sdk.EvaluateResponse, error) {
+	if _, _, err := targetHooks(ctx, req.Target.Name); err != nil {
+		return sdk.EvaluateResponse{}, err
+	}
 	p := evalPolicy{PerUnit: 1}
 	if err := sdk.DecodeConfig(req.Policy, &p); err != nil {
 		return sdk.EvaluateResponse{}, err
@@ -273,9 +291,15 @@ func (r *realizer) Configure(_ context.Context, raw json.RawMessage) error {
 	return os.MkdirAll(r.cfg.Dir, 0o755)
 }
 
-func (r *realizer) Inventory(_ context.Context, t sdk.Target) ([]sdk.Unit, error) {
+func (r *realizer) Inventory(ctx context.Context, t sdk.Target) ([]sdk.Unit, error) {
 	if strings.HasPrefix(t.Name, "no-inventory") {
 		return nil, fmt.Errorf("test-realizer: no inventory for target %s", t.Name)
+	}
+	if t.Name == benchTarget {
+		return benchUnits(), nil
+	}
+	if _, _, err := targetHooks(ctx, t.Name); err != nil {
+		return nil, err
 	}
 	entries, err := os.ReadDir(r.cfg.Dir)
 	if err != nil {
@@ -375,4 +399,26 @@ func (r *realizer) RealizeParallelismOverrides(context.Context, sdk.OverridesReq
 
 func (r *realizer) RealizeConfigOverrides(context.Context, sdk.OverridesRequest[string]) (string, error) {
 	return "", errors.New("test-realizer has no config")
+}
+
+// targetHooks lets a batch test give each target its own fate by its name:
+// "tasks:N" reports N planned tasks, "fail:MSG" fails with MSG, "panic"
+// panics, "hang" waits for the deadline, "crash" ends the process. Other
+// names are not hooked.
+func targetHooks(ctx context.Context, name string) (tasks int64, hooked bool, err error) {
+	switch {
+	case strings.HasPrefix(name, "tasks:"):
+		_, err := fmt.Sscan(strings.TrimPrefix(name, "tasks:"), &tasks)
+		return tasks, true, err
+	case strings.HasPrefix(name, "fail:"):
+		return 0, true, errors.New(strings.TrimPrefix(name, "fail:"))
+	case name == "panic":
+		panic("test-collector: asked to panic")
+	case name == "hang":
+		<-ctx.Done()
+		return 0, true, ctx.Err()
+	case name == "crash":
+		os.Exit(3)
+	}
+	return 0, false, nil
 }
