@@ -134,17 +134,12 @@ func (s *scheduler) finished(e *entry) {
 }
 
 // begin is called when a worker is about to start a dispatched tick, at
-// now. It reports false when the runner is behind by more than an
-// interval: that tick is missed (the chain's next one is due already) and
-// finished.
-func (s *scheduler) begin(t tick, now time.Time) (late time.Duration, ok bool) {
-	late = now.Sub(t.due)
-	if late > t.e.interval {
-		s.missed(t.e, 1)
-		s.finished(t.e)
-		return late, false
-	}
-	return late, true
+// now: how late it starts. A late tick still runs: while it waited, the
+// ticks of its chain that came due were missed (it was busy), so a runner
+// behind by more than an interval skips ticks instead of queueing them, and
+// a chain whose ticks all start late still evaluates once per tick it gets.
+func (s *scheduler) begin(t tick, now time.Time) time.Duration {
+	return now.Sub(t.due)
 }
 
 func (s *scheduler) wake() {

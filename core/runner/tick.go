@@ -42,11 +42,7 @@ func (r *Runner) startRound(slot []tick) {
 			r.sched.finished(t.e)
 			continue
 		}
-		late, ok := r.sched.begin(t, r.time.Now())
-		if !ok {
-			continue
-		}
-		r.opts.Metrics.ScheduleLateness.Observe(late.Seconds())
+		r.opts.Metrics.ScheduleLateness.Observe(r.sched.begin(t, r.time.Now()).Seconds())
 		ms = append(ms, &member{ctx: l.ctx, l: l, t: t, ch: ch, p: l.plugins})
 	}
 	rd := &round{r: r, ctx: r.ctx, pool: r.pool, realize: true, settle: r.settle}
