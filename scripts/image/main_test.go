@@ -1,0 +1,115 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// buildImage builds the real image from this checkout.
+func buildImage(t *testing.T, out string) string {
+	t.Helper()
+	d, err := build(options{out: out, version: "test", arch: "amd64", config: "config.hcl",
+		ca: "/etc/ssl/certs/ca-certificates.crt", root: "../..", created: time.Unix(0, 0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// TestImageReproducible builds the image twice from the same sources: the
+// digests must agree (the second build reuses Go's cache, so this costs one
+// static build of ebb).
+func TestImageReproducible(t *testing.T) {
+	if _, err := os.Stat("/etc/ssl/certs/ca-certificates.crt"); err != nil {
+		t.Skip("no CA bundle (scripts/test installs Debian's ca-certificates)")
+	}
+	dir := t.TempDir()
+	a := buildImage(t, filepath.Join(dir, "a.tar"))
+	b := buildImage(t, filepath.Join(dir, "b.tar"))
+	if a != b {
+		t.Fatalf("same sources, two digests: %s and %s", a, b)
+	}
+	ab, _ := os.ReadFile(filepath.Join(dir, "a.tar"))
+	bb, _ := os.ReadFile(filepath.Join(dir, "b.tar"))
+	if string(ab) != string(bb) {
+		t.Fatal("same digest but different archives")
+	}
+	if testing.Short() {
+		return
+	}
+	podmanSmoke(t, filepath.Join(dir, "a.tar"))
+}
+
+// podmanSmoke loads the image into podman and runs `ebb version` and
+// `ebb validate` in it, as the nonroot user the image names. It skips only
+// when podman is not installed.
+func podmanSmoke(t *testing.T, archive string) {
+	podman, err := exec.LookPath("podman")
+	if err != nil {
+		t.Log("podman is not installed: the image was not run (apt-get install podman)")
+		return
+	}
+	// Here (and on other cgroup v1 hosts) crun refuses to start anything
+	// ("cgroups in hybrid mode not supported"), and raising RLIMIT_NOFILE
+	// or RLIMIT_NPROC to podman's defaults is refused: runc with modest
+	// limits runs the image.
+	var global []string
+	if runc, err := exec.LookPath("runc"); err == nil {
+		global = []string{"--runtime", runc}
+	}
+	limits := []string{"--rm", "--network=none", "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"}
+	run := func(args ...string) string {
+		t.Helper()
+		if args[0] == "run" {
+			args = append(append([]string{"run"}, limits...), args[1:]...)
+		}
+		out, err := exec.Command(podman, append(global, args...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("podman %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return string(out)
+	}
+	run("load", "-i", archive)
+	t.Cleanup(func() { exec.Command(podman, "rmi", "-f", "ebb:test").Run() })
+	if out := run("run", "ebb:test", "version"); !strings.HasPrefix(out, "ebb test (plugin protocol") {
+		t.Fatalf("ebb version in the image: %q", out)
+	}
+	if out := run("run", "ebb:test", "validate", "/etc/ebb/config.hcl"); !strings.Contains(out, "valid (1 chain)") {
+		t.Fatalf("ebb validate in the image: %q", out)
+	}
+	if out := run("run", "--entrypoint", "/usr/local/bin/ebb", "ebb:test", "plugins"); !strings.Contains(out, "realizer-k8s") {
+		t.Fatalf("ebb plugins in the image: %q", out)
+	}
+}
+
+// TestDockerfileMatches keeps the Dockerfile's image the same as this
+// program's: user, entrypoint, command and the passwd and group files.
+func TestDockerfileMatches(t *testing.T) {
+	b, err := os.ReadFile("../../Dockerfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	df := string(b)
+	quote := func(args []string) string {
+		q, _ := json.Marshal(args)
+		return strings.ReplaceAll(string(q), ",", ", ")
+	}
+	for _, want := range []string{
+		"USER 65532:65532\n",
+		"ENTRYPOINT " + quote([]string{binPath}) + "\n",
+		"CMD " + quote(defaultCmd) + "\n",
+		"WORKDIR " + stateDir + "\n",
+		"printf '" + strings.ReplaceAll(passwd, "\n", `\n`) + "' > /out/etc/passwd",
+		"printf '" + strings.ReplaceAll(group, "\n", `\n`) + "' > /out/etc/group",
+		"cp config.hcl /out" + configPath,
+	} {
+		if !strings.Contains(df, want) {
+			t.Errorf("the Dockerfile lacks %q", want)
+		}
+	}
+}
