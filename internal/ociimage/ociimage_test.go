@@ -57,18 +57,7 @@ func TestDeterministic(t *testing.T) {
 func TestLayout(t *testing.T) {
 	out, manDigest := write(t, testImage("ebb"))
 	files := map[string][]byte{}
-	tr := tar.NewReader(bytes.NewReader(out))
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := io.ReadAll(tr)
-		files[h.Name] = b
-	}
+	untar(t, out, func(h *tar.Header, b []byte) { files[h.Name] = b })
 	if string(files["oci-layout"]) != `{"imageLayoutVersion":"1.0.0"}` {
 		t.Fatalf("oci-layout: %q", files["oci-layout"])
 	}
@@ -125,17 +114,9 @@ func TestLayout(t *testing.T) {
 		t.Fatal("diff_id is not the uncompressed layer's digest")
 	}
 	var got []string
-	lr := tar.NewReader(bytes.NewReader(layerTar))
-	for {
-		h, err := lr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
+	untar(t, layerTar, func(h *tar.Header, _ []byte) {
 		got = append(got, h.Name+" "+h.FileInfo().Mode().String()+" "+strconv.Itoa(h.Uid))
-	}
+	})
 	want := []string{
 		"etc/ drwxr-xr-x 0", "etc/passwd -rw-r--r-- 0", "tmp/ dtrwxrwxrwx 0", "usr/ drwxr-xr-x 0",
 		"usr/local/ drwxr-xr-x 0", "usr/local/bin/ drwxr-xr-x 0", "usr/local/bin/ebb -rwxr-xr-x 0",
@@ -156,5 +137,25 @@ func TestBadInput(t *testing.T) {
 	img.Files = append(img.Files, File{Path: "/"})
 	if _, err := Write(io.Discard, img); err == nil {
 		t.Fatal("root path accepted")
+	}
+}
+
+// untar calls each with every entry of archive, in order.
+func untar(t *testing.T, archive []byte, each func(*tar.Header, []byte)) {
+	t.Helper()
+	tr := tar.NewReader(bytes.NewReader(archive))
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(tr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		each(h, b)
 	}
 }
