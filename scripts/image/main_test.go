@@ -1,7 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -62,7 +67,7 @@ func podmanSmoke(t *testing.T, archive string) {
 	if runc, err := exec.LookPath("runc"); err == nil {
 		global = []string{"--runtime", runc}
 	}
-	limits := []string{"--rm", "--network=none", "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"}
+	limits := []string{"--rm", "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"}
 	run := func(args ...string) string {
 		t.Helper()
 		if args[0] == "run" {
@@ -76,15 +81,66 @@ func podmanSmoke(t *testing.T, archive string) {
 	}
 	run("load", "-i", archive)
 	t.Cleanup(func() { exec.Command(podman, "rmi", "-f", "ebb:test").Run() })
-	if out := run("run", "ebb:test", "version"); !strings.HasPrefix(out, "ebb test (plugin protocol") {
+	if out := run("run", "--network=none", "ebb:test", "version"); !strings.HasPrefix(out, "ebb test (plugin protocol") {
 		t.Fatalf("ebb version in the image: %q", out)
 	}
-	if out := run("run", "ebb:test", "validate", "/etc/ebb/config.hcl"); !strings.Contains(out, "valid (1 chain)") {
+	if out := run("run", "--network=none", "ebb:test", "validate", "/etc/ebb/config.hcl"); !strings.Contains(out, "valid (1 chain)") {
 		t.Fatalf("ebb validate in the image: %q", out)
 	}
-	if out := run("run", "--entrypoint", "/usr/local/bin/ebb", "ebb:test", "plugins"); !strings.Contains(out, "realizer-k8s") {
+	if out := run("run", "--network=none", "--entrypoint", "/usr/local/bin/ebb", "ebb:test", "plugins"); !strings.Contains(out, "realizer-k8s") {
 		t.Fatalf("ebb plugins in the image: %q", out)
 	}
+
+	// ebb run as the Helm chart runs it: read-only root, nonroot, /tmp and
+	// the state directory writable volumes. Its API answers, and its chain
+	// starts its plugins (out of a cluster, realizer-k8s has no kubeconfig:
+	// /v1/ready says so).
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	name := fmt.Sprintf("ebb-image-test-%d", os.Getpid())
+	args := append(append([]string{"run"}, limits...), "--name", name, "--network=host", "--read-only",
+		"--tmpfs", "/tmp", "--tmpfs", "/var/lib/ebb:U", // U: owned by the image's user, as fsGroup does
+		"ebb:test", "run", "--config", "/etc/ebb/config.hcl", "--state", "/var/lib/ebb/ebb.db", "--http", addr)
+	var logs bytes.Buffer
+	daemon := exec.Command(podman, append(global, args...)...)
+	daemon.Stdout, daemon.Stderr = &logs, &logs
+	if err := daemon.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- daemon.Wait() }()
+	t.Cleanup(func() {
+		exec.Command(podman, append(global, "stop", "-t", "5", name)...).Run()
+		<-done
+	})
+	var ready string
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		select {
+		case err := <-done:
+			done <- err
+			t.Fatalf("ebb run in the image exited: %v\n%s", err, logs.String())
+		default:
+		}
+		if resp, err := http.Get("http://" + addr + "/v1/ready"); err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if ready = string(b); strings.Contains(ready, "realizer-k8s: loading kubeconfig") {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("ebb run in the image: /v1/ready %q\n%s", ready, logs.String())
+		}
+	}
+	resp, err := http.Get("http://" + addr + "/v1/health")
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("/v1/health: %v %v", resp, err)
+	}
+	resp.Body.Close()
 }
 
 // TestDockerfileMatches keeps the Dockerfile's image the same as this
