@@ -4,8 +4,12 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +20,7 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	authenticationv1 "k8s.io/api/authentication/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
@@ -260,6 +265,16 @@ func TestHelmChart(t *testing.T) {
 	forbidden(t, "creating a Lease with state.backend=bolt", err)
 	r.stop()
 
+	// The same pod in the image, if scripts/test built it: in-cluster
+	// config from a mounted service account, the chart's read-only root.
+	if img := os.Getenv("EBB_IMAGE"); img != "" {
+		runPod(t, ctx, c, img, dep, cm.Data["config.hcl"], a.url)
+	} else if ciRequired() {
+		t.Fatal("EBB_IMAGE is not set: scripts/test builds the image and sets it")
+	} else {
+		t.Log("EBB_IMAGE is not set: the runner was not run in the image")
+	}
+
 	// state.backend=kubernetes: an upgrade to three replicas grants the
 	// runner its Leases and ConfigMaps, in the release namespace only.
 	c.apply(t, ctx, helmTemplate(t, helm, "-f", "testdata/helm-values.yaml", "--set", "state.backend=kubernetes,replicas=3"))
@@ -294,4 +309,125 @@ func errString(err error) string {
 		return ""
 	}
 	return err.Error()
+}
+
+// runPod runs the chart's pod spec in podman as a kubelet would: the image
+// from archive, the ConfigMap and the service account's token mounted where
+// Kubernetes mounts them, in-cluster config (KUBERNETES_SERVICE_HOST), the
+// pod's user, read-only root and volumes. It waits until the chain has
+// evaluated (/v1/ready: the realizer configured in-cluster and listed its
+// units with the chart's RBAC).
+func runPod(t *testing.T, ctx context.Context, c *cluster, archive string, dep *appsv1.Deployment, config, amsURL string) {
+	t.Helper()
+	podman, err := exec.LookPath("podman")
+	if err != nil {
+		t.Log("podman is not installed: the runner was not run in the image")
+		return
+	}
+	// crun cannot start containers on this cgroup v1 host; runc with
+	// modest limits can (see scripts/image's test).
+	var global []string
+	if runc, err := exec.LookPath("runc"); err == nil {
+		global = []string{"--runtime", runc}
+	}
+	out, err := exec.Command(podman, append(global, "load", "-i", archive)...).CombinedOutput()
+	var ref string
+	for _, line := range strings.Split(string(out), "\n") {
+		if r, ok := strings.CutPrefix(line, "Loaded image: "); ok {
+			ref = strings.TrimSpace(r)
+		}
+	}
+	if err != nil || ref == "" {
+		t.Fatalf("podman load: %v\n%s", err, out)
+	}
+
+	dir := t.TempDir()
+	cfgDir, saDir := filepath.Join(dir, "config"), filepath.Join(dir, "serviceaccount")
+	tok, err := c.kube.CoreV1().ServiceAccounts(releaseNS).CreateToken(ctx, dep.Spec.Template.Spec.ServiceAccountName,
+		&authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("TokenRequest: %v", err)
+	}
+	for path, data := range map[string]string{
+		filepath.Join(cfgDir, "config.hcl"): config,
+		filepath.Join(saDir, "token"):       tok.Status.Token,
+		filepath.Join(saDir, "ca.crt"):      string(c.env.Config.CAData),
+		filepath.Join(saDir, "namespace"):   releaseNS,
+	} {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	host, port, err := net.SplitHostPort(strings.TrimPrefix(c.env.Config.Host, "https://"))
+	if err != nil {
+		t.Fatalf("API server address %q: %v", c.env.Config.Host, err)
+	}
+	ctr := dep.Spec.Template.Spec.Containers[0]
+	sc := dep.Spec.Template.Spec.SecurityContext
+	addr := freeAddr(t)
+	name := fmt.Sprintf("ebb-e2e-pod-%d", os.Getpid())
+	args := append(global, "run", "--rm", "--name", name, "--network=host",
+		"--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024",
+		"--user", fmt.Sprintf("%d:%d", *sc.RunAsUser, *sc.RunAsGroup),
+		"-e", "KUBERNETES_SERVICE_HOST="+host, "-e", "KUBERNETES_SERVICE_PORT="+port,
+		"-e", "AMS_URL="+amsURL, "-e", "POD_NAME=ebb-pod", "-e", "POD_NAMESPACE="+releaseNS,
+		"-v", saDir+":/var/run/secrets/kubernetes.io/serviceaccount:ro")
+	if ctr.SecurityContext != nil && ctr.SecurityContext.ReadOnlyRootFilesystem != nil && *ctr.SecurityContext.ReadOnlyRootFilesystem {
+		args = append(args, "--read-only")
+	}
+	for _, m := range ctr.VolumeMounts {
+		switch m.Name {
+		case "config":
+			args = append(args, "-v", cfgDir+":"+m.MountPath+":ro")
+		default: // emptyDir and the state claim: fresh, owned by the pod's user (fsGroup)
+			args = append(args, "--tmpfs", m.MountPath+":U")
+		}
+	}
+	// The chart's config listens on :9464; here the host's network is shared.
+	args = append(append(append(args, ref), ctr.Args...), "--http", addr)
+	var logs bytes.Buffer
+	cmd := exec.Command(podman, args...)
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		exec.Command(podman, append(global, "stop", "-t", "10", name)...).Run()
+		<-done
+		exec.Command(podman, append(global, "rmi", ref)...).Run()
+	})
+	var last string
+	waitFor(t, 90*time.Second, "the runner in the image to be ready", func() bool {
+		select {
+		case <-done:
+			t.Fatalf("the runner in the image exited:\n%s", logs.String())
+		default:
+		}
+		resp, err := http.Get("http://" + addr + "/v1/ready")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		last = string(b)
+		return resp.StatusCode == http.StatusOK
+	}, func() string { return last + "\n" + logs.String() })
+	var v chainView
+	resp, err := http.Get("http://" + addr + "/v1/chains/helm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(&v); err != nil || v.Chain.Last == nil || v.Chain.LastError != "" {
+		t.Fatalf("the chain in the image: %v %+v\n%s", err, v.Chain, logs.String())
+	}
+	if n := len(v.Chain.Last.Inventory); n < 3 {
+		t.Fatalf("the runner in the image sees %d units, want the %d the first run made", n, 3)
+	}
+	t.Logf("the runner in %s evaluated chain helm in-cluster, %d units", ref, len(v.Chain.Last.Inventory))
 }
