@@ -39,6 +39,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/yaml"
 
+	"github.com/ebbscale/ebb/internal/podman"
 	k8s "github.com/ebbscale/ebb/plugins/realizer-k8s"
 )
 
@@ -319,26 +320,14 @@ func errString(err error) string {
 // units with the chart's RBAC).
 func runPod(t *testing.T, ctx context.Context, c *cluster, archive string, dep *appsv1.Deployment, config, amsURL string) {
 	t.Helper()
-	podman, err := exec.LookPath("podman")
+	pm, err := podman.Find()
 	if err != nil {
-		t.Log("podman is not installed: the runner was not run in the image")
+		t.Logf("the runner was not run in the image: %v", err)
 		return
 	}
-	// crun cannot start containers on this cgroup v1 host; runc with
-	// modest limits can (see scripts/image's test).
-	var global []string
-	if runc, err := exec.LookPath("runc"); err == nil {
-		global = []string{"--runtime", runc}
-	}
-	out, err := exec.Command(podman, append(global, "load", "-i", archive)...).CombinedOutput()
-	var ref string
-	for _, line := range strings.Split(string(out), "\n") {
-		if r, ok := strings.CutPrefix(line, "Loaded image: "); ok {
-			ref = strings.TrimSpace(r)
-		}
-	}
-	if err != nil || ref == "" {
-		t.Fatalf("podman load: %v\n%s", err, out)
+	ref, err := pm.Load(archive)
+	if err != nil {
+		t.Fatal(err)
 	}
 
 	dir := t.TempDir()
@@ -369,12 +358,11 @@ func runPod(t *testing.T, ctx context.Context, c *cluster, archive string, dep *
 	sc := dep.Spec.Template.Spec.SecurityContext
 	addr := freeAddr(t)
 	name := fmt.Sprintf("ebb-e2e-pod-%d", os.Getpid())
-	args := append(global, "run", "--rm", "--name", name, "--network=host",
-		"--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024",
+	args := []string{"run", "--name", name, "--network=host",
 		"--user", fmt.Sprintf("%d:%d", *sc.RunAsUser, *sc.RunAsGroup),
-		"-e", "KUBERNETES_SERVICE_HOST="+host, "-e", "KUBERNETES_SERVICE_PORT="+port,
-		"-e", "AMS_URL="+amsURL, "-e", "POD_NAME=ebb-pod", "-e", "POD_NAMESPACE="+releaseNS,
-		"-v", saDir+":/var/run/secrets/kubernetes.io/serviceaccount:ro")
+		"-e", "KUBERNETES_SERVICE_HOST=" + host, "-e", "KUBERNETES_SERVICE_PORT=" + port,
+		"-e", "AMS_URL=" + amsURL, "-e", "POD_NAME=ebb-pod", "-e", "POD_NAMESPACE=" + releaseNS,
+		"-v", saDir + ":/var/run/secrets/kubernetes.io/serviceaccount:ro"}
 	if ctr.SecurityContext != nil && ctr.SecurityContext.ReadOnlyRootFilesystem != nil && *ctr.SecurityContext.ReadOnlyRootFilesystem {
 		args = append(args, "--read-only")
 	}
@@ -389,7 +377,7 @@ func runPod(t *testing.T, ctx context.Context, c *cluster, archive string, dep *
 	// The chart's config listens on :9464; here the host's network is shared.
 	args = append(append(append(args, ref), ctr.Args...), "--http", addr)
 	var logs bytes.Buffer
-	cmd := exec.Command(podman, args...)
+	cmd := pm.Command(args...)
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -397,9 +385,9 @@ func runPod(t *testing.T, ctx context.Context, c *cluster, archive string, dep *
 	done := make(chan struct{})
 	go func() { cmd.Wait(); close(done) }()
 	t.Cleanup(func() {
-		exec.Command(podman, append(global, "stop", "-t", "10", name)...).Run()
+		pm.Command("stop", "-t", "10", name).Run()
 		<-done
-		exec.Command(podman, append(global, "rmi", ref)...).Run()
+		pm.Command("rmi", ref).Run()
 	})
 	var last string
 	waitFor(t, 90*time.Second, "the runner in the image to be ready", func() bool {

@@ -8,11 +8,12 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ebbscale/ebb/internal/podman"
 )
 
 // buildImage builds the real image from this checkout.
@@ -54,33 +55,23 @@ func TestImageReproducible(t *testing.T) {
 // `ebb validate` in it, as the nonroot user the image names. It skips only
 // when podman is not installed.
 func podmanSmoke(t *testing.T, archive string) {
-	podman, err := exec.LookPath("podman")
+	pm, err := podman.Find()
 	if err != nil {
-		t.Log("podman is not installed: the image was not run (apt-get install podman)")
+		t.Logf("the image was not run: %v", err)
 		return
 	}
-	// Here (and on other cgroup v1 hosts) crun refuses to start anything
-	// ("cgroups in hybrid mode not supported"), and raising RLIMIT_NOFILE
-	// or RLIMIT_NPROC to podman's defaults is refused: runc with modest
-	// limits runs the image.
-	var global []string
-	if runc, err := exec.LookPath("runc"); err == nil {
-		global = []string{"--runtime", runc}
-	}
-	limits := []string{"--rm", "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"}
 	run := func(args ...string) string {
 		t.Helper()
-		if args[0] == "run" {
-			args = append(append([]string{"run"}, limits...), args[1:]...)
-		}
-		out, err := exec.Command(podman, append(global, args...)...).CombinedOutput()
+		out, err := pm.Command(args...).CombinedOutput()
 		if err != nil {
 			t.Fatalf("podman %s: %v\n%s", strings.Join(args, " "), err, out)
 		}
 		return string(out)
 	}
-	run("load", "-i", archive)
-	t.Cleanup(func() { exec.Command(podman, "rmi", "-f", "ebb:test").Run() })
+	if _, err := pm.Load(archive); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pm.Command("rmi", "-f", "ebb:test").Run() })
 	if out := run("run", "--network=none", "ebb:test", "version"); !strings.HasPrefix(out, "ebb test (plugin protocol") {
 		t.Fatalf("ebb version in the image: %q", out)
 	}
@@ -102,11 +93,10 @@ func podmanSmoke(t *testing.T, archive string) {
 	addr := ln.Addr().String()
 	ln.Close()
 	name := fmt.Sprintf("ebb-image-test-%d", os.Getpid())
-	args := append(append([]string{"run"}, limits...), "--name", name, "--network=host", "--read-only",
+	daemon := pm.Command("run", "--name", name, "--network=host", "--read-only",
 		"--tmpfs", "/tmp", "--tmpfs", "/var/lib/ebb:U", // U: owned by the image's user, as fsGroup does
 		"ebb:test", "run", "--config", "/etc/ebb/config.hcl", "--state", "/var/lib/ebb/ebb.db", "--http", addr)
 	var logs bytes.Buffer
-	daemon := exec.Command(podman, append(global, args...)...)
 	daemon.Stdout, daemon.Stderr = &logs, &logs
 	if err := daemon.Start(); err != nil {
 		t.Fatal(err)
@@ -114,7 +104,7 @@ func podmanSmoke(t *testing.T, archive string) {
 	done := make(chan error, 1)
 	go func() { done <- daemon.Wait() }()
 	t.Cleanup(func() {
-		exec.Command(podman, append(global, "stop", "-t", "5", name)...).Run()
+		pm.Command("stop", "-t", "5", name).Run()
 		<-done
 	})
 	var ready string
