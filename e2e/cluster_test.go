@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -103,8 +104,20 @@ func (c *cluster) roleKubeconfig(t *testing.T, dir, roleFile string, probe autho
 	if _, err := c.kube.RbacV1().RoleBindings(c.ns).Create(ctx, rb, metav1.CreateOptions{}); err != nil {
 		t.Fatalf("create RoleBinding: %v", err)
 	}
+	path := c.tokenKubeconfig(t, ctx, c.ns, sa.Name, dir)
+
+	probe.Namespace = c.ns
+	waitAllowed(t, ctx, path, probe)
+	return path
+}
+
+// tokenKubeconfig writes dir/kubeconfig authenticating as service account
+// ns/sa with a bearer token from the TokenRequest API, as a pod's projected
+// token does.
+func (c *cluster) tokenKubeconfig(t *testing.T, ctx context.Context, ns, sa, dir string) string {
+	t.Helper()
 	expiry := int64(2 * 3600)
-	tok, err := c.kube.CoreV1().ServiceAccounts(c.ns).CreateToken(ctx, sa.Name, &authenticationv1.TokenRequest{
+	tok, err := c.kube.CoreV1().ServiceAccounts(ns).CreateToken(ctx, sa, &authenticationv1.TokenRequest{
 		Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: &expiry},
 	}, metav1.CreateOptions{})
 	if err != nil {
@@ -117,27 +130,29 @@ func (c *cluster) roleKubeconfig(t *testing.T, dir, roleFile string, probe autho
 	kc := clientcmdapi.NewConfig()
 	kc.Clusters["envtest"] = &clientcmdapi.Cluster{Server: server, CertificateAuthorityData: c.env.Config.CAData}
 	kc.AuthInfos["ebb"] = &clientcmdapi.AuthInfo{Token: tok.Status.Token}
-	kc.Contexts["ebb"] = &clientcmdapi.Context{Cluster: "envtest", AuthInfo: "ebb", Namespace: c.ns}
+	kc.Contexts["ebb"] = &clientcmdapi.Context{Cluster: "envtest", AuthInfo: "ebb", Namespace: ns}
 	kc.CurrentContext = "ebb"
 	path := filepath.Join(dir, "kubeconfig")
 	if err := clientcmd.WriteToFile(*kc, path); err != nil {
 		t.Fatalf("writing kubeconfig: %v", err)
 	}
+	return path
+}
 
-	// The RBAC authorizer learns of the binding through its cache: wait
-	// until the account may list Deployments, the realizer's first call.
-	rc, err := clientcmd.BuildConfigFromFlags("", path)
+// waitAllowed waits until the identity of kubeconfig may do probe: the RBAC
+// authorizer learns of a new binding through its cache.
+func waitAllowed(t *testing.T, ctx context.Context, kubeconfig string, probe authorizationv1.ResourceAttributes) {
+	t.Helper()
+	rc, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
 	if err != nil {
 		t.Fatalf("reading back the kubeconfig: %v", err)
 	}
 	as := kubernetes.NewForConfigOrDie(rest.CopyConfig(rc))
-	probe.Namespace = c.ns
 	review := &authorizationv1.SelfSubjectAccessReview{Spec: authorizationv1.SelfSubjectAccessReviewSpec{
 		ResourceAttributes: &probe,
 	}}
-	waitFor(t, 30*time.Second, "the realizer's RoleBinding to take effect", func() bool {
+	waitFor(t, 30*time.Second, fmt.Sprintf("a RoleBinding allowing %s %s to take effect", probe.Verb, probe.Resource), func() bool {
 		res, err := as.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, review, metav1.CreateOptions{})
 		return err == nil && res.Status.Allowed
 	}, nil)
-	return path
 }

@@ -103,6 +103,14 @@ func TestChainWhosePluginHangsInItsStartIsFailedAndRecovers(t *testing.T) {
 	if failed, _ := rd["failed"].(map[string]any); code != http.StatusServiceUnavailable || failed["a"] == nil {
 		t.Errorf("/v1/ready: %d %v", code, rd)
 	}
+	// Behind a token, a probe without one learns that something failed,
+	// not what.
+	guarded := httptest.NewServer(NewGuard(r.Handler(), GuardSettings{Token: "t0k"}))
+	defer guarded.Close()
+	code, rd = getJSON(t, guarded.URL+"/v1/ready")
+	if code != http.StatusServiceUnavailable || rd["status"] != "failed" || rd["failed"] != nil {
+		t.Errorf("/v1/ready without the token: %d %v", code, rd)
+	}
 
 	// Putting the real binary back recovers the chain at the next retry.
 	e.replace("test-collector", "")

@@ -1,6 +1,7 @@
 package runner
 
 import (
+	"context"
 	"crypto/subtle"
 	"net"
 	"net/http"
@@ -11,7 +12,10 @@ import (
 // GuardSettings say who may use the HTTP API.
 type GuardSettings struct {
 	// Token, when set, must come as "Authorization: Bearer TOKEN" on every
-	// request but /v1/health (a liveness probe needs no secret).
+	// request but /v1/health and /v1/ready: a kubelet's probes cannot read
+	// a Secret, so they carry no token. Without one (no Authorization
+	// header; a wrong token is refused) /v1/ready answers with its status
+	// code and status word only, never which chains failed or why.
 	Token string
 	// AllowedHosts are host names, beyond IP addresses and localhost, that
 	// a request's Host header may name. Without a token, any other name is
@@ -43,13 +47,20 @@ func (g *Guard) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 			" is not allowed: use an IP address or localhost, add the name to http { allowed_hosts }, or set a token"})
 		return
 	}
-	if s.Token != "" && req.URL.Path != "/v1/health" && !tokenOK(req, s.Token) {
+	if s.Token != "" && req.URL.Path == "/v1/ready" && req.Header.Get("Authorization") == "" {
+		req = req.WithContext(context.WithValue(req.Context(), withoutDetail{}, true))
+	} else if s.Token != "" && req.URL.Path != "/v1/health" && !tokenOK(req, s.Token) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="ebb"`)
 		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "a bearer token is required (Authorization: Bearer ...)"})
 		return
 	}
 	g.next.ServeHTTP(w, req)
 }
+
+// withoutDetail marks a request that may learn a status but no detail.
+type withoutDetail struct{}
+
+func detailAllowed(req *http.Request) bool { return req.Context().Value(withoutDetail{}) == nil }
 
 func tokenOK(req *http.Request, token string) bool {
 	got, ok := strings.CutPrefix(req.Header.Get("Authorization"), "Bearer ")

@@ -57,3 +57,28 @@ func TestLoopback(t *testing.T) {
 		}
 	}
 }
+
+// TestGuardReadyWithoutToken: a probe without a token reaches /v1/ready,
+// marked so that it gets no detail; a wrong token is still refused.
+func TestGuardReadyWithoutToken(t *testing.T) {
+	detail := http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if detailAllowed(req) {
+			w.WriteHeader(http.StatusOK)
+		} else {
+			w.WriteHeader(http.StatusAccepted)
+		}
+	})
+	g := NewGuard(detail, GuardSettings{Token: "s3cret"})
+	for auth, want := range map[string]int{"": http.StatusAccepted, "Bearer s3cret": 200, "Bearer wrong": http.StatusUnauthorized} {
+		req := httptest.NewRequest("GET", "/v1/ready", nil)
+		req.Host = "10.1.2.3:9464"
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		rec := httptest.NewRecorder()
+		g.ServeHTTP(rec, req)
+		if rec.Code != want {
+			t.Errorf("Authorization %q: %d, want %d", auth, rec.Code, want)
+		}
+	}
+}

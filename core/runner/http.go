@@ -14,7 +14,8 @@ import (
 //	GET /                   a page with each chain's demand and capacity chart
 //	GET /v1/health          200 while the process is up
 //	GET /v1/ready           200 once every chain has evaluated once, else 503
-//	                        (with the failed chains and why, if any)
+//	                        (with the failed chains and why, if any; needs
+//	                        no token, but without one it names no chain)
 //	GET /metrics            Prometheus exposition
 //	GET /v1/chains          every chain with its last evaluation
 //	GET /v1/chains/{name}   one chain and its recent decisions (?n=50)
@@ -27,8 +28,12 @@ func (r *Runner) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/health", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
-	mux.HandleFunc("GET /v1/ready", func(w http.ResponseWriter, _ *http.Request) {
+	mux.HandleFunc("GET /v1/ready", func(w http.ResponseWriter, req *http.Request) {
 		ready, failed := r.Ready()
+		if failed != nil && !detailAllowed(req) {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "failed"})
+			return
+		}
 		if failed != nil {
 			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "failed", "failed": failed})
 			return
