@@ -21,7 +21,7 @@ func TestShortBench(t *testing.T) {
 	root, _ := filepath.Abs("..")
 	parts, _ := parseParts("")
 	o := options{root: root, doc: doc, out: filepath.Join(dir, "out"), log: os.Stderr, parts: parts, command: "go run ./bench -short",
-		scale: scaleOptions{startTimeout: 5 * time.Minute, lateness: "auto"},
+		scale: scaleOptions{startTimeout: 5 * time.Minute, lateness: "auto", latenessChains: 1000},
 		cycle: cycleOptions{pattern: ".", baseline: "(?i)plain", pkgs: []string{"./core/runner/", "./core/host/"}}}
 	if err := run(o.shortened()); err != nil {
 		t.Fatal(err)

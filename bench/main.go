@@ -42,6 +42,7 @@ func main() {
 	scrapeEvery := flag.Duration("scrape", 10*time.Second, "how often a scale run reads /metrics (progress and the plot)")
 	startTimeout := flag.Duration("start-timeout", 15*time.Minute, "how long a scale run may wait for the HTTP API")
 	lateness := flag.String("lateness", "auto", "lateness source: auto (the runner's "+latenessMetric+" when present, else the decision log), metric or log")
+	latenessChains := flag.Int("lateness-chains", 1000, "most chains whose decision logs are read for lateness (an even sample)")
 	jitter := flag.String("jitter", "", "jitter of every generated chain (default: the runner's)")
 	pattern := flag.String("bench", ".", "go test -bench pattern of the cycle benchmarks")
 	pkgs := flag.String("bench-pkgs", "./core/runner/,./core/host/", "packages of the cycle benchmarks, comma-separated")
@@ -51,7 +52,7 @@ func main() {
 
 	o := options{root: *root, doc: under(*root, *doc), out: under(*root, *out), short: *short, log: os.Stderr,
 		command: strings.TrimSpace("go run ./bench " + strings.Join(os.Args[1:], " ")),
-		scale:   scaleOptions{duration: *duration, scrapeEvery: *scrapeEvery, startTimeout: *startTimeout, lateness: *lateness, jitter: *jitter},
+		scale:   scaleOptions{duration: *duration, scrapeEvery: *scrapeEvery, startTimeout: *startTimeout, lateness: *lateness, latenessChains: *latenessChains, jitter: *jitter},
 		cycle:   cycleOptions{pattern: *pattern, baseline: *baseline, benchtime: *benchtime, pkgs: strings.Split(*pkgs, ",")}}
 	var err error
 	if o.parts, err = parseParts(*only); err == nil {

@@ -251,6 +251,12 @@ func TestParseSizesAndParts(t *testing.T) {
 	if _, err := parseParts("control,speed"); err == nil {
 		t.Error("an unknown part accepted")
 	}
+	if got := sampleChains(10000, 4); strings.Join(got, ",") != "c-00000,c-02500,c-05000,c-07500" {
+		t.Errorf("sample %v", got)
+	}
+	if got := sampleChains(3, 1000); len(got) != 3 || got[2] != "c-00002" {
+		t.Errorf("sample of fewer chains than asked %v", got)
+	}
 	if count(1234567) != "1,234,567" || count(100) != "100" || count(1000) != "1,000" {
 		t.Error(count(1234567), count(100), count(1000))
 	}

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -95,12 +96,21 @@ func commit(root string) string {
 	return c
 }
 
-func renderScale(o options, d scaleDoc, command string) string {
+func renderScale(o options, d scaleDoc) string {
 	var b strings.Builder
 	fmt.Fprintln(&b, scaleBegin)
 	fmt.Fprintln(&b, "## Runner at scale")
 	fmt.Fprintln(&b)
-	fmt.Fprintf(&b, "```sh\n%s\n```\n\n", command)
+	fmt.Fprintf(&b, "```sh\ngo run ./bench -only scale   # every size, then the cycle benchmarks; -sizes, -duration: see go run ./bench -h\n```\n\n")
+	var cmds []string
+	for _, r := range d.Sizes {
+		if r.Command != "" && !slices.Contains(cmds, "`"+r.Command+"`") {
+			cmds = append(cmds, "`"+r.Command+"`")
+		}
+	}
+	if len(cmds) > 0 {
+		fmt.Fprintf(&b, "The rows below were measured by %s.\n\n", strings.Join(cmds, " and "))
+	}
 	fmt.Fprintf(&b, "Machine: %s. It is shared with other engineers' builds, so absolute figures are noisy; "+
 		"the ratios of the cycle benchmarks, measured side by side, are the figures to compare.\n\n", d.Machine)
 	fmt.Fprintln(&b, "Each size is a real `ebb run` (the built binary) on a generated config of N chains, each its own target, over "+
@@ -113,7 +123,8 @@ func renderScale(o options, d scaleDoc, command string) string {
 		"summed over chains) over the ticks due in the window, N × ⌈window / interval⌉ (every chain ticking at start + k·interval).")
 	fmt.Fprintln(&b, "- **lateness**: an evaluation's start minus its due tick: from the runner's histogram `"+latenessMetric+
 		"` where it exports one, else from the decision log (each record's start time against the chain's start + k·interval, "+
-		"k counting its evaluations), which counts the drift of a runner that waits an interval after each evaluation ends.")
+		"k counting its evaluations; at most 1,000 chains sampled evenly), which counts the drift of a runner that waits an interval after each evaluation ends. "+
+		"\"(log)\" marks figures from the decision log.")
 	fmt.Fprintln(&b, "- **RSS**: from /proc/PID/status; the runner's peak is its VmHWM, the plugins' is the largest sum of their VmRSS "+
 		"sampled every second. **CPU / evaluation**: utime + stime (/proc/PID/stat) of ebb and all its descendants, "+
 		"reaped children included, over the window, divided by the evaluations achieved.")
@@ -139,7 +150,7 @@ func renderScale(o options, d scaleDoc, command string) string {
 			ready = "not in the window"
 		}
 		src := ""
-		if r.LatenessSource == "decision log" {
+		if strings.HasPrefix(r.LatenessSource, "decision log") {
 			src = " (log)"
 		}
 		fmt.Fprintf(&b, "| %s | %s | %.0f s | %s | %s / %s%s | %.0f MB (%.0f) | %.0f MB (%.0f), %d processes | %.0f µs | %.1f s / %s | %.1f MB (+%.1f MB/min) | %s %s |\n",
