@@ -48,12 +48,13 @@ func main() {
 	pkgs := flag.String("bench-pkgs", "./core/runner/,./core/host/", "packages of the cycle benchmarks, comma-separated")
 	baseline := flag.String("baseline", "(?i)plain", "regexp naming the plain-gRPC baseline benchmark; ratios are to it")
 	benchtime := flag.String("benchtime", "3s", "go test -benchtime of the cycle benchmarks")
+	note := flag.String("note", "", "a remark kept with this run's scale rows (what code, what load)")
 	flag.Parse()
 
 	o := options{root: *root, doc: under(*root, *doc), out: under(*root, *out), short: *short, log: os.Stderr,
-		command: strings.TrimSpace("go run ./bench " + strings.Join(os.Args[1:], " ")),
-		scale:   scaleOptions{duration: *duration, scrapeEvery: *scrapeEvery, startTimeout: *startTimeout, lateness: *lateness, latenessChains: *latenessChains, jitter: *jitter},
-		cycle:   cycleOptions{pattern: *pattern, baseline: *baseline, benchtime: *benchtime, pkgs: strings.Split(*pkgs, ",")}}
+		command: strings.TrimSpace("go run ./bench " + quoteArgs(os.Args[1:])), note: *note,
+		scale: scaleOptions{duration: *duration, scrapeEvery: *scrapeEvery, startTimeout: *startTimeout, lateness: *lateness, latenessChains: *latenessChains, jitter: *jitter},
+		cycle: cycleOptions{pattern: *pattern, baseline: *baseline, benchtime: *benchtime, pkgs: strings.Split(*pkgs, ",")}}
 	var err error
 	if o.parts, err = parseParts(*only); err == nil {
 		o.scale.sizes, err = parseSizes(*sizes)
@@ -78,6 +79,18 @@ func (o options) shortened() options {
 	o.short = true
 	o.scale.sizes, o.scale.duration, o.scale.scrapeEvery, o.cycle.benchtime = []size{{20, time.Second}}, 5*time.Second, time.Second, "1x"
 	return o
+}
+
+// quoteArgs writes args as a shell would need them.
+func quoteArgs(args []string) string {
+	out := make([]string, len(args))
+	for i, a := range args {
+		out[i] = a
+		if strings.ContainsAny(a, " \t'\"$*?") {
+			out[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+		}
+	}
+	return strings.Join(out, " ")
 }
 
 // under is path relative to root, unless it is absolute.

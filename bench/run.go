@@ -19,10 +19,11 @@ type options struct {
 	log            io.Writer
 	// parts to run: control, scale, cycle.
 	parts map[string]bool
-	// command is how this run was invoked, for the scale section.
-	command string
-	scale   scaleOptions
-	cycle   cycleOptions
+	// command is how this run was invoked, and note what to say of it,
+	// for the scale section.
+	command, note string
+	scale         scaleOptions
+	cycle         cycleOptions
 }
 
 // result is one policy's figures as `ebb simulate -json` prints them.

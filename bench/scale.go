@@ -82,8 +82,12 @@ type sizeResult struct {
 	Progress []progressPoint `json:"progress"`
 	Measured string          `json:"measured"`
 	Commit   string          `json:"commit"`
-	// Command is the invocation that measured this row.
+	// Command is the invocation that measured this row; Note is its -note.
 	Command string `json:"command"`
+	Note    string `json:"note,omitempty"`
+	// Load is the machine's 1-minute load average at the window's start and
+	// end (/proc/loadavg): others' work on a shared machine.
+	Load [2]float64 `json:"load"`
 }
 
 type progressPoint struct {
@@ -273,6 +277,7 @@ func runSize(o options, so scaleOptions, ebb, pluginDir string, s size) (sizeRes
 	res.StartHTTP = httpUp.Sub(started).Seconds()
 	fmt.Fprintf(o.log, "scale %d: HTTP up after %.1f s; measuring for %s\n", s.chains, res.StartHTTP, window)
 	cpu0, store0 := smp.sampleNow().cpuTicks(), fileMB(statePath)
+	res.Load[0] = loadAvg()
 	end := httpUp.Add(window)
 
 	readyAt := make(chan time.Time, 1)
@@ -319,6 +324,7 @@ func runSize(o options, so scaleOptions, ebb, pluginDir string, s size) (sizeRes
 		}
 	}
 	final := smp.sampleNow()
+	res.Load[1] = loadAvg()
 	res.Achieved, res.Errors = last.achieved(), last.evaluations["error"]
 	if last.hasMissed {
 		res.Missed = &last.missed
@@ -506,6 +512,20 @@ func (s *sampler) pids() []int {
 	return out
 }
 
+// loadAvg is the 1-minute load average, 0 when unknown.
+func loadAvg() float64 {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return 0
+	}
+	v, _ := strconv.ParseFloat(f[0], 64)
+	return v
+}
+
 func mb(kb int64) float64 { return float64(kb) / 1024 }
 
 func fileMB(path string) float64 {
@@ -562,7 +582,7 @@ func runScale(o options, ebb, tmp string) error {
 			if err != nil {
 				return fmt.Errorf("scale %d chains: %w", s.chains, err)
 			}
-			r.Commit, r.Command = rev, o.command
+			r.Commit, r.Command, r.Note = rev, o.command, o.note
 			rows = append(rows, r)
 		}
 		d.merge(rows)

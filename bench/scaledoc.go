@@ -112,7 +112,8 @@ func renderScale(o options, d scaleDoc) string {
 		fmt.Fprintf(&b, "The rows below were measured by %s.\n\n", strings.Join(cmds, " and "))
 	}
 	fmt.Fprintf(&b, "Machine: %s. It is shared with other engineers' builds, so absolute figures are noisy; "+
-		"the ratios of the cycle benchmarks, measured side by side, are the figures to compare.\n\n", d.Machine)
+		"the ratios of the cycle benchmarks, measured side by side, are the figures to compare. "+
+		"The last column gives the machine's 1-minute load average at the window's start and end.\n\n", d.Machine)
 	fmt.Fprintln(&b, "Each size is a real `ebb run` (the built binary) on a generated config of N chains, each its own target, over "+
 		"two canned plugins from `plugin_dir` (bench/canned: a collector and a realizer that answer from memory with a small "+
 		"optimizer group per target, demand that comes and goes per target) and the builtin evaluator-dra; "+
@@ -131,7 +132,7 @@ func renderScale(o options, d scaleDoc) string {
 	fmt.Fprintln(&b, "- **start**: from exec until `/v1/health` answers, and until `/v1/ready` does (every chain evaluated once). "+
 		"**store**: the state file at the end of the window, and its growth over the window.")
 	fmt.Fprintln(&b)
-	fmt.Fprintln(&b, "| chains | interval | window | achieved / due | lateness p50 / p99 | runner RSS end (peak) | plugin RSS end (peak) | CPU / evaluation | start: HTTP / ready | store (growth) | measured |")
+	fmt.Fprintln(&b, "| chains | interval | window | achieved / due | lateness p50 / p99 | runner RSS end (peak) | plugin RSS end (peak) | CPU / evaluation | start: HTTP / ready | store (growth) | measured (load avg) |")
 	fmt.Fprintln(&b, "|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, r := range d.Sizes {
 		p99 := secs(r.LatenessP99)
@@ -153,12 +154,26 @@ func renderScale(o options, d scaleDoc) string {
 		if strings.HasPrefix(r.LatenessSource, "decision log") {
 			src = " (log)"
 		}
-		fmt.Fprintf(&b, "| %s | %s | %.0f s | %s | %s / %s%s | %.0f MB (%.0f) | %.0f MB (%.0f), %d processes | %.0f µs | %.1f s / %s | %.1f MB (+%.1f MB/min) | %s %s |\n",
+		fmt.Fprintf(&b, "| %s | %s | %.0f s | %s | %s / %s%s | %.0f MB (%.0f) | %.0f MB (%.0f), %d processes | %.0f µs | %.1f s / %s | %.1f MB (+%.1f MB/min) | %s %s (%.0f–%.0f) |\n",
 			count(float64(r.Chains)), secs(&r.Interval), r.Window, ach, secs(r.LatenessP50), p99, src,
 			r.RunnerRSSEnd, r.RunnerRSSPeak, r.PluginRSSEnd, r.PluginRSSPeak, r.Plugins, r.CPUPerEval,
-			r.StartHTTP, ready, r.StoreMB, r.StoreGrowth, r.Measured, r.Commit)
+			r.StartHTTP, ready, r.StoreMB, r.StoreGrowth, r.Measured, r.Commit, r.Load[0], r.Load[1])
 	}
-	fmt.Fprintln(&b, "| **goal** (issue 18) | | | all | p99 < 100 ms (1,000 at 1 s), < 1 s (10,000 at 10 s) | ≤ 200 MB (10,000 chains) | | ≤ 200 µs | ≤ 5 s | bounded by retention: stops growing | |")
+	fmt.Fprint(&b, "| **goal** (issue 18) | | | all | p99 < 100 ms (1,000 at 1 s), < 1 s (10,000 at 10 s) | ≤ 200 MB (10,000 chains) | | ≤ 200 µs | ≤ 5 s | bounded by retention: stops growing | |\n\n")
+	var notes []string
+	for _, r := range d.Sizes {
+		if n := fmt.Sprintf("%s chains (%s): %s", count(float64(r.Chains)), r.Measured, r.Note); r.Note != "" && !slices.Contains(notes, n) {
+			notes = append(notes, n)
+		}
+	}
+	for _, n := range notes {
+		fmt.Fprintf(&b, "- %s\n", n)
+	}
+	if len(notes) > 0 {
+		fmt.Fprintln(&b)
+	}
+	fmt.Fprintln(&b, "`-lateness metric` insists on the runner's histogram (n/a without it), `-lateness log` on the decision log; "+
+		"the default takes the histogram when /metrics has it.")
 	fmt.Fprintln(&b)
 	if len(d.Sizes) > 0 {
 		rel, _ := filepath.Rel(filepath.Dir(o.doc), filepath.Join(o.out, "scale.svg"))
