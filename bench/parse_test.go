@@ -261,3 +261,25 @@ func TestParseSizesAndParts(t *testing.T) {
 		t.Error(count(1234567), count(100), count(1000))
 	}
 }
+
+func TestErrorKinds(t *testing.T) {
+	log := `2026-12-01T13:45:00.000Z [INFO]  chain started: chain=c-00001
+2026-12-01T13:45:01.000Z [ERROR] evaluation failed: error="chain c-00001: collect t-00001: context deadline exceeded"
+2026-12-01T13:45:02.000Z [ERROR] evaluation failed: error="chain c-00002: collect t-00002: context deadline exceeded"
+2026-12-01T13:45:03.000Z [ERROR] evaluation failed: error="chain c-00003: committing: disk full"
+2026-12-01T13:45:04.000Z [ERROR] evaluation failed: error="a third kind"
+`
+	got := errorKinds(strings.NewReader(log), 2)
+	want := map[string]int{`error="chain c-N: collect t-N: context deadline exceeded"`: 2, `error="chain c-N: committing: disk full"`: 1, "(other)": 1}
+	if len(got) != len(want) {
+		t.Fatalf("%v", got)
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%q: %d, want %d (all: %v)", k, got[k], v, got)
+		}
+	}
+	if errorKinds(strings.NewReader("nothing failed\n"), 3) != nil {
+		t.Error("kinds without errors")
+	}
+}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -85,6 +86,9 @@ type sizeResult struct {
 	// Command is the invocation that measured this row; Note is its -note.
 	Command string `json:"command"`
 	Note    string `json:"note,omitempty"`
+	// ErrorKinds are the runner's "evaluation failed" messages, chain and
+	// target names generalized, with how often each was logged.
+	ErrorKinds map[string]int `json:"error_kinds,omitempty"`
 	// Load is the machine's 1-minute load average at the window's start and
 	// end (/proc/loadavg): others' work on a shared machine.
 	Load [2]float64 `json:"load"`
@@ -338,6 +342,10 @@ func runSize(o options, so scaleOptions, ebb, pluginDir string, s size) (sizeRes
 	res.Plugins = len(final.others)
 	res.StoreMB = fileMB(statePath)
 	res.StoreGrowth = (res.StoreMB - store0) / window.Minutes()
+	if f, err := os.Open(logFile.Name()); err == nil {
+		res.ErrorKinds = errorKinds(f, 5)
+		f.Close()
+	}
 	select {
 	case at := <-readyAt:
 		v := at.Sub(started).Seconds()
@@ -508,6 +516,34 @@ func (s *sampler) pids() []int {
 	var out []int
 	for p := range s.seen {
 		out = append(out, p)
+	}
+	return out
+}
+
+var generatedName = regexp.MustCompile(`\b([ct])-\d{5}\b`)
+
+// errorKinds counts the runner log's "evaluation failed" lines by message,
+// keeping at most max kinds (the rest count under "(other)").
+func errorKinds(r io.Reader, max int) map[string]int {
+	out := map[string]int{}
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		_, msg, ok := strings.Cut(sc.Text(), "evaluation failed:")
+		if !ok {
+			continue
+		}
+		msg = generatedName.ReplaceAllString(strings.TrimSpace(msg), "$1-N")
+		if len(msg) > 300 {
+			msg = msg[:300] + "..."
+		}
+		if _, seen := out[msg]; !seen && len(out) >= max {
+			msg = "(other)"
+		}
+		out[msg]++
+	}
+	if len(out) == 0 {
+		return nil
 	}
 	return out
 }

@@ -166,6 +166,16 @@ func renderScale(o options, d scaleDoc) string {
 			notes = append(notes, n)
 		}
 	}
+	for _, r := range d.Sizes {
+		kinds := make([]string, 0, len(r.ErrorKinds))
+		for k := range r.ErrorKinds {
+			kinds = append(kinds, k)
+		}
+		sort.Slice(kinds, func(i, j int) bool { return r.ErrorKinds[kinds[i]] > r.ErrorKinds[kinds[j]] })
+		for _, k := range kinds {
+			notes = append(notes, fmt.Sprintf("%s chains: %d× `evaluation failed: %s`", count(float64(r.Chains)), r.ErrorKinds[k], strings.ReplaceAll(k, "`", "'")))
+		}
+	}
 	for _, n := range notes {
 		fmt.Fprintf(&b, "- %s\n", n)
 	}
