@@ -283,3 +283,28 @@ func TestErrorKinds(t *testing.T) {
 		t.Error("kinds without errors")
 	}
 }
+
+// A rerun of some sizes keeps the other rows; a size that never started
+// says so in its row.
+func TestScaleDocMergeAndRender(t *testing.T) {
+	p := func(v float64) *float64 { return &v }
+	d := scaleDoc{Machine: "nproc 2"}
+	d.merge([]sizeResult{{Chains: 1000, Interval: 1, Window: 60, Due: 60000, Achieved: 30000, LatenessP50: p(0.5), LatenessP99: p(2), LatenessSource: "decision log", Note: "before"},
+		{Chains: 10000, Interval: 10, StartHTTP: 2700, StartTimedOut: true, RunnerRSSPeak: 400, RunnerRSSEnd: 390}})
+	d.merge([]sizeResult{{Chains: 100, Interval: 1, Window: 60, Due: 6000, Achieved: 6000, LatenessP50: p(0.002), LatenessP99: p(0.05), LatenessSource: "histogram"},
+		{Chains: 1000, Interval: 1, Window: 60, Due: 60000, Achieved: 59000, Errors: 3, ErrorKinds: map[string]int{"timeout": 3}}})
+	if len(d.Sizes) != 3 || d.Sizes[0].Chains != 100 || d.Sizes[1].Achieved != 59000 {
+		t.Fatalf("merged %+v", d.Sizes)
+	}
+	s := renderScale(options{doc: "/r/BENCHMARKS.md", out: "/r/bench/out"}, d)
+	for _, want := range []string{scaleBegin, scaleEnd, "| 100 | 1.0 s | 60 s | 100% (6,000 / 6,000) | 2 ms / 50 ms |",
+		"| 1,000 | 1.0 s | 60 s | 98% (59,000 / 60,000), 3 errors |", "HTTP not up after 2700 s", "| **goal** (issue 18) |",
+		"3× `evaluation failed: timeout`", "(bench/out/scale.svg)"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("section lacks %q:\n%s", want, s)
+		}
+	}
+	if strings.Contains(s, "before") {
+		t.Error("the replaced row's note is still there")
+	}
+}

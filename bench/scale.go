@@ -74,9 +74,12 @@ type sizeResult struct {
 	CPUPerEval float64 `json:"cpu_per_evaluation_us"`
 	// StartHTTP and StartReady are seconds from exec until /v1/health and
 	// /v1/ready answer 200; StartReady is nil when ready never came.
-	StartHTTP  float64  `json:"start_http_seconds"`
-	StartReady *float64 `json:"start_ready_seconds,omitempty"`
-	StoreMB    float64  `json:"store_mb"`
+	StartHTTP float64 `json:"start_http_seconds"`
+	// StartTimedOut: the HTTP API did not answer within -start-timeout
+	// (StartHTTP); nothing else was measured.
+	StartTimedOut bool     `json:"start_timed_out,omitempty"`
+	StartReady    *float64 `json:"start_ready_seconds,omitempty"`
+	StoreMB       float64  `json:"store_mb"`
 	// StoreGrowth is MB per minute over the window.
 	StoreGrowth float64 `json:"store_growth_mb_per_minute"`
 	// Progress is achieved evaluations against due over the window.
@@ -268,7 +271,16 @@ func runSize(o options, so scaleOptions, ebb, pluginDir string, s size) (sizeRes
 		case <-time.After(20 * time.Millisecond):
 		}
 		if time.Since(started) > so.startTimeout {
-			return fail(fmt.Errorf("HTTP API not up after %s", so.startTimeout))
+			// What a run that never started shows is a figure too: the row
+			// says so, with the memory the start took.
+			t := smp.sampleNow()
+			res.StartHTTP, res.StartTimedOut = so.startTimeout.Seconds(), true
+			res.Load = [2]float64{loadAvg(), loadAvg()}
+			res.RunnerRSSPeak, res.RunnerRSSEnd = mb(t.rootMem.hwm), mb(t.rootMem.rss)
+			res.PluginRSSPeak, res.PluginRSSEnd, res.Plugins = mb(smp.peakOthers()), mb(t.othersRSS()), len(t.others)
+			res.LatenessSource = "n/a: the HTTP API never answered"
+			fmt.Fprintf(o.log, "scale %d: HTTP API not up after %s; giving up on this size\n", s.chains, so.startTimeout)
+			return res, nil
 		}
 		if time.Since(lastNote) >= 10*time.Second {
 			lastNote = time.Now()

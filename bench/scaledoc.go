@@ -146,6 +146,12 @@ func renderScale(o options, d scaleDoc) string {
 		if r.Errors > 0 {
 			ach += fmt.Sprintf(", %s errors", count(r.Errors))
 		}
+		if r.StartTimedOut {
+			fmt.Fprintf(&b, "| %s | %s | | not started | | %.0f MB (%.0f) at the timeout | %.0f MB (%.0f), %d processes | | HTTP not up after %.0f s | | %s %s (%.0f–%.0f) |\n",
+				count(float64(r.Chains)), secs(&r.Interval), r.RunnerRSSEnd, r.RunnerRSSPeak, r.PluginRSSEnd, r.PluginRSSPeak, r.Plugins,
+				r.StartHTTP, r.Measured, r.Commit, r.Load[0], r.Load[1])
+			continue
+		}
 		ready := secs(r.StartReady)
 		if r.StartReady == nil {
 			ready = "not in the window"
