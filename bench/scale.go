@@ -376,16 +376,20 @@ func runSize(o options, so scaleOptions, ebb, pluginDir string, s size) (sizeRes
 	default:
 		fmt.Fprintf(o.log, "scale %d: no %s; reading when each evaluation started from %d decision logs\n", s.chains, latenessMetric, min(s.chains, so.latenessChains))
 		l, err := logLateness(client, base, sampleChains(s.chains, so.latenessChains), httpUp, end, s.interval)
-		if err != nil {
-			return fail(err)
-		}
-		if len(l) > 0 {
+		switch {
+		case err != nil:
+			// A runner too busy to answer is a finding, not a failed run.
+			res.LatenessSource = "n/a: reading the decision logs failed: " + err.Error()
+			fmt.Fprintf(o.log, "scale %d: %s\n", s.chains, res.LatenessSource)
+		case len(l) > 0:
 			p50, p99 := percentile(l, 0.5), percentile(l, 0.99)
 			res.LatenessP50, res.LatenessP99 = &p50, &p99
-		}
-		res.LatenessSource = "decision log"
-		if s.chains > so.latenessChains {
-			res.LatenessSource = fmt.Sprintf("decision log of %d chains", so.latenessChains)
+			fallthrough
+		default:
+			res.LatenessSource = "decision log"
+			if s.chains > so.latenessChains {
+				res.LatenessSource = fmt.Sprintf("decision log of %d chains", so.latenessChains)
+			}
 		}
 	}
 	fmt.Fprintf(o.log, "scale %d: done: %s\n", s.chains, summary(res))
