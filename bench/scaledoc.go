@@ -147,9 +147,9 @@ func renderScale(o options, d scaleDoc) string {
 			ach += fmt.Sprintf(", %s errors", count(r.Errors))
 		}
 		if r.StartTimedOut {
-			fmt.Fprintf(&b, "| %s | %s | | not started | | %.0f MB (%.0f) at the timeout | %.0f MB (%.0f), %d processes | | HTTP not up after %.0f s | | %s %s (%.0f–%.0f) |\n",
+			fmt.Fprintf(&b, "| %s | %s | | not started | | %.0f MB (%.0f) at the timeout | %.0f MB (%.0f), %d processes | | HTTP not up after %.0f s | | %s %s%s |\n",
 				count(float64(r.Chains)), secs(&r.Interval), r.RunnerRSSEnd, r.RunnerRSSPeak, r.PluginRSSEnd, r.PluginRSSPeak, r.Plugins,
-				r.StartHTTP, r.Measured, r.Commit, r.Load[0], r.Load[1])
+				r.StartHTTP, r.Measured, r.Commit, loadOf(r))
 			continue
 		}
 		ready := secs(r.StartReady)
@@ -160,10 +160,20 @@ func renderScale(o options, d scaleDoc) string {
 		if strings.HasPrefix(r.LatenessSource, "decision log") {
 			src = " (log)"
 		}
-		fmt.Fprintf(&b, "| %s | %s | %.0f s | %s | %s / %s%s | %.0f MB (%.0f) | %.0f MB (%.0f), %d processes | %.0f µs | %.1f s / %s | %.1f MB (+%.1f MB/min) | %s %s (%.0f–%.0f) |\n",
+		// A figure a row does not have (0) reads n/a rather than zero.
+		cpu, plugins, store := "n/a", "n/a", "n/a"
+		if r.CPUPerEval > 0 {
+			cpu = fmt.Sprintf("%.0f µs", r.CPUPerEval)
+		}
+		if r.PluginRSSPeak > 0 {
+			plugins = fmt.Sprintf("%.0f MB (%.0f), %d processes", r.PluginRSSEnd, r.PluginRSSPeak, r.Plugins)
+		}
+		if r.StoreMB > 0 {
+			store = fmt.Sprintf("%.1f MB (+%.1f MB/min)", r.StoreMB, r.StoreGrowth)
+		}
+		fmt.Fprintf(&b, "| %s | %s | %.0f s | %s | %s / %s%s | %.0f MB (%.0f) | %s | %s | %.1f s / %s | %s | %s %s%s |\n",
 			count(float64(r.Chains)), secs(&r.Interval), r.Window, ach, secs(r.LatenessP50), p99, src,
-			r.RunnerRSSEnd, r.RunnerRSSPeak, r.PluginRSSEnd, r.PluginRSSPeak, r.Plugins, r.CPUPerEval,
-			r.StartHTTP, ready, r.StoreMB, r.StoreGrowth, r.Measured, r.Commit, r.Load[0], r.Load[1])
+			r.RunnerRSSEnd, r.RunnerRSSPeak, plugins, cpu, r.StartHTTP, ready, store, r.Measured, r.Commit, loadOf(r))
 	}
 	fmt.Fprint(&b, "| **goal** (issue 18) | | | all | p99 < 100 ms (1,000 at 1 s), < 1 s (10,000 at 10 s) | ≤ 200 MB (10,000 chains) | | ≤ 200 µs | ≤ 5 s | bounded by retention: stops growing | |\n\n")
 	var notes []string
@@ -216,6 +226,13 @@ func renderScale(o options, d scaleDoc) string {
 	}
 	fmt.Fprint(&b, scaleEnd)
 	return b.String()
+}
+
+func loadOf(r sizeResult) string {
+	if r.Load == [2]float64{} {
+		return ""
+	}
+	return fmt.Sprintf(" (%.0f–%.0f)", r.Load[0], r.Load[1])
 }
 
 // count writes 12345 as 12,345.
