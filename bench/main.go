@@ -52,7 +52,7 @@ func main() {
 	flag.Parse()
 
 	o := options{root: *root, doc: under(*root, *doc), out: under(*root, *out), short: *short, log: os.Stderr,
-		command: strings.TrimSpace("go run ./bench " + quoteArgs(os.Args[1:])), note: *note,
+		command: strings.TrimSpace("go run ./bench " + quoteArgs(withoutNote(os.Args[1:]))), note: *note,
 		scale: scaleOptions{duration: *duration, scrapeEvery: *scrapeEvery, startTimeout: *startTimeout, lateness: *lateness, latenessChains: *latenessChains, jitter: *jitter},
 		cycle: cycleOptions{pattern: *pattern, baseline: *baseline, benchtime: *benchtime, pkgs: strings.Split(*pkgs, ",")}}
 	var err error
@@ -79,6 +79,22 @@ func (o options) shortened() options {
 	o.short = true
 	o.scale.sizes, o.scale.duration, o.scale.scrapeEvery, o.cycle.benchtime = []size{{20, time.Second}}, 5*time.Second, time.Second, "1x"
 	return o
+}
+
+// withoutNote drops -note and its value: the section shows the note apart.
+func withoutNote(args []string) []string {
+	var out []string
+	for i := 0; i < len(args); i++ {
+		a := strings.TrimLeft(args[i], "-")
+		switch {
+		case a == "note" && args[i] != a:
+			i++ // its value follows
+		case strings.HasPrefix(a, "note=") && args[i] != a:
+		default:
+			out = append(out, args[i])
+		}
+	}
+	return out
 }
 
 // quoteArgs writes args as a shell would need them.

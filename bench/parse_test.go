@@ -251,6 +251,9 @@ func TestParseSizesAndParts(t *testing.T) {
 	if _, err := parseParts("control,speed"); err == nil {
 		t.Error("an unknown part accepted")
 	}
+	if got := quoteArgs(withoutNote([]string{"-only", "scale", "-note", "x y", "--note=z", "-sizes", "10:1s", "-jitter", "10%s"})); got != "-only scale -sizes 10:1s -jitter 10%s" {
+		t.Errorf("command %q", got)
+	}
 	if got := sampleChains(10000, 4); strings.Join(got, ",") != "c-00000,c-02500,c-05000,c-07500" {
 		t.Errorf("sample %v", got)
 	}
