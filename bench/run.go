@@ -17,6 +17,13 @@ type options struct {
 	root, doc, out string
 	short          bool
 	log            io.Writer
+	// parts to run: control, scale, cycle.
+	parts map[string]bool
+	// command is how this run was invoked, and note what to say of it,
+	// for the scale section.
+	command, note string
+	scale         scaleOptions
+	cycle         cycleOptions
 }
 
 // result is one policy's figures as `ebb simulate -json` prints them.
@@ -80,6 +87,7 @@ const (
 	minThreads = 4
 )
 
+// run builds ebb once and runs the parts asked for.
 func run(o options) error {
 	tmp, err := os.MkdirTemp("", "ebb-bench-")
 	if err != nil {
@@ -92,6 +100,22 @@ func run(o options) error {
 	if err := build.Run(); err != nil {
 		return fmt.Errorf("building ebb: %w", err)
 	}
+	if err := os.MkdirAll(o.out, 0o755); err != nil {
+		return err
+	}
+	if o.parts["control"] {
+		if err := runControl(o, ebb, tmp); err != nil {
+			return err
+		}
+	}
+	if o.parts["scale"] || o.parts["cycle"] {
+		return runScale(o, ebb, tmp)
+	}
+	return nil
+}
+
+// runControl regenerates the control-quality section.
+func runControl(o options, ebb, tmp string) error {
 	type input struct{ name, path, source string }
 	var inputs []input
 	shapes := []string{"nightly", "diurnal", "weekend", "small-tables", "storm"}
@@ -118,9 +142,6 @@ func run(o options) error {
 			inputs = append(inputs, input{n, p, "`bench/traces/" + n + ".csv` (converted, see bench/traces/SOURCES.md)"})
 		}
 	}
-	if err := os.MkdirAll(o.out, 0o755); err != nil {
-		return err
-	}
 	lean := filepath.Join(tmp, "lean.hcl")
 	if err := writeLean(o.root, lean); err != nil {
 		return err
@@ -139,7 +160,7 @@ func run(o options) error {
 		runs = append(runs, traceRun{name: in.name, source: in.source, tasks: tasks, results: results, lean: leanResults})
 		fmt.Fprintf(o.log, "%s: %d tasks, %s\n", in.name, tasks, time.Since(started).Round(time.Millisecond))
 	}
-	return rewrite(o, runs)
+	return rewrite(o.doc, begin, end, render(o, runs))
 }
 
 // simulate runs `ebb simulate -json` on one trace with one configuration.
@@ -165,12 +186,12 @@ func simulate(o options, ebb, cfg, trace, plot string) (int, []result, error) {
 	return doc.Tasks, doc.Policies, nil
 }
 
-func rewrite(o options, runs []traceRun) error {
-	old, err := os.ReadFile(o.doc)
+// rewrite replaces the section between begin and end of doc, or appends it.
+func rewrite(doc, begin, end, section string) error {
+	old, err := os.ReadFile(doc)
 	if err != nil && !os.IsNotExist(err) {
 		return err
 	}
-	section := render(o, runs)
 	s := string(old)
 	i, j := strings.Index(s, begin), strings.Index(s, end)
 	switch {
@@ -179,5 +200,5 @@ func rewrite(o options, runs []traceRun) error {
 	default:
 		s = strings.TrimRight(s, "\n") + "\n\n" + section + "\n"
 	}
-	return os.WriteFile(o.doc, []byte(s), 0o644)
+	return os.WriteFile(doc, []byte(s), 0o644)
 }

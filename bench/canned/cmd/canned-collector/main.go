@@ -1,0 +1,10 @@
+// Command canned-collector is the scale benchmark's collector (bench/canned)
+// as a plugin binary for plugin_dir.
+package main
+
+import (
+	"github.com/ebbscale/ebb/bench/canned"
+	"github.com/ebbscale/ebb/sdk"
+)
+
+func main() { sdk.Serve(canned.NewCollector()) }
