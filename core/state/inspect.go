@@ -1,7 +1,7 @@
 package state
 
 import (
-	"encoding/json"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -77,8 +77,8 @@ func Inspect(path string) (*Report, error) {
 	if b := root.buckets[string(bucketState)]; b != nil {
 		for name, v := range b.values {
 			c := get(name)
-			var st ChainState
-			if err := json.Unmarshal(v, &st); err != nil {
+			st, err := decodeChainState(v)
+			if err != nil {
 				c.StateError = err.Error()
 				continue
 			}
@@ -95,9 +95,13 @@ func Inspect(path string) (*Report, error) {
 		for name, log := range b.buckets {
 			c := get(name)
 			c.LogError = log.damage
-			for _, v := range log.values {
-				var r Record
-				if json.Unmarshal(v, &r) != nil {
+			for k, v := range log.values {
+				if len(k) != 8 {
+					c.Unreadable++
+					continue
+				}
+				r, err := decodeRecord(binary.BigEndian.Uint64([]byte(k)), v)
+				if err != nil {
 					c.Unreadable++
 					continue
 				}
