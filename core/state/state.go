@@ -13,7 +13,6 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
-
 )
 
 // Record is one entry of a chain's decision log.
