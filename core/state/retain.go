@@ -50,10 +50,23 @@ func (s *Store) SetRetention(r Retention) {
 	s.mu.Unlock()
 }
 
-func (s *Store) bounds() (Retention, time.Time) {
+// bounds is the retention and the time before which records are too old
+// (0: none is). Age is measured against the newest record written, not the
+// wall clock: records carry the runner's clock, which in a simulation or a
+// test is not the machine's, and a log is never emptied by a clock jump.
+func (s *Store) bounds(at int64) (keep uint64, oldest int64) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.retention, s.now()
+	ret := s.retention
+	s.mu.Unlock()
+	latest := s.latest.Load()
+	for at > latest && !s.latest.CompareAndSwap(latest, at) {
+		latest = s.latest.Load()
+	}
+	latest = max(latest, at)
+	if latest != 0 {
+		oldest = latest - int64(ret.MaxAge)
+	}
+	return uint64(ret.Keep), oldest
 }
 
 // groupOf is the key under which consecutive records are compacted; empty
@@ -110,25 +123,24 @@ func (s *Store) appendRecord(tx *bolt.Tx, chain string, r *Record, body []byte) 
 	if !compacted {
 		n++
 	}
-	ret, now := s.bounds()
-	if n, err = prune(b, n, ret, now, seq); err != nil {
+	keep, oldest := s.bounds(h.at)
+	if n, err = prune(b, n, keep, oldest, seq); err != nil {
 		return 0, err
 	}
 	return seq, setLogSize(tx, chain, n)
 }
 
-// prune deletes a chain's oldest records beyond the count or the age, at
-// most pruneStep of them, never the record keep (the one just written). It
-// returns how many records are left.
-func prune(b *bolt.Bucket, n uint64, ret Retention, now time.Time, keep uint64) (uint64, error) {
-	oldest := nanos(now.Add(-ret.MaxAge))
+// prune deletes a chain's oldest records beyond the count keep or made
+// before oldest, at most pruneStep of them, never the record protect (the
+// one just written). It returns how many records are left.
+func prune(b *bolt.Bucket, n, keep uint64, oldest int64, protect uint64) (uint64, error) {
 	c := b.Cursor()
 	for i := 0; i < pruneStep; i++ {
 		k, v := c.First()
-		if k == nil || len(k) != 8 || binary.BigEndian.Uint64(k) == keep {
+		if k == nil || len(k) != 8 || binary.BigEndian.Uint64(k) == protect {
 			break
 		}
-		if n <= uint64(ret.Keep) {
+		if n <= keep {
 			h, err := headOf(binary.BigEndian.Uint64(k), v)
 			// A record without a time (or unreadable) is left to the
 			// count; so are the ones after it.
@@ -188,8 +200,11 @@ func (s *Store) sweep(tx *bolt.Tx) {
 	if err != nil {
 		return
 	}
-	ret, now := s.bounds()
-	left, err := prune(b, n, ret, now, 0)
+	keep, oldest := s.bounds(0)
+	if oldest == 0 {
+		return // no record written yet: no time to measure age against
+	}
+	left, err := prune(b, n, keep, oldest, 0)
 	if err == nil && left != n {
 		// Only a sweep that deleted something writes: an idle sweep costs
 		// one cursor seek.

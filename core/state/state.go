@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -81,8 +82,9 @@ type Store struct {
 	cleanup func()
 
 	w *writer
-	// now is the clock that keep_for is measured against.
-	now func() time.Time
+	// latest is the time (unix ns) of the newest record written, the clock
+	// keep_for is measured against.
+	latest atomic.Int64
 }
 
 var (
@@ -111,7 +113,7 @@ func Open(path string) (*Store, error) {
 		}
 		return nil, fmt.Errorf("opening state %s: %w", path, err)
 	}
-	s := &Store{db: b.db, file: b.file, path: path, retention: DefaultRetention(), now: time.Now}
+	s := &Store{db: b.db, file: b.file, path: path, retention: DefaultRetention()}
 	err = s.guarded(func() error {
 		return s.db.Update(func(tx *bolt.Tx) error {
 			for _, b := range [][]byte{bucketState, bucketDecisions, bucketOutcomes, bucketLogSize} {
