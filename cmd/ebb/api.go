@@ -11,8 +11,8 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/ebbscale/ebb/core/config"
-	"github.com/ebbscale/ebb/core/state"
 	"github.com/ebbscale/ebb/core/runner"
+	"github.com/ebbscale/ebb/core/state"
 )
 
 // tokenEnv holds the HTTP API's bearer token when the config sets none.
