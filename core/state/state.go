@@ -96,6 +96,8 @@ var (
 	// bucketLogSize holds, by chain, how many records its decision log
 	// holds, so that keep_decisions is kept without counting the log.
 	bucketLogSize = []byte("decision-counts")
+
+	buckets = [][]byte{bucketState, bucketDecisions, bucketOutcomes, bucketLogSize}
 )
 
 // Open opens or creates the store at path. It fails fast (after a second)
@@ -115,8 +117,18 @@ func Open(path string) (*Store, error) {
 	}
 	s := &Store{db: b.db, file: b.file, path: path, retention: DefaultRetention()}
 	err = s.guarded(func() error {
+		// Only a file that lacks a bucket is written to (and synced) here.
+		missing := false
+		if err := s.db.View(func(tx *bolt.Tx) error {
+			for _, b := range buckets {
+				missing = missing || tx.Bucket(b) == nil
+			}
+			return nil
+		}); err != nil || !missing {
+			return err
+		}
 		return s.db.Update(func(tx *bolt.Tx) error {
-			for _, b := range [][]byte{bucketState, bucketDecisions, bucketOutcomes, bucketLogSize} {
+			for _, b := range buckets {
 				if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 					return err
 				}
