@@ -126,33 +126,29 @@ func splitRecord(v []byte) (h recordHead, body, tail []byte, ok bool, err error)
 	if len(v) == 0 || v[0] != recordV1 {
 		return h, v, nil, false, nil
 	}
-	b := v[1:]
-	var k int
-	if h.at, k = binary.Varint(b); k <= 0 {
+	b, bad := v[1:], false
+	uvarint := func() uint64 {
+		n, k := binary.Uvarint(b)
+		if k <= 0 {
+			bad = true
+			return 0
+		}
+		b = b[k:]
+		return n
+	}
+	// at and firstAt are zigzag varints (binary.AppendVarint).
+	unzig := func(u uint64) int64 { return int64(u>>1) ^ -int64(u&1) }
+	h.at, h.firstAt = unzig(uvarint()), unzig(uvarint())
+	h.firstSeq, h.repeats = uvarint(), uvarint()
+	if bad {
 		return h, nil, nil, true, errMalformed
 	}
-	b = b[k:]
-	if h.firstAt, k = binary.Varint(b); k <= 0 {
-		return h, nil, nil, true, errMalformed
-	}
-	b = b[k:]
-	if h.firstSeq, k = binary.Uvarint(b); k <= 0 {
-		return h, nil, nil, true, errMalformed
-	}
-	b = b[k:]
-	if h.repeats, k = binary.Uvarint(b); k <= 0 {
-		return h, nil, nil, true, errMalformed
-	}
-	b = b[k:]
 	group, b, okg := lengthPrefixed(b)
-	if !okg {
+	body, tail, okb := lengthPrefixed(b)
+	if !okg || !okb {
 		return h, nil, nil, true, errMalformed
 	}
 	h.group = string(group)
-	body, tail, okb := lengthPrefixed(b)
-	if !okb {
-		return h, nil, nil, true, errMalformed
-	}
 	return h, body, tail, true, nil
 }
 

@@ -249,13 +249,9 @@ func (s *Store) Finish(chain string, outcomes ChainState, r Record) error {
 
 // finishRecord replaces the outcome of a stored record, keeping its body.
 func finishRecord(tx *bolt.Tx, chain string, r Record, tail []byte) error {
-	b := tx.Bucket(bucketDecisions).Bucket([]byte(chain))
-	var v []byte
-	if b != nil {
-		v = b.Get(seqKey(r.Seq))
-	}
-	if v == nil {
-		return fmt.Errorf("no record %d", r.Seq)
+	b, v, err := storedRecord(tx, chain, r.Seq)
+	if err != nil {
+		return err
 	}
 	h, body, _, current, err := splitRecord(v)
 	if err != nil {
@@ -269,4 +265,17 @@ func finishRecord(tx *bolt.Tx, chain string, r Record, tail []byte) error {
 		h = recordHead{at: nanos(r.At)}
 	}
 	return b.Put(seqKey(r.Seq), encodeRecord(h, body, tail))
+}
+
+// storedRecord is the chain's log and the value of its record seq.
+func storedRecord(tx *bolt.Tx, chain string, seq uint64) (*bolt.Bucket, []byte, error) {
+	b := tx.Bucket(bucketDecisions).Bucket([]byte(chain))
+	var v []byte
+	if b != nil {
+		v = b.Get(seqKey(seq))
+	}
+	if v == nil {
+		return nil, nil, fmt.Errorf("no record %d", seq)
+	}
+	return b, v, nil
 }

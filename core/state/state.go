@@ -277,13 +277,9 @@ func (s *Store) Update(chain string, r Record) error {
 		return err
 	}
 	err = s.write(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketDecisions).Bucket([]byte(chain))
-		var v []byte
-		if b != nil {
-			v = b.Get(seqKey(r.Seq))
-		}
-		if v == nil {
-			return fmt.Errorf("no record %d", r.Seq)
+		b, v, err := storedRecord(tx, chain, r.Seq)
+		if err != nil {
+			return err
 		}
 		h, err := headOf(r.Seq, v)
 		if err != nil {
