@@ -54,7 +54,9 @@ func benchRound(b *testing.B, chains int, mode string) {
 		r := &Record{At: at, Target: "group-a", Direction: "up", Summary: "+1 unit (u-17)", Status: "realized",
 			Reason: "backlog of 40 tasks for 1m0s beyond 20 threads", DemandTasks: 60, CurrentCapacity: 20, DesiredCapacity: 24,
 			Decision: decision, Steps: []Step{{Evaluator: "dra", Summary: "+1 unit"}, {Evaluator: "guard", Summary: "+1 unit"}}}
-		pending := func(uint64) ChainState { return ChainState{"dra": []byte(`{"request_id":"x","realizer_error":"pending"}`)} }
+		pending := func(uint64) ChainState {
+			return ChainState{"dra": []byte(`{"request_id":"x","realizer_error":"pending"}`)}
+		}
 		if err := s.Commit(chain, st, r, pending); err != nil {
 			return err
 		}
