@@ -128,3 +128,17 @@ func TestStateIsStoredRaw(t *testing.T) {
 		}
 	}
 }
+
+// What the runner and the CLI use of a store, as another backend must offer
+// it (the Kubernetes one): a compile-time check that the methods keep their
+// names and signatures.
+var _ interface {
+	LoadState(chain string) (ChainState, error)
+	LoadOutcomes(chain string) (ChainState, error)
+	Commit(chain string, st ChainState, r *Record, outcomes func(seq uint64) ChainState) error
+	Finish(chain string, outcomes ChainState, r Record) error
+	Decisions(chain string, n int) ([]Record, error)
+	Close() error
+	Path() string
+	Inspect() (*Report, error)
+} = (*Store)(nil)

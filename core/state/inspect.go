@@ -33,6 +33,10 @@ type ChainReport struct {
 	Last                  *Record
 }
 
+// Inspect is Inspect of the store's file: the method a state backend
+// offers the CLI.
+func (s *Store) Inspect() (*Report, error) { return Inspect(s.path) }
+
 // Inspect reads whatever it can of a state file without changing it, also
 // while ebb run holds it. The verdict comes from the same checks Open makes;
 // the contents are read without bbolt, which can loop forever on a damaged
