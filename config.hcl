@@ -28,9 +28,14 @@
 
 # Evaluator state (idle timers, restart counts, cooldowns) lives here, so a
 # restart of ebb or of a plugin loses nothing. Relative to this file;
-# defaults to "ebb.db".
+# defaults to "ebb.db". The decision log keeps per chain at most
+# keep_decisions records (default 1000), none older than keep_for (default
+# 7 days); consecutive rounds without actions that differ only in figures
+# are kept as one record with a repeat count.
 state {
-  path = "ebb.db"
+  path           = "ebb.db"
+  keep_decisions = 1000
+  keep_for       = "168h"
 }
 
 # HTTP API and Prometheus /metrics. Default "127.0.0.1:9464". With a token

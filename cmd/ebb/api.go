@@ -12,6 +12,7 @@ import (
 
 	"github.com/ebbscale/ebb/core/config"
 	"github.com/ebbscale/ebb/core/runner"
+	"github.com/ebbscale/ebb/core/state"
 )
 
 // tokenEnv holds the HTTP API's bearer token when the config sets none.
@@ -117,6 +118,15 @@ func reloadSettings(old, cfg *config.Config, a runArgs) (applied, restart []stri
 	if cfg.StatePath != old.StatePath && a.stateFlag == "" {
 		restart = append(restart, "state.path")
 	}
+	if retention(cfg) != retention(old) && a.store != nil {
+		a.store.SetRetention(retention(cfg))
+		if cfg.KeepDecisions != old.KeepDecisions {
+			applied = append(applied, "state.keep_decisions")
+		}
+		if cfg.KeepFor != old.KeepFor {
+			applied = append(applied, "state.keep_for")
+		}
+	}
 	if cfg.HTTPAddress != old.HTTPAddress && a.httpFlag != "" {
 		restart = append(restart, "http.address (the --http flag wins)")
 	}
@@ -133,4 +143,9 @@ func reloadSettings(old, cfg *config.Config, a runArgs) (applied, restart []stri
 		err = fmt.Errorf("http.address %s: %w; the API stays where it was", cfg.HTTPAddress, err)
 	}
 	return applied, restart, err
+}
+
+// retention is the decision log's bounds from the state block.
+func retention(cfg *config.Config) state.Retention {
+	return state.Retention{Keep: cfg.KeepDecisions, MaxAge: cfg.KeepFor}
 }

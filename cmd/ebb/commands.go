@@ -317,6 +317,7 @@ type runArgs struct {
 	// over the config on reload too.
 	stateFlag, httpFlag string
 	api                 *apiServer
+	store               *state.Store
 }
 
 func run(parent context.Context, a runArgs) error {
@@ -326,6 +327,8 @@ func run(parent context.Context, a runArgs) error {
 		return err
 	}
 	defer store.Close()
+	store.SetRetention(retention(a.cfg))
+	a.store = store
 	r := runner.New(a.cfg, runner.Options{Host: a.host, Store: store, Metrics: a.metrics, Logger: a.logger})
 
 	api, err := startAPI(r.Handler(), a.httpAddr, guardSettings(a.cfg), a.logger)

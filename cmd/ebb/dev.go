@@ -181,6 +181,7 @@ func dev(ctx context.Context, out, errOut io.Writer, httpAddr string, workload [
 		return err
 	}
 	defer store.Close()
+	store.SetRetention(retention(cfg))
 	// Whatever happens, no optimizer outlives ebb dev.
 	defer releaseUnits(cfg.Realizers["local"].Config)
 

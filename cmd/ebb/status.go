@@ -74,6 +74,9 @@ file holds.`,
 				}
 				r := recs[0]
 				fmt.Fprintf(w, "  last      #%d %s at %s (%s ago): %s\n", r.Seq, r.Status, r.At.Format(time.RFC3339), ago(now, r.At), r.Summary)
+				if r.Repeats > 1 {
+					fmt.Fprintf(w, "  same      %d rounds alike since #%d at %s\n", r.Repeats, r.FirstSeq, r.FirstAt.Format(time.RFC3339))
+				}
 				if r.Error != "" {
 					fmt.Fprintf(w, "  error     %s\n", r.Error)
 				}

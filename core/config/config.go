@@ -63,9 +63,14 @@ type ConfigValidator interface {
 type Config struct {
 	// PluginDir is absolute, or empty when plugin_dir is not set (builtin
 	// plugins only).
-	PluginDir   string
-	StatePath   string
-	HTTPAddress string
+	PluginDir string
+	StatePath string
+	// KeepDecisions and KeepFor bound each chain's decision log: at most
+	// that many records, none older than that (state block: keep_decisions,
+	// keep_for).
+	KeepDecisions int
+	KeepFor       time.Duration
+	HTTPAddress   string
 	// HTTPToken, when set, is the bearer token the HTTP API and /metrics
 	// require. Sensitive: never logged.
 	HTTPToken string
@@ -301,6 +306,7 @@ func (l *loader) settings(content *hcl.BodyContent, ctx *hcl.EvalContext) hcl.Di
 	var diags hcl.Diagnostics
 	cfg := l.cfg
 	cfg.StatePath = l.abs(DefaultStatePath)
+	cfg.KeepDecisions, cfg.KeepFor = DefaultKeepDecisions, DefaultKeepFor
 	cfg.HTTPAddress = DefaultHTTPAddress
 	cfg.LogLevel = DefaultLogLevel
 
@@ -328,8 +334,9 @@ func (l *loader) settings(content *hcl.BodyContent, ctx *hcl.EvalContext) hcl.Di
 	}
 
 	if b := single("state"); b != nil {
-		attrs, d := blockAttrs(b, "path")
+		attrs, d := blockAttrs(b, "path", "keep_decisions", "keep_for")
 		diags = append(diags, d...)
+		diags = append(diags, retention(cfg, attrs, ctx)...)
 		if a, ok := attrs["path"]; ok {
 			s, d := evalString(a, ctx)
 			diags = append(diags, d...)

@@ -8,7 +8,9 @@
 // The configuration language, as Load reads it:
 //
 //	plugin_dir = "./plugins"            # external plugin binaries; relative to the file
-//	state { path = "ebb.db" }           # default "ebb.db" next to the file
+//	state { path = "ebb.db"             # default "ebb.db" next to the file
+//	        keep_decisions = 1000       # decision-log records per chain, 1..1000000
+//	        keep_for = "168h" }         # and none older than this; default 7 days
 //	http  { address = "127.0.0.1:9464"  # the default
 //	        token = "..."  allowed_hosts = ["ebb.svc"] }  # both optional
 //	log   { level = "info"  json = false }

@@ -93,6 +93,9 @@ func (r *Runner) commit(ctx context.Context, ch *config.Chain, p chainPlugins, e
 	if !ev.Decision.HasActions() {
 		ev.Record.Status = "skipped"
 	}
+	// Rounds without actions that differ only in the figures of their
+	// reason are kept as one record in the decision log.
+	ev.Record.Shape = reasonShape(ev.Record.Reason)
 	if store != nil {
 		// State, decision and the pending outcome commit together: state
 		// without its logged decision would remember a scale-up that never
@@ -125,10 +128,7 @@ func (r *Runner) commit(ctx context.Context, ch *config.Chain, p chainPlugins, e
 	}
 	ev.Outcomes = ev.round.Outcomes()
 	if store != nil {
-		if err := store.SaveRound(ch.Name, nil, outcomeState(ev.round)); err != nil {
-			return err
-		}
-		if err := store.Update(ch.Name, ev.Record); err != nil {
+		if err := store.Finish(ch.Name, outcomeState(ev.round), ev.Record); err != nil {
 			return err
 		}
 	}

@@ -274,3 +274,28 @@ func TestCyclicPageIsAClearError(t *testing.T) {
 		t.Fatalf("inspect of a cyclic store: %+v, %v", rep, err)
 	}
 }
+
+// A database that bbolt panicked on is abandoned without bbolt's Close; its
+// memory map used to stay, and with it the file's lock: the next Open in
+// the same process waited a second and said another ebb held the file.
+func TestAbandonedDamagedFileReleasesItsLock(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ebb.db")
+	writeOldFormat(t, path, 2, 15)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data[4096] = '.' // the second meta page names another page id
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := OpenReadOnly(path); !IsDamaged(err) {
+		t.Fatalf("read-only open of a damaged file: %v", err)
+	}
+	if _, err := Open(path); !IsDamaged(err) {
+		t.Fatalf("open after an abandoned read-only open: %v, want the damage", err)
+	}
+	if _, err := Reset(path, time.Now()); err != nil {
+		t.Fatalf("reset after the damaged file was abandoned: %v", err)
+	}
+}

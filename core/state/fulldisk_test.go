@@ -3,6 +3,7 @@
 package state
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -50,8 +51,10 @@ func TestCommitOnAFullDiskSavesNeitherStateNorDecision(t *testing.T) {
 	if string(st["dra"]) != `{"ramp":1}` {
 		t.Fatalf("after the failed commit the evaluator state is %s, want the old {\"ramp\":1}", st["dra"])
 	}
-	if recs, _ := s.Decisions("a", 10); len(recs) != 0 {
-		t.Fatalf("after the failed commit the log holds %d decisions", len(recs))
+	for _, chain := range []string{"a", "other-0", "other-4"} {
+		if recs, _ := s.Decisions(chain, 10); len(recs) != 0 {
+			t.Fatalf("after the failed commit the log of %s holds %d decisions", chain, len(recs))
+		}
 	}
 }
 
@@ -73,10 +76,26 @@ func fullDiskChild(t *testing.T, path string) {
 	if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, lim); err != nil {
 		t.Skipf("cannot limit the file size: %v", err)
 	}
-	rec := &Record{Summary: "+4 units", Reason: strings.Repeat("backlog of 4000 tasks; ", 20000)}
-	err = s.Commit("a", ChainState{"dra": []byte(`{"ramp":8}`)}, rec, nil)
-	if err == nil {
-		t.Fatal("a commit that needs more space than the disk has succeeded")
+	// Small commits of other chains share the transaction of the one that
+	// does not fit: each of them fails with it, and none is half saved.
+	release := holdWriter(t, s)
+	errs := make(chan error, 6)
+	for i := range 5 {
+		go func() {
+			errs <- s.Commit(fmt.Sprintf("other-%d", i), ChainState{"dra": []byte(`{}`)}, &Record{Summary: "none"}, nil)
+		}()
 	}
-	t.Logf("commit failed: %v", err)
+	go func() {
+		rec := &Record{Summary: "+4 units", Reason: strings.Repeat("backlog of 4000 tasks; ", 20000)}
+		errs <- s.Commit("a", ChainState{"dra": []byte(`{"ramp":8}`)}, rec, nil)
+	}()
+	waitQueued(t, s, 6)
+	release()
+	for range 6 {
+		if err := <-errs; err == nil {
+			t.Fatal("a commit sharing a transaction that needs more space than the disk has succeeded")
+		} else {
+			t.Logf("commit failed: %v", err)
+		}
+	}
 }

@@ -100,8 +100,8 @@ func check(path string, db *bolt.DB) error {
 // inside bbolt its locks may still be held (a panic in Begin happens before
 // the deferred rollback is set up), so a damaged database is never used
 // again nor closed through bbolt, whose Close would wait on those locks
-// forever: closing the file releases its flock, and the memory map is left
-// to the process's exit.
+// forever: its memory map is removed (unmapFile) and the file closed, which
+// releases its flock.
 type boltFile struct {
 	db   *bolt.DB
 	file *os.File
@@ -110,6 +110,7 @@ type boltFile struct {
 // abandon closes the file under a database that bbolt panicked in.
 func (b boltFile) abandon() {
 	if b.file != nil {
+		unmapFile(b.file)
 		b.file.Close()
 	}
 }

@@ -1,7 +1,7 @@
 package state
 
 import (
-	"encoding/json"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -32,6 +32,10 @@ type ChainReport struct {
 	LogError              string
 	Last                  *Record
 }
+
+// Inspect is Inspect of the store's file: the method a state backend
+// offers the CLI.
+func (s *Store) Inspect() (*Report, error) { return Inspect(s.path) }
 
 // Inspect reads whatever it can of a state file without changing it, also
 // while ebb run holds it. The verdict comes from the same checks Open makes;
@@ -77,8 +81,8 @@ func Inspect(path string) (*Report, error) {
 	if b := root.buckets[string(bucketState)]; b != nil {
 		for name, v := range b.values {
 			c := get(name)
-			var st ChainState
-			if err := json.Unmarshal(v, &st); err != nil {
+			st, err := decodeChainState(v)
+			if err != nil {
 				c.StateError = err.Error()
 				continue
 			}
@@ -95,9 +99,13 @@ func Inspect(path string) (*Report, error) {
 		for name, log := range b.buckets {
 			c := get(name)
 			c.LogError = log.damage
-			for _, v := range log.values {
-				var r Record
-				if json.Unmarshal(v, &r) != nil {
+			for k, v := range log.values {
+				if len(k) != 8 {
+					c.Unreadable++
+					continue
+				}
+				r, err := decodeRecord(binary.BigEndian.Uint64([]byte(k)), v)
+				if err != nil {
 					c.Unreadable++
 					continue
 				}

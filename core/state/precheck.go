@@ -227,6 +227,22 @@ func (w *pageWalk) read(b *rawBucket, id uint64, inline []byte, depth int) {
 		note(fmt.Errorf("page %d claims more elements than it holds", id))
 		return
 	}
+	// bbolt takes any page that is not a leaf for a branch and follows its
+	// first element even when it has none: an inline bucket whose page is
+	// zeros sends bbolt's cursor from that page to itself until memory runs
+	// out. So the type is checked here, elements or not.
+	name := fmt.Sprintf("page %d", id)
+	if inline != nil {
+		name = "a bucket's inline page"
+	}
+	if flags != branchPage && flags != leafPage {
+		note(fmt.Errorf("%s has type %#x, want a branch or leaf page", name, flags))
+		return
+	}
+	if flags == branchPage && count == 0 {
+		note(fmt.Errorf("%s is a branch with no elements", name))
+		return
+	}
 	for i := 0; i < count; i++ {
 		at := pageHeader + i*elemSize
 		e := body[at:]
@@ -262,9 +278,6 @@ func (w *pageWalk) read(b *rawBucket, id uint64, inline []byte, depth int) {
 			} else {
 				w.read(child, 0, v[inBucketLen:], depth+1)
 			}
-		default:
-			note(fmt.Errorf("page %d has type %#x, want a branch or leaf page", id, flags))
-			return
 		}
 	}
 }

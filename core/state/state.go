@@ -9,12 +9,11 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
-
-	"github.com/ebbscale/ebb/internal/jsontext"
 )
 
 // Record is one entry of a chain's decision log.
@@ -41,6 +40,18 @@ type Record struct {
 	// Steps is each evaluator's decision in chain order and what it changed
 	// of the one before it.
 	Steps []Step `json:"steps,omitempty"`
+	// Repeats, when more than one, is how many consecutive rounds this
+	// record stands for: rounds without actions whose reasons differ only
+	// in their figures are kept as one record, the latest, with the first
+	// round's sequence number and time.
+	Repeats  int       `json:"repeats,omitempty"`
+	FirstSeq uint64    `json:"first_seq,omitempty"`
+	FirstAt  time.Time `json:"first_at,omitzero"`
+	// Shape, set by the runner, is the reason without its figures. Two
+	// consecutive skipped rounds with the same shape, direction, summary,
+	// target and degradation are compacted; without a shape their reasons
+	// must be equal. It is not stored.
+	Shape string `json:"-"`
 }
 
 // Step is one evaluator's part of a decision.
@@ -54,7 +65,9 @@ type Step struct {
 	Changes string `json:"changes,omitempty"`
 }
 
-// Store is a bbolt file. It is safe for concurrent use.
+// Store is a bbolt file. It is safe for concurrent use. Every write goes
+// through one writer goroutine that commits whatever writes are waiting in
+// one transaction (see group.go).
 type Store struct {
 	db       *bolt.DB
 	file     *os.File
@@ -63,10 +76,15 @@ type Store struct {
 	// broken is set once bbolt panicked: see boltFile.
 	mu     sync.Mutex
 	broken error
+	// retention bounds each chain's decision log; under mu.
+	retention Retention
 	// cleanup removes a snapshot copy when the store is closed.
 	cleanup func()
-	// keep bounds each chain's decision log.
-	keep int
+
+	w *writer
+	// latest is the time (unix ns) of the newest record written, the clock
+	// keep_for is measured against.
+	latest atomic.Int64
 }
 
 var (
@@ -75,10 +93,12 @@ var (
 	// bucketOutcomes holds, by chain, each evaluator's Outcome (as JSON) of
 	// its last decision, handed to it on its next round.
 	bucketOutcomes = []byte("outcomes")
-)
+	// bucketLogSize holds, by chain, how many records its decision log
+	// holds, so that keep_decisions is kept without counting the log.
+	bucketLogSize = []byte("decision-counts")
 
-// DefaultKeep is how many decisions per chain the log keeps.
-const DefaultKeep = 1000
+	buckets = [][]byte{bucketState, bucketDecisions, bucketOutcomes, bucketLogSize}
+)
 
 // Open opens or creates the store at path. It fails fast (after a second)
 // when another runner holds the file, instead of waiting forever, and with a
@@ -95,33 +115,39 @@ func Open(path string) (*Store, error) {
 		}
 		return nil, fmt.Errorf("opening state %s: %w", path, err)
 	}
-	s := &Store{db: b.db, file: b.file, path: path, keep: DefaultKeep}
-	err = s.update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketState, bucketDecisions, bucketOutcomes} {
-			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
-				return err
+	s := &Store{db: b.db, file: b.file, path: path, retention: DefaultRetention()}
+	err = s.guarded(func() error {
+		// Only a file that lacks a bucket is written to (and synced) here.
+		missing := false
+		if err := s.db.View(func(tx *bolt.Tx) error {
+			for _, b := range buckets {
+				missing = missing || tx.Bucket(b) == nil
 			}
+			return nil
+		}); err != nil || !missing {
+			return err
 		}
-		return nil
+		return s.db.Update(func(tx *bolt.Tx) error {
+			for _, b := range buckets {
+				if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
 	})
 	if err != nil {
 		s.Close()
 		return nil, fmt.Errorf("initializing state %s: %w", path, err)
 	}
+	s.w = startWriter(s, maxBatch)
 	return s, nil
 }
 
-// view and update are bbolt's View and Update behind guard. Once bbolt has
-// panicked the store is not touched again: every call returns that damage.
+// view is bbolt's View behind guard. Once bbolt has panicked the store is
+// not touched again: every call returns that damage.
 func (s *Store) view(f func(*bolt.Tx) error) error {
 	return s.guarded(func() error { return s.db.View(f) })
-}
-
-func (s *Store) update(f func(*bolt.Tx) error) error {
-	if s.readOnly {
-		return fmt.Errorf("state %s is open read-only", s.path)
-	}
-	return s.guarded(func() error { return s.db.Update(f) })
 }
 
 func (s *Store) guarded(f func() error) error {
@@ -144,8 +170,11 @@ func (s *Store) guarded(f func() error) error {
 // Path is the file the store reads.
 func (s *Store) Path() string { return s.path }
 
-// Close closes the file.
+// Close stops the writer (writes still waiting fail) and closes the file.
 func (s *Store) Close() error {
+	if s.w != nil {
+		s.w.stop()
+	}
 	s.mu.Lock()
 	broken := s.broken
 	s.mu.Unlock()
@@ -170,14 +199,18 @@ func (s *Store) LoadState(chain string) (ChainState, error) {
 	return s.load(bucketState, "state", chain)
 }
 
+// LoadOutcomes returns the outcomes saved by Commit and Finish, by
+// evaluator block name; empty if none.
+func (s *Store) LoadOutcomes(chain string) (ChainState, error) {
+	return s.load(bucketOutcomes, "outcomes", chain)
+}
+
 func (s *Store) load(bucket []byte, what, chain string) (ChainState, error) {
-	out := ChainState{}
+	var out ChainState
 	err := s.view(func(tx *bolt.Tx) error {
-		v := tx.Bucket(bucket).Get([]byte(chain))
-		if v == nil {
-			return nil
-		}
-		return json.Unmarshal(v, &out)
+		var err error
+		out, err = decodeChainState(tx.Bucket(bucket).Get([]byte(chain)))
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("loading %s of chain %q: %w", what, chain, err)
@@ -195,18 +228,13 @@ func (s *Store) SaveState(chain string, st ChainState) error {
 // state with the outcome of an older round.
 func (s *Store) SaveRound(chain string, st ChainState, outcomes ChainState) error {
 	var b, o []byte
-	var err error
 	if st != nil {
-		if b, err = json.Marshal(st); err != nil {
-			return fmt.Errorf("encoding state of chain %q: %w", chain, err)
-		}
+		b = encodeChainState(st)
 	}
 	if outcomes != nil {
-		if o, err = json.Marshal(outcomes); err != nil {
-			return fmt.Errorf("encoding outcomes of chain %q: %w", chain, err)
-		}
+		o = encodeChainState(outcomes)
 	}
-	err = s.update(func(tx *bolt.Tx) error {
+	err := s.write(func(tx *bolt.Tx) error {
 		if b != nil {
 			if err := tx.Bucket(bucketState).Put([]byte(chain), b); err != nil {
 				return err
@@ -216,106 +244,50 @@ func (s *Store) SaveRound(chain string, st ChainState, outcomes ChainState) erro
 			return tx.Bucket(bucketOutcomes).Put([]byte(chain), o)
 		}
 		return nil
-	})
+	}, nil)
 	if err != nil {
 		return fmt.Errorf("saving state of chain %q: %w", chain, err)
 	}
 	return nil
 }
 
-// LoadOutcomes returns the outcomes saved by SaveRound, by evaluator block
-// name; empty if none.
-func (s *Store) LoadOutcomes(chain string) (ChainState, error) {
-	return s.load(bucketOutcomes, "outcomes", chain)
-}
-
 // Append adds a record to a chain's decision log, assigns its sequence
-// number and drops the oldest records beyond the bound.
+// number and drops the oldest records beyond the retention.
 func (s *Store) Append(chain string, r *Record) error {
-	if err := s.update(func(tx *bolt.Tx) error { return s.appendRecord(tx, chain, r) }); err != nil {
+	body, err := marshalBody(r)
+	if err != nil {
+		return fmt.Errorf("encoding a record of chain %q: %w", chain, err)
+	}
+	var seq uint64
+	err = s.write(func(tx *bolt.Tx) (err error) {
+		seq, err = s.appendRecord(tx, chain, r, body)
+		return err
+	}, func() { r.Seq = seq })
+	if err != nil {
 		return fmt.Errorf("appending to the decision log of chain %q: %w", chain, err)
 	}
 	return nil
 }
 
-// Commit saves a chain's new evaluator states and appends the decision they
-// came with in one transaction: both or neither. Saved state without its
-// decision (a full disk between the two) would tell the evaluators that a
-// scale-up was made that was never logged nor carried out. When outcomes is
-// not nil, what it returns for the record's sequence number is saved as the
-// evaluators' outcomes in the same transaction, so that a state is never
-// seen with the outcome of an older round.
-func (s *Store) Commit(chain string, st ChainState, r *Record, outcomes func(seq uint64) ChainState) error {
-	b, err := json.Marshal(st)
-	if err != nil {
-		return fmt.Errorf("encoding state of chain %q: %w", chain, err)
-	}
-	seq := r.Seq
-	err = s.update(func(tx *bolt.Tx) error {
-		if err := putState(tx, chain, b); err != nil {
-			return err
-		}
-		if err := s.appendRecord(tx, chain, r); err != nil || outcomes == nil {
-			return err
-		}
-		o, err := json.Marshal(outcomes(r.Seq))
-		if err != nil {
-			return fmt.Errorf("encoding outcomes: %w", err)
-		}
-		return tx.Bucket(bucketOutcomes).Put([]byte(chain), o)
-	})
-	if err != nil {
-		r.Seq = seq
-		return fmt.Errorf("committing state and decision of chain %q: %w", chain, err)
-	}
-	return nil
-}
-
-func putState(tx *bolt.Tx, chain string, b []byte) error {
-	return tx.Bucket(bucketState).Put([]byte(chain), b)
-}
-
-func (s *Store) appendRecord(tx *bolt.Tx, chain string, r *Record) error {
-	b, err := tx.Bucket(bucketDecisions).CreateBucketIfNotExists([]byte(chain))
-	if err != nil {
-		return err
-	}
-	seq, err := b.NextSequence()
-	if err != nil {
-		return err
-	}
-	r.Seq = seq
-	v, err := jsontext.Marshal(r)
-	if err != nil {
-		return err
-	}
-	if err := b.Put(seqKey(seq), v); err != nil {
-		return err
-	}
-	if seq > uint64(s.keep) {
-		c := b.Cursor()
-		for k, _ := c.First(); k != nil && binary.BigEndian.Uint64(k) <= seq-uint64(s.keep); k, _ = c.Next() {
-			if err := c.Delete(); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
-// Update rewrites a record already in the log (to set its outcome).
+// Update rewrites a record already in the log, all of it. Finish, which
+// sets only the outcome, is what a round uses.
 func (s *Store) Update(chain string, r Record) error {
-	v, err := jsontext.Marshal(r)
+	body, err := marshalBody(&r)
 	if err != nil {
 		return err
 	}
-	err = s.update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketDecisions).Bucket([]byte(chain))
-		if b == nil || b.Get(seqKey(r.Seq)) == nil {
-			return fmt.Errorf("no record %d", r.Seq)
+	err = s.write(func(tx *bolt.Tx) error {
+		b, v, err := storedRecord(tx, chain, r.Seq)
+		if err != nil {
+			return err
 		}
-		return b.Put(seqKey(r.Seq), v)
-	})
+		h, err := headOf(r.Seq, v)
+		if err != nil {
+			return fmt.Errorf("record %d: %w", r.Seq, err)
+		}
+		h.at = nanos(r.At)
+		return b.Put(seqKey(r.Seq), encodeRecord(h, body, nil))
+	}, nil)
 	if err != nil {
 		return fmt.Errorf("updating the decision log of chain %q: %w", chain, err)
 	}
@@ -332,8 +304,11 @@ func (s *Store) Decisions(chain string, n int) ([]Record, error) {
 		}
 		c := b.Cursor()
 		for k, v := c.Last(); k != nil && len(out) < n; k, v = c.Prev() {
-			var r Record
-			if err := json.Unmarshal(v, &r); err != nil {
+			if len(k) != 8 {
+				return fmt.Errorf("key %x is not a sequence number", k)
+			}
+			r, err := decodeRecord(binary.BigEndian.Uint64(k), v)
+			if err != nil {
 				return fmt.Errorf("record %d: %w", binary.BigEndian.Uint64(k), err)
 			}
 			out = append(out, r)

@@ -60,7 +60,7 @@ func TestDecisionLogIsBounded(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	s.keep = 5
+	s.SetRetention(Retention{Keep: 5})
 	for i := 0; i < 12; i++ {
 		if err := s.Append("a", &Record{Summary: "x"}); err != nil {
 			t.Fatal(err)
