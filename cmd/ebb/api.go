@@ -117,6 +117,9 @@ func reloadSettings(old, cfg *config.Config, a runArgs) (applied, restart []stri
 	if cfg.StatePath != old.StatePath && a.stateFlag == "" {
 		restart = append(restart, "state.path")
 	}
+	if cfg.State != old.State {
+		restart = append(restart, "state (backend and leases)")
+	}
 	if cfg.HTTPAddress != old.HTTPAddress && a.httpFlag != "" {
 		restart = append(restart, "http.address (the --http flag wins)")
 	}

@@ -25,8 +25,11 @@ import (
 
 // Options configure a Runner.
 type Options struct {
-	Host    *host.Host
-	Store   *state.Store // nil: nothing persists (ebb plan)
+	Host  *host.Host
+	Store Store // nil: nothing persists (ebb plan)
+	// Owner, when set, says which chains this replica evaluates (several
+	// replicas sharing the chains); nil: all of them.
+	Owner   Owner
 	Metrics *metrics.Metrics
 	Logger  hclog.Logger
 	Clock   func() time.Time
@@ -93,6 +96,12 @@ func New(cfg *config.Config, opts Options) *Runner {
 	}
 	if opts.Clock == nil {
 		opts.Clock = time.Now
+	}
+	if isNil(opts.Store) {
+		opts.Store = nil
+	}
+	if isNil(opts.Owner) {
+		opts.Owner = nil
 	}
 	r := &Runner{
 		opts:      opts,
@@ -265,6 +274,9 @@ func jitter(max time.Duration) time.Duration {
 
 func (r *Runner) tick(ctx context.Context, l *chainLoop) {
 	ch := l.chain()
+	if !r.owns(ch.Name) {
+		return // another replica evaluates it
+	}
 	ev, err := r.evaluate(ctx, ch, l.plugins, true)
 	if ctx.Err() != nil {
 		return // stopping; the half-done round is not an error
@@ -419,6 +431,9 @@ type ChainStatus struct {
 	LastAt    *time.Time  `json:"last_at,omitempty"`
 	LastError string      `json:"last_error,omitempty"`
 	Last      *Evaluation `json:"last,omitempty"`
+	// Owner is the replica that evaluates the chain, when several share
+	// the chains; empty when none owns it yet or with one process.
+	Owner string `json:"owner,omitempty"`
 }
 
 // Chains reports every configured chain, sorted by name.
@@ -435,6 +450,7 @@ func (r *Runner) Chains() []ChainStatus {
 		s := ChainStatus{
 			Name: ch.Name, Target: ch.Target, Collectors: ch.Collectors, Evaluators: ch.Evaluators,
 			Realizer: ch.Realizer, Interval: ch.Interval.String(), Status: "disabled",
+			Owner: r.ownerOf(ch.Name),
 		}
 		if l, ok := loops[ch.Name]; ok {
 			failed := l.failure()
@@ -475,7 +491,7 @@ func (r *Runner) Ready() (ready bool, failed map[string]string) {
 	ready = true
 	for name, l := range r.chains {
 		l.mu.Lock()
-		if l.ticks == 0 {
+		if l.ticks == 0 && r.owns(name) {
 			ready = false
 		}
 		l.mu.Unlock()

@@ -1,0 +1,706 @@
+// Package shard shares the chains among several ebb replicas: chains hash
+// into a fixed number of shards, each owned by one replica at a time through
+// a coordination.k8s.io Lease (the semantics of client-go's leader election:
+// a holder renews within the lease duration, another may take the lease only
+// once it has seen no renewal for a whole lease duration). Replicas find each
+// other through one heartbeat Lease each and aim for ceil(shards/replicas)
+// shards: extras are released when a replica joins, orphans taken when one
+// leaves. A replica stops acting on a shard at its renew deadline, before the
+// lease can expire for the others.
+package shard
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"os"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus"
+	coordv1 "k8s.io/api/coordination/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/ebbscale/ebb/core/kstate"
+)
+
+// Defaults: client-go's leader election defaults.
+const (
+	DefaultShards        = 32
+	DefaultLeaseDuration = 15 * time.Second
+	DefaultRenewDeadline = 10 * time.Second
+	DefaultRetryPeriod   = 2 * time.Second
+)
+
+// Labels of the Leases.
+const (
+	LabelRole    = "ebb.io/role"
+	RoleShard    = "shard"
+	RoleReplica  = "replica"
+	LabelPrefix  = "ebb.io/instance"
+	AnnotationID = "ebb.io/replica"
+)
+
+// Of is the shard of a chain.
+func Of(chain string, shards int) int {
+	h := fnv.New32a()
+	h.Write([]byte(chain))
+	return int(h.Sum32() % uint32(shards))
+}
+
+// ReplicaID names this process: $POD_NAME in a pod, else host name and pid.
+func ReplicaID() string {
+	if p := os.Getenv("POD_NAME"); p != "" {
+		return p
+	}
+	h, _ := os.Hostname()
+	if h == "" {
+		h = "ebb"
+	}
+	return fmt.Sprintf("%s-%d", h, os.Getpid())
+}
+
+// Options configure a Manager.
+type Options struct {
+	Client    kubernetes.Interface
+	Namespace string
+	// Prefix starts the Leases' names ("ebb").
+	Prefix string
+	ID     string
+	Shards int
+	// LeaseDuration > RenewDeadline > RetryPeriod, as in client-go.
+	LeaseDuration, RenewDeadline, RetryPeriod time.Duration
+	// Chains lists the running configuration's chains.
+	Chains func() []string
+	// Claim writes this replica's token into a chain's state before the
+	// chain counts as owned (kstate.Store.Claim).
+	Claim func(chain string, tok kstate.Token) error
+	// Busy tells whether a chain is between commit and finish of a round;
+	// a shard is released only once none of its chains is (kstate.Store.Busy).
+	Busy func(chain string) bool
+	// Forget drops what the store caches of a chain this replica stopped
+	// owning.
+	Forget     func(chain string)
+	Registerer prometheus.Registerer
+	Logger     hclog.Logger
+}
+
+// Validate checks the durations and counts.
+func (o Options) Validate() error {
+	switch {
+	case o.Shards < 1:
+		return fmt.Errorf("shards %d: must be at least 1", o.Shards)
+	case o.LeaseDuration < time.Second:
+		return fmt.Errorf("lease duration %s: must be at least 1s (a Lease counts whole seconds)", o.LeaseDuration)
+	case o.RenewDeadline >= o.LeaseDuration:
+		return fmt.Errorf("renew deadline %s must be shorter than the lease duration %s: a replica must stop acting before another may take over", o.RenewDeadline, o.LeaseDuration)
+	case o.RetryPeriod <= 0 || o.RetryPeriod >= o.RenewDeadline:
+		return fmt.Errorf("retry period %s must be positive and shorter than the renew deadline %s", o.RetryPeriod, o.RenewDeadline)
+	}
+	return nil
+}
+
+// Manager holds this replica's shards.
+type Manager struct {
+	opts Options
+	log  hclog.Logger
+
+	changes *prometheus.CounterVec
+	owned   prometheus.Gauge
+
+	mu   sync.Mutex
+	held map[int]*held
+	// seen is, by Lease name, its last resourceVersion and when this
+	// replica saw it change: expiry is judged on this replica's clock.
+	seen map[string]observation
+	// holders is each shard's holder as last listed ("" when free).
+	holders map[int]string
+	live    []string
+	self    *coordv1.Lease // this replica's heartbeat Lease as last written
+}
+
+type held struct {
+	lease *coordv1.Lease
+	epoch int64
+	// until is when this replica stops acting on the shard unless a
+	// renewal succeeds: the time the last successful renewal was sent
+	// plus the renew deadline, on the monotonic clock.
+	until     time.Time
+	claimed   map[string]bool
+	releasing bool
+}
+
+type observation struct {
+	rv     string
+	holder string
+	at     time.Time
+}
+
+// New returns a manager; Run starts it.
+func New(opts Options) (*Manager, error) {
+	if opts.Prefix == "" {
+		opts.Prefix = "ebb"
+	}
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	if opts.Logger == nil {
+		opts.Logger = hclog.NewNullLogger()
+	}
+	m := &Manager{opts: opts, log: opts.Logger.Named("shard"), held: map[int]*held{},
+		seen: map[string]observation{}, holders: map[int]string{}}
+	m.changes = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "ebb_shard_ownership_changes_total",
+		Help: "Shards this replica acquired, released (handed over on rebalance) or lost (lease not renewed in time, or taken).",
+	}, []string{"change"})
+	m.owned = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "ebb_shards_owned",
+		Help: "Shards of chains this replica owns now.",
+	})
+	if opts.Registerer != nil {
+		for _, c := range []prometheus.Collector{m.changes, m.owned} {
+			if err := opts.Registerer.Register(c); err != nil {
+				return nil, fmt.Errorf("registering shard metrics: %w", err)
+			}
+		}
+	}
+	return m, nil
+}
+
+// ID is this replica's identity.
+func (m *Manager) ID() string { return m.opts.ID }
+
+// Owns is true while this replica may start an evaluation of chain.
+func (m *Manager) Owns(chain string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	h := m.valid(Of(chain, m.opts.Shards))
+	return h != nil && !h.releasing && h.claimed[chain]
+}
+
+// Token is the fencing token for a write to chain's state: valid while the
+// shard's lease is, and during a release for a round still finishing.
+func (m *Manager) Token(chain string) (kstate.Token, bool) {
+	shard := Of(chain, m.opts.Shards)
+	m.mu.Lock()
+	h := m.valid(shard)
+	m.mu.Unlock()
+	if h == nil {
+		return kstate.Token{}, false
+	}
+	if h.releasing && (m.opts.Busy == nil || !m.opts.Busy(chain)) {
+		return kstate.Token{}, false
+	}
+	return kstate.Token{Owner: m.opts.ID, Shard: shard, Shards: m.opts.Shards, Epoch: h.epoch}, true
+}
+
+// OwnerOf is the replica that held chain's shard when last seen.
+func (m *Manager) OwnerOf(chain string) string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.holders[Of(chain, m.opts.Shards)]
+}
+
+// valid returns the held shard whose renew deadline has not passed. m.mu
+// must be held.
+func (m *Manager) valid(shard int) *held {
+	h := m.held[shard]
+	if h == nil || !time.Now().Before(h.until) {
+		return nil
+	}
+	return h
+}
+
+// Owned lists the shards held now, sorted.
+func (m *Manager) Owned() []int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []int
+	for s := range m.held {
+		if m.valid(s) != nil {
+			out = append(out, s)
+		}
+	}
+	sort.Ints(out)
+	return out
+}
+
+// Live lists the replicas this one saw alive at its last round.
+func (m *Manager) Live() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return append([]string(nil), m.live...)
+}
+
+// Run keeps the leases until ctx ends, then releases them (after the rounds
+// in flight finish) and removes the heartbeat, so the others take over at
+// once rather than after a lease duration.
+func (m *Manager) Run(ctx context.Context) error {
+	t := time.NewTicker(m.opts.RetryPeriod)
+	defer t.Stop()
+	for {
+		m.round(ctx)
+		select {
+		case <-ctx.Done():
+			m.shutdown()
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// round is one pass: drop shards past their deadline, heartbeat, list the
+// Leases, renew, then release extras or take free shards.
+func (m *Manager) round(ctx context.Context) {
+	m.expire()
+	if err := m.heartbeat(ctx); err != nil {
+		m.log.Warn("heartbeat lease not renewed", "error", err)
+	}
+	leases, err := m.list(ctx)
+	if err != nil {
+		m.log.Warn("cannot list leases; keeping the shards held until their renew deadline", "error", err)
+		return
+	}
+	m.observe(leases)
+	m.renew(ctx)
+	m.claim()
+	m.balance(ctx, leases)
+	m.owned.Set(float64(len(m.Owned())))
+}
+
+func (m *Manager) call(ctx context.Context) (context.Context, context.CancelFunc) {
+	// No call may outlast the renew deadline: a renewal answered after it
+	// would extend nothing.
+	return context.WithTimeout(ctx, m.opts.RenewDeadline/2)
+}
+
+func (m *Manager) shardName(i int) string { return fmt.Sprintf("%s-shard-%d-of-%d", m.opts.Prefix, i, m.opts.Shards) }
+
+var notDNS = regexp.MustCompile(`[^a-z0-9.-]+`)
+
+func (m *Manager) replicaName() string {
+	id := strings.Trim(notDNS.ReplaceAllString(strings.ToLower(m.opts.ID), "-"), "-.")
+	name := m.opts.Prefix + "-replica-" + id
+	if len(name) > 253 {
+		name = name[:253]
+	}
+	return name
+}
+
+func (m *Manager) labels(role string) map[string]string {
+	return map[string]string{kstate.LabelManagedBy: kstate.ManagedBy, LabelRole: role, LabelPrefix: m.opts.Prefix}
+}
+
+// expire drops the shards whose renew deadline passed: this replica
+// already stopped acting on them (Owns and Token say so).
+func (m *Manager) expire() {
+	m.mu.Lock()
+	var lost []int
+	var untils []time.Time
+	for s, h := range m.held {
+		if !time.Now().Before(h.until) {
+			lost = append(lost, s)
+			untils = append(untils, h.until)
+			delete(m.held, s)
+		}
+	}
+	m.mu.Unlock()
+	for i, s := range lost {
+		m.dropped(s, "lost", untils[i], "lease not renewed before the renew deadline")
+	}
+}
+
+// dropped records that this replica stopped acting on a shard at until.
+func (m *Manager) dropped(shard int, change string, until time.Time, why string) {
+	m.changes.WithLabelValues(change).Inc()
+	m.log.Info("shard "+change, "shard", shard, "until", until.UTC().Format(time.RFC3339Nano), "why", why)
+	if m.opts.Forget != nil {
+		for _, c := range m.chainsOf(shard) {
+			m.opts.Forget(c)
+		}
+	}
+}
+
+func (m *Manager) chainsOf(shard int) []string {
+	var out []string
+	if m.opts.Chains == nil {
+		return nil
+	}
+	for _, c := range m.opts.Chains() {
+		if Of(c, m.opts.Shards) == shard {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func (m *Manager) leaseSpec(transitions int32) coordv1.LeaseSpec {
+	now := metav1.NewMicroTime(time.Now())
+	secs := int32(m.opts.LeaseDuration / time.Second)
+	id := m.opts.ID
+	return coordv1.LeaseSpec{HolderIdentity: &id, LeaseDurationSeconds: &secs, AcquireTime: &now, RenewTime: &now, LeaseTransitions: &transitions}
+}
+
+// heartbeat renews this replica's own Lease, creating it at first.
+func (m *Manager) heartbeat(ctx context.Context) error {
+	leases := m.opts.Client.CoordinationV1().Leases(m.opts.Namespace)
+	ctx, cancel := m.call(ctx)
+	defer cancel()
+	m.mu.Lock()
+	self := m.self
+	m.mu.Unlock()
+	var out *coordv1.Lease
+	var err error
+	if self == nil {
+		l := &coordv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: m.replicaName(), Labels: m.labels(RoleReplica),
+			Annotations: map[string]string{AnnotationID: m.opts.ID}}, Spec: m.leaseSpec(0)}
+		out, err = leases.Create(ctx, l, metav1.CreateOptions{})
+		if apierrors.IsAlreadyExists(err) {
+			// Left by an earlier process of the same name: take it over.
+			if out, err = leases.Get(ctx, l.Name, metav1.GetOptions{}); err == nil {
+				out.Spec = m.leaseSpec(0)
+				out, err = leases.Update(ctx, out, metav1.UpdateOptions{})
+			}
+		}
+	} else {
+		l := self.DeepCopy()
+		now := metav1.NewMicroTime(time.Now())
+		l.Spec.RenewTime = &now
+		out, err = leases.Update(ctx, l, metav1.UpdateOptions{})
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err != nil {
+		if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
+			m.self = nil
+		}
+		return err
+	}
+	m.self = out
+	return nil
+}
+
+func (m *Manager) list(ctx context.Context) ([]coordv1.Lease, error) {
+	ctx, cancel := m.call(ctx)
+	defer cancel()
+	sel := fmt.Sprintf("%s=%s,%s=%s", kstate.LabelManagedBy, kstate.ManagedBy, LabelPrefix, m.opts.Prefix)
+	l, err := m.opts.Client.CoordinationV1().Leases(m.opts.Namespace).List(ctx, metav1.ListOptions{LabelSelector: sel})
+	if err != nil {
+		return nil, fmt.Errorf("listing leases: %w", err)
+	}
+	return l.Items, nil
+}
+
+func holder(l *coordv1.Lease) string {
+	if l.Spec.HolderIdentity == nil {
+		return ""
+	}
+	return *l.Spec.HolderIdentity
+}
+
+// observe notes which leases changed and computes the live replicas and
+// the shards' holders.
+func (m *Manager) observe(leases []coordv1.Lease) {
+	now := time.Now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	live := map[string]bool{m.opts.ID: true}
+	holders := map[int]string{}
+	for i := range leases {
+		l := &leases[i]
+		o, ok := m.seen[l.Name]
+		if !ok || o.rv != l.ResourceVersion {
+			o = observation{rv: l.ResourceVersion, holder: holder(l), at: now}
+			m.seen[l.Name] = o
+		}
+		fresh := o.holder != "" && now.Sub(o.at) < m.opts.LeaseDuration
+		switch l.Labels[LabelRole] {
+		case RoleReplica:
+			if fresh {
+				live[o.holder] = true
+			}
+		case RoleShard:
+			if s, ok := m.shardOf(l.Name); ok && fresh {
+				holders[s] = o.holder
+			}
+		}
+	}
+	m.live = m.live[:0]
+	for id := range live {
+		m.live = append(m.live, id)
+	}
+	sort.Strings(m.live)
+	for s := range m.held {
+		if m.valid(s) != nil {
+			holders[s] = m.opts.ID
+		}
+	}
+	m.holders = holders
+}
+
+func (m *Manager) shardOf(name string) (int, bool) {
+	var i, n int
+	if _, err := fmt.Sscanf(strings.TrimPrefix(name, m.opts.Prefix+"-"), "shard-%d-of-%d", &i, &n); err != nil || n != m.opts.Shards || i < 0 || i >= n {
+		return 0, false
+	}
+	return i, true
+}
+
+// renew renews every held shard. A conflict means someone else wrote the
+// lease: the shard is lost at once.
+func (m *Manager) renew(ctx context.Context) {
+	m.mu.Lock()
+	var shards []int
+	for s := range m.held {
+		shards = append(shards, s)
+	}
+	m.mu.Unlock()
+	leases := m.opts.Client.CoordinationV1().Leases(m.opts.Namespace)
+	for _, s := range shards {
+		m.mu.Lock()
+		h := m.held[s]
+		m.mu.Unlock()
+		if h == nil {
+			continue
+		}
+		l := h.lease.DeepCopy()
+		sent := time.Now()
+		now := metav1.NewMicroTime(sent)
+		l.Spec.RenewTime = &now
+		cctx, cancel := m.call(ctx)
+		out, err := leases.Update(cctx, l, metav1.UpdateOptions{})
+		cancel()
+		m.mu.Lock()
+		switch {
+		case err == nil:
+			if m.held[s] == h {
+				h.lease, h.until = out, sent.Add(m.opts.RenewDeadline)
+			}
+			m.mu.Unlock()
+		case apierrors.IsConflict(err) || apierrors.IsNotFound(err):
+			delete(m.held, s)
+			m.mu.Unlock()
+			m.dropped(s, "lost", time.Now(), "lease written by another replica: "+err.Error())
+		default:
+			m.mu.Unlock()
+			m.log.Warn("shard lease not renewed; retrying until the renew deadline", "shard", s, "until", h.until.UTC().Format(time.RFC3339Nano), "error", err)
+		}
+	}
+}
+
+// claim writes this replica's token into the state of every chain of a
+// held shard not yet claimed (a new shard, or chains added by a reload).
+func (m *Manager) claim() {
+	m.mu.Lock()
+	type todo struct {
+		shard int
+		chain string
+		tok   kstate.Token
+	}
+	var work []todo
+	for s, h := range m.held {
+		if m.valid(s) == nil || h.releasing {
+			continue
+		}
+		for _, c := range m.chainsOf(s) {
+			if !h.claimed[c] {
+				work = append(work, todo{s, c, kstate.Token{Owner: m.opts.ID, Shard: s, Shards: m.opts.Shards, Epoch: h.epoch}})
+			}
+		}
+	}
+	m.mu.Unlock()
+	for _, w := range work {
+		var err error
+		if m.opts.Claim != nil {
+			err = m.opts.Claim(w.chain, w.tok)
+		}
+		if err != nil {
+			m.log.Warn("cannot claim a chain of a held shard; retrying", "shard", w.shard, "chain", w.chain, "error", err)
+			if errors.Is(err, kstate.ErrFenced) {
+				m.mu.Lock()
+				delete(m.held, w.shard)
+				m.mu.Unlock()
+				m.dropped(w.shard, "lost", time.Now(), err.Error())
+			}
+			continue
+		}
+		m.mu.Lock()
+		if h := m.held[w.shard]; h != nil && h.epoch == w.tok.Epoch {
+			h.claimed[w.chain] = true
+		}
+		m.mu.Unlock()
+	}
+}
+
+// balance releases shards beyond this replica's share, or takes free ones
+// up to it. The share is ceil(shards/live replicas); which shards go where is
+// rendezvous hashing, so replicas agree without talking and few shards move.
+func (m *Manager) balance(ctx context.Context, leases []coordv1.Lease) {
+	m.mu.Lock()
+	live := append([]string(nil), m.live...)
+	share := (m.opts.Shards + len(live) - 1) / len(live)
+	var mine []int
+	for s := range m.held {
+		mine = append(mine, s)
+	}
+	m.mu.Unlock()
+	prefer := func(s int) bool { return preferred(s, live) == m.opts.ID }
+	// Least wanted first: shards another replica is preferred for.
+	sort.Slice(mine, func(i, j int) bool {
+		pi, pj := prefer(mine[i]), prefer(mine[j])
+		if pi != pj {
+			return !pi
+		}
+		return mine[i] > mine[j]
+	})
+	if extra := len(mine) - share; extra > 0 {
+		for _, s := range mine[:extra] {
+			m.release(ctx, s)
+		}
+		return
+	}
+	want := share - len(mine)
+	if want <= 0 {
+		return
+	}
+	byName := map[string]*coordv1.Lease{}
+	for i := range leases {
+		byName[leases[i].Name] = &leases[i]
+	}
+	var free []int
+	m.mu.Lock()
+	for s := 0; s < m.opts.Shards; s++ {
+		if _, ok := m.held[s]; ok {
+			continue
+		}
+		if l := byName[m.shardName(s)]; l != nil {
+			o := m.seen[l.Name]
+			if o.holder != "" && time.Since(o.at) < m.opts.LeaseDuration {
+				continue
+			}
+		}
+		free = append(free, s)
+	}
+	m.mu.Unlock()
+	sort.SliceStable(free, func(i, j int) bool { return prefer(free[i]) && !prefer(free[j]) })
+	for _, s := range free {
+		if want == 0 {
+			break
+		}
+		if m.acquire(ctx, s, byName[m.shardName(s)]) {
+			want--
+		}
+	}
+}
+
+// preferred is the live replica a shard goes to by rendezvous hashing.
+func preferred(shard int, live []string) string {
+	best, bestH := "", uint32(0)
+	for _, id := range live {
+		h := fnv.New32a()
+		fmt.Fprintf(h, "%d\x00%s", shard, id)
+		if v := h.Sum32(); best == "" || v > bestH {
+			best, bestH = id, v
+		}
+	}
+	return best
+}
+
+// acquire takes a free shard: a new Lease, or the old one with this
+// replica as holder and the epoch (leaseTransitions) one higher. The
+// update carries the resourceVersion this replica listed, so two replicas
+// taking the same shard cannot both win.
+func (m *Manager) acquire(ctx context.Context, s int, old *coordv1.Lease) bool {
+	leases := m.opts.Client.CoordinationV1().Leases(m.opts.Namespace)
+	cctx, cancel := m.call(ctx)
+	defer cancel()
+	sent := time.Now()
+	var out *coordv1.Lease
+	var err error
+	if old == nil {
+		l := &coordv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: m.shardName(s), Labels: m.labels(RoleShard)}, Spec: m.leaseSpec(1)}
+		out, err = leases.Create(cctx, l, metav1.CreateOptions{})
+	} else {
+		l := old.DeepCopy()
+		var tr int32
+		if l.Spec.LeaseTransitions != nil {
+			tr = *l.Spec.LeaseTransitions
+		}
+		l.Spec = m.leaseSpec(tr + 1)
+		out, err = leases.Update(cctx, l, metav1.UpdateOptions{})
+	}
+	if err != nil {
+		if !apierrors.IsConflict(err) && !apierrors.IsAlreadyExists(err) {
+			m.log.Warn("cannot take a free shard", "shard", s, "error", err)
+		}
+		return false
+	}
+	m.mu.Lock()
+	m.held[s] = &held{lease: out, epoch: int64(*out.Spec.LeaseTransitions), until: sent.Add(m.opts.RenewDeadline), claimed: map[string]bool{}}
+	m.holders[s] = m.opts.ID
+	m.mu.Unlock()
+	m.changes.WithLabelValues("acquired").Inc()
+	m.log.Info("shard acquired", "shard", s, "epoch", *out.Spec.LeaseTransitions)
+	return true
+}
+
+// release hands a shard over: no new round starts on it at once; once no
+// round of it is between commit and finish, the lease is given up (holder
+// cleared, as client-go's ReleaseOnCancel does) so the next owner need not
+// wait for it to expire.
+func (m *Manager) release(ctx context.Context, s int) {
+	m.mu.Lock()
+	h := m.held[s]
+	if h == nil {
+		m.mu.Unlock()
+		return
+	}
+	h.releasing = true
+	m.mu.Unlock()
+	for _, c := range m.chainsOf(s) {
+		if m.opts.Busy != nil && m.opts.Busy(c) {
+			return // next round
+		}
+	}
+	m.mu.Lock()
+	delete(m.held, s)
+	m.mu.Unlock()
+	// From here on nothing of the shard acts: log the hand-over now.
+	m.dropped(s, "released", time.Now(), "rebalancing")
+	l := h.lease.DeepCopy()
+	empty, one := "", int32(1)
+	l.Spec.HolderIdentity, l.Spec.LeaseDurationSeconds = &empty, &one
+	cctx, cancel := m.call(ctx)
+	defer cancel()
+	if _, err := m.opts.Client.CoordinationV1().Leases(m.opts.Namespace).Update(cctx, l, metav1.UpdateOptions{}); err != nil {
+		m.log.Warn("cannot clear a released shard lease; it expires on its own", "shard", s, "error", err)
+	}
+}
+
+// shutdown releases every shard and deletes the heartbeat Lease. The
+// runner has stopped its chains by now.
+func (m *Manager) shutdown() {
+	ctx, cancel := context.WithTimeout(context.Background(), m.opts.RenewDeadline)
+	defer cancel()
+	m.mu.Lock()
+	var shards []int
+	for s := range m.held {
+		shards = append(shards, s)
+	}
+	m.mu.Unlock()
+	for _, s := range shards {
+		m.release(ctx, s)
+	}
+	cctx, ccancel := m.call(ctx)
+	defer ccancel()
+	if err := m.opts.Client.CoordinationV1().Leases(m.opts.Namespace).Delete(cctx, m.replicaName(), metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+		m.log.Warn("cannot delete the heartbeat lease; it expires on its own", "error", err)
+	}
+}
