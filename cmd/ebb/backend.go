@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 
 	"github.com/ebbscale/ebb/core/config"
 	"github.com/ebbscale/ebb/core/kstate"
@@ -44,23 +45,30 @@ func openBackend(a runArgs) (*backend, error) {
 	if err != nil {
 		return nil, fmt.Errorf("state backend kubernetes: %w", err)
 	}
-	// Each owned chain writes twice a round and each shard renews every
-	// retry period: client-go's default 5 requests a second would queue them.
-	rc.QPS, rc.Burst = 100, 200
+	// Two clients, so two rate limiters: the leases' renewals must never
+	// queue behind the state writes (each owned chain writes twice a round).
 	rc.UserAgent = "ebb-runner"
-	kube, err := kubernetes.NewForConfig(rc)
+	stateRC, leaseRC := rest.CopyConfig(rc), rest.CopyConfig(rc)
+	stateRC.QPS, stateRC.Burst = 200, 400
+	leaseRC.QPS, leaseRC.Burst = 100, 200
+	kube, err := kubernetes.NewForConfig(stateRC)
+	if err != nil {
+		return nil, fmt.Errorf("state backend kubernetes: client: %w", err)
+	}
+	leaseKube, err := kubernetes.NewForConfig(leaseRC)
 	if err != nil {
 		return nil, fmt.Errorf("state backend kubernetes: client: %w", err)
 	}
 	id := shard.ReplicaID()
 	var mgr *shard.Manager
 	ks, err := kstate.New(kstate.Options{Client: kube, Namespace: st.Namespace, Prefix: st.Name, Keep: st.Decisions,
-		Fence: fenceFunc(func(chain string) (kstate.Token, bool) { return mgr.Token(chain) })})
+		Fence:  fenceFunc(func(chain string) (kstate.Token, bool) { return mgr.Token(chain) }),
+		Logger: a.logger.Named("state")})
 	if err != nil {
 		return nil, err
 	}
 	mgr, err = shard.New(shard.Options{
-		Client: kube, Namespace: st.Namespace, Prefix: st.Name, ID: id, Shards: st.Shards,
+		Client: leaseKube, Namespace: st.Namespace, Prefix: st.Name, ID: id, Shards: st.Shards,
 		LeaseDuration: st.LeaseDuration, RenewDeadline: st.RenewDeadline, RetryPeriod: st.RetryPeriod,
 		Chains: func() []string { return *b.chains.Load() },
 		Claim:  ks.Claim, Busy: ks.Busy, Forget: ks.Forget,

@@ -157,7 +157,7 @@ func (l *loader) stateBlock(b *hcl.Block, ctx *hcl.EvalContext) hcl.Diagnostics 
 	}
 	at := b.DefRange
 	if a, ok := attrs["lease_duration"]; ok {
-		at = a.Range
+		at = a.Expr.Range()
 	}
 	switch {
 	case s.LeaseDuration < time.Second || s.LeaseDuration%time.Second != 0:

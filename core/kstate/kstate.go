@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -79,6 +80,9 @@ type Options struct {
 	Fence Fence
 	// Timeout bounds each API call (default 10s).
 	Timeout time.Duration
+	// Logger logs every committed round at debug, with the time its
+	// fenced write began: the audit trail of who acted on what, when.
+	Logger hclog.Logger
 }
 
 // Store is the Kubernetes state backend. It is safe for concurrent use.
@@ -117,6 +121,9 @@ func New(opts Options) (*Store, error) {
 	}
 	if opts.Timeout <= 0 {
 		opts.Timeout = 10 * time.Second
+	}
+	if opts.Logger == nil {
+		opts.Logger = hclog.NewNullLogger()
 	}
 	return &Store{opts: opts, entries: map[string]*entry{}, busy: map[string]bool{}}, nil
 }
@@ -218,7 +225,10 @@ func (s *Store) Decisions(chain string, n int) ([]state.Record, error) {
 // when outcomes is set, the pending outcomes, in one fenced write.
 func (s *Store) Commit(chain string, st state.ChainState, r *state.Record, outcomes func(seq uint64) state.ChainState) error {
 	seq := r.Seq
+	var tok Token
+	var at time.Time
 	err := s.mutate(chain, func(d *doc) error {
+		tok, at = d.Fence, time.Now()
 		d.State = st
 		d.Seq++
 		r.Seq = d.Seq
@@ -233,6 +243,8 @@ func (s *Store) Commit(chain string, st state.ChainState, r *state.Record, outco
 		return fmt.Errorf("committing state and decision of chain %q: %w", chain, err)
 	}
 	s.setBusy(chain, true)
+	s.opts.Logger.Debug("round committed", "chain", chain, "seq", r.Seq, "owner", tok.Owner, "shard", tok.Shard,
+		"epoch", tok.Epoch, "at", at.UTC().Format(time.RFC3339Nano))
 	return nil
 }
 
@@ -369,10 +381,10 @@ func (s *Store) write(chain string, e *entry, tok Token, fn func(*doc) error) er
 				return ErrFenced
 			}
 		}
+		d.Chain, d.Fence = chain, tok
 		if err := fn(d); err != nil {
 			return err
 		}
-		d.Chain, d.Fence = chain, tok
 		cm, err := d.encode(s.opts.Keep)
 		if err != nil {
 			return fmt.Errorf("%s: %w", s.Where(chain), err)

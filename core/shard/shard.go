@@ -243,36 +243,53 @@ func (m *Manager) Live() []string {
 // in flight finish) and removes the heartbeat, so the others take over at
 // once rather than after a lease duration.
 func (m *Manager) Run(ctx context.Context) error {
+	// Renewals have a loop of their own, as each of client-go's electors
+	// does: claims and acquisitions on a slow API server must not push
+	// them past the renew deadline.
+	renewed := make(chan struct{})
+	go func() {
+		defer close(renewed)
+		m.every(ctx, func() {
+			if err := m.heartbeat(ctx); err != nil {
+				m.log.Warn("heartbeat lease not renewed", "error", err)
+			}
+			m.renew(ctx)
+		})
+	}()
+	m.every(ctx, func() { m.round(ctx) })
+	<-renewed
+	m.shutdown()
+	return nil
+}
+
+// every runs f each retry period until ctx ends.
+func (m *Manager) every(ctx context.Context, f func()) {
 	t := time.NewTicker(m.opts.RetryPeriod)
 	defer t.Stop()
 	for {
-		m.round(ctx)
+		f()
 		select {
 		case <-ctx.Done():
-			m.shutdown()
-			return nil
+			return
 		case <-t.C:
 		}
 	}
 }
 
-// round is one pass: drop shards past their deadline, heartbeat, list the
-// Leases, renew, then release extras or take free shards.
+// round is one pass: drop shards past their deadline, list the Leases,
+// claim the chains of new shards, then release extras or take free shards.
 func (m *Manager) round(ctx context.Context) {
+	defer func() { m.owned.Set(float64(len(m.Owned()))) }()
 	m.expire()
-	if err := m.heartbeat(ctx); err != nil {
-		m.log.Warn("heartbeat lease not renewed", "error", err)
-	}
 	leases, err := m.list(ctx)
 	if err != nil {
 		m.log.Warn("cannot list leases; keeping the shards held until their renew deadline", "error", err)
 		return
 	}
 	m.observe(leases)
-	m.renew(ctx)
 	m.claim()
 	m.balance(ctx, leases)
-	m.owned.Set(float64(len(m.Owned())))
+	m.claim() // the shards just taken start acting this round, not next
 }
 
 func (m *Manager) call(ctx context.Context) (context.Context, context.CancelFunc) {
@@ -281,7 +298,9 @@ func (m *Manager) call(ctx context.Context) (context.Context, context.CancelFunc
 	return context.WithTimeout(ctx, m.opts.RenewDeadline/2)
 }
 
-func (m *Manager) shardName(i int) string { return fmt.Sprintf("%s-shard-%d-of-%d", m.opts.Prefix, i, m.opts.Shards) }
+func (m *Manager) shardName(i int) string {
+	return fmt.Sprintf("%s-shard-%d-of-%d", m.opts.Prefix, i, m.opts.Shards)
+}
 
 var notDNS = regexp.MustCompile(`[^a-z0-9.-]+`)
 
@@ -462,36 +481,52 @@ func (m *Manager) renew(ctx context.Context) {
 		shards = append(shards, s)
 	}
 	m.mu.Unlock()
-	leases := m.opts.Client.CoordinationV1().Leases(m.opts.Namespace)
+	// In parallel: one slow answer must not push the others past their
+	// renew deadline. At most Shards goroutines, each bounded by call().
+	var wg sync.WaitGroup
 	for _, s := range shards {
-		m.mu.Lock()
-		h := m.held[s]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			m.renewOne(ctx, s)
+		}()
+	}
+	wg.Wait()
+}
+
+func (m *Manager) renewOne(ctx context.Context, s int) {
+	m.mu.Lock()
+	h := m.held[s]
+	m.mu.Unlock()
+	if h == nil {
+		return
+	}
+	l := h.lease.DeepCopy()
+	sent := time.Now()
+	now := metav1.NewMicroTime(sent)
+	l.Spec.RenewTime = &now
+	cctx, cancel := m.call(ctx)
+	out, err := m.opts.Client.CoordinationV1().Leases(m.opts.Namespace).Update(cctx, l, metav1.UpdateOptions{})
+	cancel()
+	m.mu.Lock()
+	switch {
+	case err == nil:
+		if m.held[s] == h {
+			h.lease, h.until = out, sent.Add(m.opts.RenewDeadline)
+		}
 		m.mu.Unlock()
-		if h == nil {
-			continue
-		}
-		l := h.lease.DeepCopy()
-		sent := time.Now()
-		now := metav1.NewMicroTime(sent)
-		l.Spec.RenewTime = &now
-		cctx, cancel := m.call(ctx)
-		out, err := leases.Update(cctx, l, metav1.UpdateOptions{})
-		cancel()
-		m.mu.Lock()
-		switch {
-		case err == nil:
-			if m.held[s] == h {
-				h.lease, h.until = out, sent.Add(m.opts.RenewDeadline)
-			}
-			m.mu.Unlock()
-		case apierrors.IsConflict(err) || apierrors.IsNotFound(err):
+	case apierrors.IsConflict(err) || apierrors.IsNotFound(err):
+		mine := m.held[s] == h
+		if mine {
 			delete(m.held, s)
-			m.mu.Unlock()
-			m.dropped(s, "lost", time.Now(), "lease written by another replica: "+err.Error())
-		default:
-			m.mu.Unlock()
-			m.log.Warn("shard lease not renewed; retrying until the renew deadline", "shard", s, "until", h.until.UTC().Format(time.RFC3339Nano), "error", err)
 		}
+		m.mu.Unlock()
+		if mine { // else released meanwhile
+			m.dropped(s, "lost", earliest(h.until, time.Now()), "lease written by another replica: "+err.Error())
+		}
+	default:
+		m.mu.Unlock()
+		m.log.Warn("shard lease not renewed; retrying until the renew deadline", "shard", s, "until", h.until.UTC().Format(time.RFC3339Nano), "error", err)
 	}
 }
 
@@ -516,26 +551,53 @@ func (m *Manager) claim() {
 		}
 	}
 	m.mu.Unlock()
+	sem := make(chan struct{}, claimWorkers)
+	var wg sync.WaitGroup
 	for _, w := range work {
-		var err error
-		if m.opts.Claim != nil {
-			err = m.opts.Claim(w.chain, w.tok)
-		}
-		if err != nil {
-			m.log.Warn("cannot claim a chain of a held shard; retrying", "shard", w.shard, "chain", w.chain, "error", err)
-			if errors.Is(err, kstate.ErrFenced) {
-				m.mu.Lock()
-				delete(m.held, w.shard)
-				m.mu.Unlock()
-				m.dropped(w.shard, "lost", time.Now(), err.Error())
-			}
-			continue
-		}
-		m.mu.Lock()
-		if h := m.held[w.shard]; h != nil && h.epoch == w.tok.Epoch {
-			h.claimed[w.chain] = true
-		}
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			m.claimOne(w.shard, w.chain, w.tok)
+		}()
+	}
+	wg.Wait()
+}
+
+// claimWorkers bounds the claims in flight; maxAcquire bounds the shards
+// taken in one round, so that a round (and the renewals of the next) stays
+// well inside the renew deadline even when one replica takes every shard.
+const (
+	claimWorkers = 8
+	maxAcquire   = 8
+)
+
+// claimOne claims one chain. A fenced claim means a newer owner has
+// written the chain: the shard is not this replica's any more.
+func (m *Manager) claimOne(shard int, chain string, tok kstate.Token) {
+	var err error
+	if m.opts.Claim != nil {
+		err = m.opts.Claim(chain, tok)
+	}
+	m.mu.Lock()
+	h := m.held[shard]
+	if h == nil || h.epoch != tok.Epoch {
 		m.mu.Unlock()
+		return
+	}
+	if err == nil {
+		h.claimed[chain] = true
+		m.mu.Unlock()
+		return
+	}
+	fenced := errors.Is(err, kstate.ErrFenced)
+	if fenced {
+		delete(m.held, shard)
+	}
+	m.mu.Unlock()
+	m.log.Warn("cannot claim a chain of a held shard", "shard", shard, "chain", chain, "error", err)
+	if fenced {
+		m.dropped(shard, "lost", earliest(h.until, time.Now()), err.Error())
 	}
 }
 
@@ -566,7 +628,7 @@ func (m *Manager) balance(ctx context.Context, leases []coordv1.Lease) {
 		}
 		return
 	}
-	want := share - len(mine)
+	want := min(share-len(mine), maxAcquire)
 	if want <= 0 {
 		return
 	}
@@ -598,6 +660,13 @@ func (m *Manager) balance(ctx context.Context, leases []coordv1.Lease) {
 			want--
 		}
 	}
+}
+
+func earliest(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
 }
 
 // preferred is the live replica a shard goes to by rendezvous hashing.
@@ -647,7 +716,7 @@ func (m *Manager) acquire(ctx context.Context, s int, old *coordv1.Lease) bool {
 	m.holders[s] = m.opts.ID
 	m.mu.Unlock()
 	m.changes.WithLabelValues("acquired").Inc()
-	m.log.Info("shard acquired", "shard", s, "epoch", *out.Spec.LeaseTransitions)
+	m.log.Info("shard acquired", "shard", s, "epoch", *out.Spec.LeaseTransitions, "at", time.Now().UTC().Format(time.RFC3339Nano))
 	return true
 }
 
