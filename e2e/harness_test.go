@@ -9,7 +9,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
@@ -105,12 +104,7 @@ func startAMS(t *testing.T, group string) *amsServer {
 	if err != nil {
 		t.Fatalf("AMS emulator: %v", err)
 	}
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", emu.MetricsHandler())
-	mux.Handle("/", emu.Handler())
-	srv := httptest.NewServer(mux)
-	t.Cleanup(srv.Close)
-	return &amsServer{emu: emu, url: srv.URL, group: group}
+	return &amsServer{emu: emu, url: serveAMS(t, emu), group: group}
 }
 
 func (a *amsServer) stats(t *testing.T) ams.GroupStats {

@@ -244,7 +244,7 @@ func (s *Store) Commit(chain string, st state.ChainState, r *state.Record, outco
 	}
 	s.setBusy(chain, true)
 	s.opts.Logger.Debug("round committed", "chain", chain, "seq", r.Seq, "owner", tok.Owner, "shard", tok.Shard,
-		"epoch", tok.Epoch, "at", at.UTC().Format(time.RFC3339Nano))
+		"epoch", tok.Epoch, "at", at.UTC().Format(time.RFC3339Nano), "summary", r.Summary)
 	return nil
 }
 
