@@ -28,7 +28,10 @@
 
 # Evaluator state (idle timers, restart counts, cooldowns) lives here, so a
 # restart of ebb or of a plugin loses nothing. Relative to this file;
-# defaults to "ebb.db".
+# defaults to "ebb.db". In a cluster, backend = "kubernetes" keeps it in
+# ConfigMaps instead and lets several replicas share the chains through
+# Leases (README, "Several replicas on Kubernetes"):
+#   state { backend = "kubernetes"  namespace = "ebb"  in_cluster = true }
 state {
   path = "ebb.db"
 }
