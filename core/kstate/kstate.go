@@ -91,9 +91,11 @@ type Store struct {
 
 	mu      sync.Mutex
 	entries map[string]*entry
-	// busy holds the chains between a Commit and the write that finishes
-	// the round: their shard is not handed over until it is done.
-	busy map[string]bool
+	// busy holds, with when, the chains between a Commit and the write
+	// that finishes the round: their shard is not handed over until it is
+	// done, or until maxBusy passed (a round never finishes that late: the
+	// realizer's calls have deadlines).
+	busy map[string]time.Time
 }
 
 // entry caches a chain's object as this replica last wrote or read it: while
@@ -125,7 +127,7 @@ func New(opts Options) (*Store, error) {
 	if opts.Logger == nil {
 		opts.Logger = hclog.NewNullLogger()
 	}
-	return &Store{opts: opts, entries: map[string]*entry{}, busy: map[string]bool{}}, nil
+	return &Store{opts: opts, entries: map[string]*entry{}, busy: map[string]time.Time{}}, nil
 }
 
 func (s *Store) entry(chain string) *entry {
@@ -253,14 +255,17 @@ func (s *Store) Commit(chain string, st state.ChainState, r *state.Record, outco
 func (s *Store) Busy(chain string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.busy[chain]
+	since, ok := s.busy[chain]
+	return ok && time.Since(since) < maxBusy
 }
+
+const maxBusy = 2 * time.Minute
 
 func (s *Store) setBusy(chain string, b bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if b {
-		s.busy[chain] = true
+		s.busy[chain] = time.Now()
 	} else {
 		delete(s.busy, chain)
 	}
@@ -278,6 +283,9 @@ func (s *Store) SaveRound(chain string, st state.ChainState, outcomes state.Chai
 		return nil
 	})
 	if err != nil {
+		// The runner gives the round up here, without the Update that
+		// would end it.
+		s.setBusy(chain, false)
 		return fmt.Errorf("saving state of chain %q: %w", chain, err)
 	}
 	return nil
