@@ -29,9 +29,13 @@
 # Evaluator state (idle timers, restart counts, cooldowns) lives here, so a
 # restart of ebb or of a plugin loses nothing. Relative to this file;
 # defaults to "ebb.db". The decision log keeps per chain at most
-# keep_decisions records (default 1000), none older than keep_for (default
-# 7 days); consecutive rounds without actions that differ only in figures
-# are kept as one record with a repeat count.
+# keep_decisions records (default 1000; 100 with the kubernetes backend),
+# none older than keep_for (default 7 days); consecutive rounds without
+# actions that differ only in figures are kept as one record with a repeat
+# count. In a cluster, backend = "kubernetes" keeps it all in ConfigMaps
+# instead and lets several replicas share the chains through Leases
+# (README, "Several replicas on Kubernetes"):
+#   state { backend = "kubernetes"  namespace = "ebb"  in_cluster = true }
 state {
   path           = "ebb.db"
   keep_decisions = 1000

@@ -9,7 +9,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
@@ -105,12 +104,7 @@ func startAMS(t *testing.T, group string) *amsServer {
 	if err != nil {
 		t.Fatalf("AMS emulator: %v", err)
 	}
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", emu.MetricsHandler())
-	mux.Handle("/", emu.Handler())
-	srv := httptest.NewServer(mux)
-	t.Cleanup(srv.Close)
-	return &amsServer{emu: emu, url: srv.URL, group: group}
+	return &amsServer{emu: emu, url: serveAMS(t, emu), group: group}
 }
 
 func (a *amsServer) stats(t *testing.T) ams.GroupStats {
@@ -213,6 +207,13 @@ func newRunner(t *testing.T, bin, dir, config string) *ebbRunner {
 // start runs `ebb run` and waits until every chain has evaluated once.
 func (r *ebbRunner) start() {
 	r.t.Helper()
+	r.launch()
+	r.awaitReady(60 * time.Second)
+}
+
+// launch runs `ebb run` without waiting for it.
+func (r *ebbRunner) launch() {
+	r.t.Helper()
 	logf, err := os.OpenFile(r.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		r.t.Fatal(err)
@@ -235,7 +236,15 @@ func (r *ebbRunner) start() {
 	r.lives++
 	r.mu.Unlock()
 	fmt.Fprintf(logf, "=== e2e: started ebb run, pid %d (life %d)\n", cmd.Process.Pid, r.lives)
-	waitFor(r.t, 60*time.Second, "ebb run to be ready", func() bool {
+}
+
+// awaitReady waits until /v1/ready answers 200.
+func (r *ebbRunner) awaitReady(limit time.Duration) {
+	r.t.Helper()
+	r.mu.Lock()
+	done := r.done
+	r.mu.Unlock()
+	waitFor(r.t, limit, "ebb run to be ready", func() bool {
 		select {
 		case <-done:
 			r.t.Fatalf("ebb run exited at start:\n%s", tail(r.logPath, 40))

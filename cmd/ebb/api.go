@@ -118,13 +118,23 @@ func reloadSettings(old, cfg *config.Config, a runArgs) (applied, restart []stri
 	if cfg.StatePath != old.StatePath && a.stateFlag == "" {
 		restart = append(restart, "state.path")
 	}
-	if retention(cfg) != retention(old) && a.store != nil {
-		a.store.SetRetention(retention(cfg))
+	if cfg.State != old.State {
+		restart = append(restart, "state (backend and leases)")
+	}
+	if retention(cfg) != retention(old) && a.backend != nil {
+		var changed []string
 		if cfg.KeepDecisions != old.KeepDecisions {
-			applied = append(applied, "state.keep_decisions")
+			changed = append(changed, "state.keep_decisions")
 		}
 		if cfg.KeepFor != old.KeepFor {
-			applied = append(applied, "state.keep_for")
+			changed = append(changed, "state.keep_for")
+		}
+		if a.backend.bolt != nil {
+			a.backend.bolt.SetRetention(retention(cfg))
+			applied = append(applied, changed...)
+		} else {
+			// The kubernetes backend's bound is fixed when it starts.
+			restart = append(restart, changed...)
 		}
 	}
 	if cfg.HTTPAddress != old.HTTPAddress && a.httpFlag != "" {

@@ -22,7 +22,6 @@ import (
 	"github.com/ebbscale/ebb/core/host"
 	"github.com/ebbscale/ebb/core/metrics"
 	"github.com/ebbscale/ebb/core/runner"
-	"github.com/ebbscale/ebb/core/state"
 	"github.com/ebbscale/ebb/sdk"
 )
 
@@ -317,19 +316,18 @@ type runArgs struct {
 	// over the config on reload too.
 	stateFlag, httpFlag string
 	api                 *apiServer
-	store               *state.Store
+	backend             *backend
 }
 
 func run(parent context.Context, a runArgs) error {
-	store, err := state.Open(a.statePath)
+	b, err := openBackend(a)
 	if err != nil {
 		a.host.Close()
 		return err
 	}
-	defer store.Close()
-	store.SetRetention(retention(a.cfg))
-	a.store = store
-	r := runner.New(a.cfg, runner.Options{Host: a.host, Store: store, Metrics: a.metrics, Logger: a.logger})
+	defer b.close()
+	a.backend = b
+	r := runner.New(a.cfg, runner.Options{Host: a.host, Store: b.store, Owner: b.owner, Metrics: a.metrics, Logger: a.logger})
 
 	api, err := startAPI(r.Handler(), a.httpAddr, guardSettings(a.cfg), a.logger)
 	if err != nil {
@@ -338,7 +336,7 @@ func run(parent context.Context, a runArgs) error {
 	}
 	defer api.Close()
 	a.api = api
-	a.logger.Info("ebb running", "config", a.path, "chains", len(a.cfg.Chains), "state", a.statePath)
+	a.logger.Info("ebb running", "config", a.path, "chains", len(a.cfg.Chains), "state", b.where)
 
 	ctx, stop := signal.NotifyContext(parent, os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -355,7 +353,20 @@ func run(parent context.Context, a runArgs) error {
 			}
 		}
 	}()
-	return r.Run(ctx)
+	if b.leases == nil {
+		return r.Run(ctx)
+	}
+	// The leases outlive the chains: they are released only once the
+	// runner has stopped every round, so the next owner never overlaps.
+	leaseCtx, stopLeases := context.WithCancel(context.Background())
+	leasesDone := make(chan error, 1)
+	go func() { leasesDone <- b.leases(leaseCtx) }()
+	err = r.Run(ctx)
+	stopLeases()
+	if lerr := <-leasesDone; err == nil {
+		err = lerr
+	}
+	return err
 }
 
 // reload re-reads the configuration; a bad one is rejected with its
@@ -378,6 +389,7 @@ func reload(r *runner.Runner, a *runArgs) {
 	}
 	logWarnings(a.logger, diags)
 	r.Reload(cfg)
+	a.backend.setConfig(cfg)
 	applied, restart, err := reloadSettings(a.cfg, cfg, *a)
 	a.cfg = cfg
 	if err != nil {

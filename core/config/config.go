@@ -70,7 +70,9 @@ type Config struct {
 	// keep_for).
 	KeepDecisions int
 	KeepFor       time.Duration
-	HTTPAddress   string
+	// State is the state backend; StatePath is the bbolt backend's file.
+	State       StateBackend
+	HTTPAddress string
 	// HTTPToken, when set, is the bearer token the HTTP API and /metrics
 	// require. Sensitive: never logged.
 	HTTPToken string
@@ -333,21 +335,9 @@ func (l *loader) settings(content *hcl.BodyContent, ctx *hcl.EvalContext) hcl.Di
 		return blocks[0]
 	}
 
+	cfg.State = defaultStateBackend
 	if b := single("state"); b != nil {
-		attrs, d := blockAttrs(b, "path", "keep_decisions", "keep_for")
-		diags = append(diags, d...)
-		diags = append(diags, retention(cfg, attrs, ctx)...)
-		if a, ok := attrs["path"]; ok {
-			s, d := evalString(a, ctx)
-			diags = append(diags, d...)
-			if !d.HasErrors() {
-				if s == "" {
-					diags = append(diags, attrError(a, "Invalid state path", "path must not be empty."))
-				} else {
-					cfg.StatePath = l.abs(s)
-				}
-			}
-		}
+		diags = append(diags, l.stateBlock(b, ctx)...)
 	}
 	if b := single("http"); b != nil {
 		attrs, d := blockAttrs(b, "address", "token", "allowed_hosts")

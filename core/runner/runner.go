@@ -25,8 +25,11 @@ import (
 
 // Options configure a Runner.
 type Options struct {
-	Host    *host.Host
-	Store   *state.Store // nil: nothing persists (ebb plan)
+	Host  *host.Host
+	Store Store // nil: nothing persists (ebb plan)
+	// Owner, when set, says which chains this replica evaluates (several
+	// replicas sharing the chains); nil: all of them.
+	Owner   Owner
 	Metrics *metrics.Metrics
 	Logger  hclog.Logger
 	Clock   func() time.Time
@@ -103,6 +106,12 @@ func New(cfg *config.Config, opts Options) *Runner {
 	}
 	if opts.Clock == nil {
 		opts.Clock = time.Now
+	}
+	if isNil(opts.Store) {
+		opts.Store = nil
+	}
+	if isNil(opts.Owner) {
+		opts.Owner = nil
 	}
 	r := &Runner{
 		opts:      opts,
@@ -341,6 +350,9 @@ type ChainStatus struct {
 	LastAt    *time.Time  `json:"last_at,omitempty"`
 	LastError string      `json:"last_error,omitempty"`
 	Last      *Evaluation `json:"last,omitempty"`
+	// Owner is the replica that evaluates the chain, when several share
+	// the chains; empty when none owns it yet or with one process.
+	Owner string `json:"owner,omitempty"`
 }
 
 // Chains reports every configured chain, sorted by name.
@@ -357,6 +369,7 @@ func (r *Runner) Chains() []ChainStatus {
 		s := ChainStatus{
 			Name: ch.Name, Target: ch.Target, Collectors: ch.Collectors, Evaluators: ch.Evaluators,
 			Realizer: ch.Realizer, Interval: ch.Interval.String(), Status: "disabled",
+			Owner: r.ownerOf(ch.Name),
 		}
 		if l, ok := loops[ch.Name]; ok {
 			failed := l.failure()
@@ -397,7 +410,7 @@ func (r *Runner) Ready() (ready bool, failed map[string]string) {
 	ready = true
 	for name, l := range r.chains {
 		l.mu.Lock()
-		if l.ticks == 0 {
+		if l.ticks == 0 && r.owns(name) {
 			ready = false
 		}
 		l.mu.Unlock()

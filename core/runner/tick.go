@@ -8,7 +8,6 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
-	"github.com/ebbscale/ebb/core/config"
 )
 
 // From the schedule to rounds and back: the scheduler's ticks become
@@ -38,7 +37,8 @@ func (r *Runner) startRound(slot []tick) {
 	for _, t := range slot {
 		l := t.e.loop
 		ch := l.chain()
-		if !r.owns(ch) {
+		if !r.owns(ch.Name) {
+			// Another replica evaluates it: no evaluation, nothing missed.
 			r.sched.finished(t.e)
 			continue
 		}
@@ -48,11 +48,6 @@ func (r *Runner) startRound(slot []tick) {
 	rd := &round{r: r, ctx: r.ctx, pool: r.pool, realize: true, settle: r.settle}
 	rd.start(ms)
 }
-
-// owns reports whether this runner evaluates ch now. HOOK: with several
-// replicas sharing chains through Leases, the ownership check goes here; a
-// chain not owned skips its tick silently (no evaluation, nothing missed).
-func (r *Runner) owns(*config.Chain) bool { return true }
 
 // tick evaluates a chain once, now, outside the schedule (tests that step
 // a chain on a virtual clock).
