@@ -292,7 +292,8 @@ func (r *round) nextID() string {
 	for {
 		id := fmt.Sprintf("%s-%d", r.prefix, r.st.NextSeq)
 		r.st.NextSeq++
-		if !r.known[id] {
+		_, listed := r.listed[id]
+		if !listed && !r.workersOf.has(id) && !r.known[id] {
 			return id
 		}
 	}
