@@ -35,6 +35,10 @@ type Policy struct {
 	// before it stops counting as booting capacity and becomes an orphan.
 	BootTimeout sdk.Duration `json:"boot-timeout"`
 	AutoRestart AutoRestart  `json:"auto-restart"`
+	// BacklogStep and ScaleDownStep size one round's scale-up and
+	// scale-down (steps.go); the defaults are Amoro's.
+	BacklogStep   string `json:"backlog-step"`
+	ScaleDownStep string `json:"scale-down-step"`
 }
 
 // AutoRestart is seed 001's policy for units whose worker is gone.
@@ -58,6 +62,8 @@ func DefaultPolicy() Policy {
 		ScaleDownCooldown:       sdk.Duration(time.Minute),
 		DrainTimeout:            sdk.Duration(15 * time.Minute),
 		BootTimeout:             sdk.Duration(3 * time.Minute),
+		BacklogStep:             BacklogStepRamp,
+		ScaleDownStep:           ScaleDownStepOne,
 		AutoRestart: AutoRestart{
 			Enabled:     false,
 			MaxRetries:  5,
@@ -100,6 +106,10 @@ func PolicySchema() sdk.Schema {
 				Description: "A draining unit is force-removed after this long even if work is still in flight."},
 			{Name: "boot-timeout", Type: sdk.TypeDuration, Default: dur(d.BootTimeout),
 				Description: "A requested unit that has not registered by then no longer counts as booting capacity."},
+			{Name: "backlog-step", Type: sdk.TypeString, Default: d.BacklogStep,
+				Description: "Units one backlog round adds: \"ramp\" (1, 2, 4... per round, as Amoro and Spark) or \"shortfall\" (what the backlog needs, at once)."},
+			{Name: "scale-down-step", Type: sdk.TypeString, Default: d.ScaleDownStep,
+				Description: "Units one scale-down round drains: \"one\" (the longest idle, as Amoro) or \"idle\" (every unit idle past executor-idle-timeout that the floor and the tasks do not need)."},
 		},
 		Blocks: []sdk.Block{{
 			Name:        "auto-restart",
@@ -184,6 +194,10 @@ func CheckPolicy(raw json.RawMessage) (Policy, []sdk.PolicyProblem) {
 			decodeDuration(v, &p.BootTimeout, key, add)
 		case "auto-restart":
 			decodeAutoRestart(v, &p.AutoRestart, add)
+		case "backlog-step":
+			decodeChoice(v, &p.BacklogStep, backlogSteps, key, add)
+		case "scale-down-step":
+			decodeChoice(v, &p.ScaleDownStep, scaleDownSteps, key, add)
 		default:
 			add(key, "unknown policy attribute (the dra evaluator knows %s)", knownKeys())
 		}

@@ -190,6 +190,9 @@ func (r *round) scaleUp() bool {
 	if shortfall > 0 {
 		ramp := max(r.st.Ramp, 1)
 		want := ceilDiv(shortfall, k)
+		if r.p.BacklogStep == BacklogStepShortfall {
+			ramp = want // the whole shortfall is this round's step
+		}
 		n := min(ramp, want, allowed)
 		// Spark's rule (ExecutorAllocationManager.addExecutors): the ramp
 		// doubles when the full increment was granted; a round capped by
@@ -197,6 +200,11 @@ func (r *round) scaleUp() bool {
 		// want exceeds the ramp (README: differences).
 		capped := ""
 		switch {
+		case r.p.BacklogStep == BacklogStepShortfall:
+			r.st.Ramp = 1
+			if n < want {
+				capped = fmt.Sprintf(", capped by max-parallelism %d", r.p.MaxParallelism)
+			}
 		case n == ramp:
 			r.st.Ramp = min(ramp*2, maxRamp)
 		case n == allowed && allowed < want:
@@ -205,7 +213,11 @@ func (r *round) scaleUp() bool {
 			r.st.Ramp, capped = 1, ", capped by the backlog"
 		}
 		sizes := r.addUnits(n)
-		r.note("%s %s: %s (ramp %d%s), %d -> %d threads", what, when, describeSizes(sizes), ramp, capped, before, r.effective)
+		step := fmt.Sprintf("ramp %d", ramp)
+		if r.p.BacklogStep == BacklogStepShortfall {
+			step = "backlog-step shortfall"
+		}
+		r.note("%s %s: %s (%s%s), %d -> %d threads", what, when, describeSizes(sizes), step, capped, before, r.effective)
 	} else {
 		r.st.Ramp = 1
 		sizes := r.addUnits(1)
@@ -257,13 +269,21 @@ func (r *round) scaleDown() {
 		r.note("%s idle %s, waiting for scale-down-cooldown %s (next in %s)", v.id, fmtDur(idle), fmtDur(cd), fmtDur(r.st.LastScaleDown.Add(cd).Sub(r.now)))
 		return
 	}
-	before := r.effective
-	r.effective -= v.threads
-	v.st.DrainSince = r.now
-	v.kind = kindDraining
-	r.st.LastScaleDown = r.now
-	r.dec.Drain = append(r.dec.Drain, v.id)
-	r.note("%s idle %s >= %s with no demand: drain, %d -> %d threads", v.id, fmtDur(idle), fmtDur(idleTimeout), before, r.effective)
+	if r.p.ScaleDownStep != ScaleDownStepIdle {
+		candidates = candidates[:1]
+	}
+	for _, v := range candidates {
+		if r.effective-v.threads < keep {
+			continue
+		}
+		before := r.effective
+		r.effective -= v.threads
+		v.st.DrainSince = r.now
+		v.kind = kindDraining
+		r.st.LastScaleDown = r.now
+		r.dec.Drain = append(r.dec.Drain, v.id)
+		r.note("%s idle %s >= %s with no demand: drain, %d -> %d threads", v.id, fmtDur(r.now.Sub(v.st.LastBusy)), fmtDur(idleTimeout), before, r.effective)
+	}
 }
 
 // addUnits requests n units of exactly executor-parallelism threads each:

@@ -1,0 +1,77 @@
+package dra
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ebbscale/ebb/sdk"
+)
+
+// With backlog-step "shortfall" the first round past the backlog timeout
+// adds what the backlog needs; with the default ramp it adds one unit, then
+// two, as Amoro does.
+func TestBacklogStepShortfall(t *testing.T) {
+	const base = `{"executor-parallelism":4,"max-parallelism":64,"scheduler-backlog-timeout":"10s","sustained-backlog-timeout":"10s","scale-up-cooldown":"1s"`
+	for _, c := range []struct {
+		policy string
+		want   []int // units added in the first rounds past the timeout
+	}{
+		{base + `}`, []int{1, 2}},
+		{base + `,"backlog-step":"shortfall"}`, []int{5, 0}},
+		{base + `,"backlog-step":"shortfall","max-parallelism":12}`, []int{3, 0}},
+	} {
+		s := newSim(t, c.policy)
+		s.bootRounds = 10 // nothing registers during the test: the backlog stays
+		s.demand = sdk.Demand{PlannedTasks: 20}
+		s.step(0)
+		var got []int
+		for range c.want {
+			s.step(10 * time.Second)
+			got = append(got, countNew(s))
+		}
+		for i := range c.want {
+			if got[i] != c.want[i] {
+				t.Errorf("%s: units added per round %v, want %v (%s)", c.policy, got, c.want, s.log[len(s.log)-1].Reason)
+				break
+			}
+		}
+	}
+}
+
+// countNew is how many of the latest decision's adds are new units (not
+// repeated requests of units not listed yet).
+func countNew(s *sim) int {
+	d := s.log[len(s.log)-1]
+	n := 0
+	for _, a := range d.Add {
+		if s.units[a.UnitID].rounds == 0 {
+			n++
+		}
+	}
+	return n
+}
+
+// With scale-down-step "idle" one round drains every idle unit beyond the
+// floor; the default drains one per round and cooldown.
+func TestScaleDownStepIdle(t *testing.T) {
+	const base = `{"min-parallelism":4,"executor-parallelism":4,"max-parallelism":64,"executor-idle-timeout":"1m","sustained-backlog-timeout":"10s","scale-down-cooldown":"30s"`
+	for _, c := range []struct {
+		policy string
+		drains int
+	}{
+		{base + `}`, 1},
+		{base + `,"scale-down-step":"idle"}`, 4}, // 5 idle units, the floor keeps one
+	} {
+		s := newSim(t, c.policy)
+		s.running(5, 4)
+		s.step(0)
+		d := s.step(2 * time.Minute)
+		if len(d.Drain) != c.drains {
+			t.Errorf("%s: drained %v, want %d units (%s)", c.policy, d.Drain, c.drains, d.Reason)
+		}
+		if c.drains > 1 && !strings.Contains(d.Reason, "with no demand: drain") {
+			t.Errorf("reason %q", d.Reason)
+		}
+	}
+}
