@@ -36,7 +36,7 @@ var (
 func decodeChoice(v json.RawMessage, dst *string, choices []string, attr string, add addProblem) {
 	var s string
 	if err := json.Unmarshal(v, &s); err != nil || !slices.Contains(choices, s) {
-		add(attr, "must be one of %q, got %s", strings.Join(choices, `", "`), strings.TrimSpace(string(v)))
+		add(attr, "must be one of \"%s\", got %s", strings.Join(choices, `", "`), strings.TrimSpace(string(v)))
 		return
 	}
 	*dst = s
