@@ -144,7 +144,7 @@ func (r *round) scaleUp() bool {
 	}
 	if r.st.BacklogSince.IsZero() {
 		r.st.BacklogSince = r.now
-		r.st.NextAddAt = r.now.Add(r.p.SchedulerBacklogTimeout.D())
+		r.st.NextAddAt = r.now.Add(r.firstTimeout())
 		r.st.Ramp = 1
 	}
 	lasted := r.now.Sub(r.st.BacklogSince)
@@ -172,6 +172,9 @@ func (r *round) scaleUp() bool {
 	first := r.st.LastScaleUp.Before(r.st.BacklogSince)
 	if r.now.Before(r.st.NextAddAt) {
 		timer := "scheduler-backlog-timeout " + fmtDur(r.p.SchedulerBacklogTimeout.D())
+		if r.cold() {
+			timer = "cold-backlog-timeout " + fmtDur(r.p.ColdBacklogTimeout.D())
+		}
 		if !first {
 			timer = "sustained-backlog-timeout " + fmtDur(r.p.SustainedBacklogTimeout.D())
 		}
@@ -182,7 +185,7 @@ func (r *round) scaleUp() bool {
 		r.note("%s for %s, waiting for scale-up-cooldown %s (next add in %s)", what, fmtDur(lasted), fmtDur(cd), fmtDur(r.st.LastScaleUp.Add(cd).Sub(r.now)))
 		return true
 	}
-	when := fmt.Sprintf("for %s > %s", fmtDur(lasted), fmtDur(r.p.SchedulerBacklogTimeout.D()))
+	when := fmt.Sprintf("for %s > %s", fmtDur(lasted), fmtDur(r.firstTimeout()))
 	if !first {
 		when = fmt.Sprintf("for %s, sustained %s", fmtDur(lasted), fmtDur(r.p.SustainedBacklogTimeout.D()))
 	}
@@ -226,6 +229,21 @@ func (r *round) scaleUp() bool {
 	r.st.NextAddAt = r.now.Add(r.p.SustainedBacklogTimeout.D())
 	r.st.LastScaleUp = r.now
 	return true
+}
+
+// cold is a group with no capacity at all, where cold-backlog-timeout (if
+// set) replaces scheduler-backlog-timeout: every task waits for a unit to
+// boot, so waiting longer to confirm the backlog only adds to every wait.
+func (r *round) cold() bool {
+	return r.p.ColdBacklogTimeout > 0 && r.effective == 0
+}
+
+// firstTimeout is how long a new backlog waits for its first scale-up.
+func (r *round) firstTimeout() time.Duration {
+	if r.cold() {
+		return r.p.ColdBacklogTimeout.D()
+	}
+	return r.p.SchedulerBacklogTimeout.D()
 }
 
 // scaleDown drains the longest-idle unit, one per round, in rounds with no

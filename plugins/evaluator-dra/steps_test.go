@@ -75,3 +75,31 @@ func TestScaleDownStepIdle(t *testing.T) {
 		}
 	}
 }
+
+// cold-backlog-timeout replaces scheduler-backlog-timeout only while the
+// group has no capacity at all: a cold start adds at once, a warm group
+// with a backlog still waits scheduler-backlog-timeout.
+func TestColdBacklogTimeout(t *testing.T) {
+	const policy = `{"executor-parallelism":4,"max-parallelism":64,"scheduler-backlog-timeout":"1m","sustained-backlog-timeout":"10s","cold-backlog-timeout":"1s","scale-up-cooldown":"1s"}`
+	cold := newSim(t, policy)
+	cold.bootRounds = 10
+	cold.demand = sdk.Demand{PlannedTasks: 8}
+	cold.step(0)
+	if d := cold.step(10 * time.Second); countNew(cold) != 1 || !strings.Contains(d.Reason, "> 1s") {
+		t.Errorf("cold start 10s into a backlog: %d new units (%s), want 1 after cold-backlog-timeout 1s", countNew(cold), d.Reason)
+	}
+	warm := newSim(t, policy)
+	warm.running(1, 4)
+	warm.bootRounds = 10
+	warm.demand = sdk.Demand{PlannedTasks: 12}
+	warm.step(0)
+	if d := warm.step(10 * time.Second); countNew(warm) != 0 || !strings.Contains(d.Reason, "waiting for scheduler-backlog-timeout 1m") {
+		t.Errorf("warm group 10s into a backlog: %d new units (%s), want none before scheduler-backlog-timeout", countNew(warm), d.Reason)
+	}
+	dflt := newSim(t, `{"executor-parallelism":4,"max-parallelism":64,"scheduler-backlog-timeout":"1m"}`)
+	dflt.demand = sdk.Demand{PlannedTasks: 8}
+	dflt.step(0)
+	if d := dflt.step(10 * time.Second); countNew(dflt) != 0 {
+		t.Errorf("without cold-backlog-timeout a cold start waits scheduler-backlog-timeout: %s", d.Reason)
+	}
+}
