@@ -238,11 +238,13 @@ chain "amoro-optimizers" {
   # What to scale: the Amoro optimizer group (Amoro's "default"; ebb emulate ams serves it).
   target = "default"
 
-  interval = "30s" # how often to evaluate (default "30s")
+  # 10s: a scale-up can come no sooner than the next evaluation, and every
+  # waiting task pays for it (BENCHMARKS.md, control quality).
+  interval = "10s" # how often to evaluate (default "30s")
   # Random delay added to each tick so chains do not fire in lockstep:
   # a share of the interval ("10%") or a duration ("3s"); default none.
   jitter  = "10%"
-  timeout = "20s" # deadline for one evaluation (default: the interval)
+  timeout = "10s" # deadline for one evaluation (default: the interval)
   # A snapshot older than this counts as stale: only scale-up or no-op.
   # Default: twice the interval.
   max_snapshot_age = "1m"
@@ -251,18 +253,29 @@ chain "amoro-optimizers" {
   # The policy holds the keys of all the chain's evaluators; each evaluator
   # receives only its own. Names follow Amoro's dynamic allocation settings
   # (`ebb import amoro --url URL --group G` prints them for an AMS group).
+  #
+  # Amoro's defaults (min-parallelism 4, idle 5m, backlog 1m, sustained 30s,
+  # a ramp of 1, 2, 4... units, one drain per round) behave as in Amoro. This
+  # example is ebb's lean policy instead: no floor, a fast first step from
+  # cold, the whole backlog at once, idle units gone after a minute. On the
+  # benchmark traces it costs 1.0-1.7x the oracle where Amoro's defaults cost
+  # up to 43x (BENCHMARKS.md, control quality; plugins/evaluator-dra/README.md,
+  # step sizes).
   policy {
-    min-parallelism      = 4                  # floor, in threads
+    min-parallelism      = 0                  # floor, in threads
     max-parallelism      = var.max_optimizers # ceiling, in threads (required)
     executor-parallelism = 4                  # threads per optimizer unit
 
-    executor-idle-timeout     = "5m"  # remove a unit idle this long
-    scheduler-backlog-timeout = "1m"  # backlog this old triggers a scale-up
-    sustained-backlog-timeout = "30s" # then again each time it persists this long
-    scale-up-cooldown         = "30s"
-    scale-down-cooldown       = "1m"
-    drain-timeout             = "15m" # force removal after draining this long
-    boot-timeout              = "3m"  # a requested unit must register within this
+    executor-idle-timeout     = "1m"        # remove a unit idle this long
+    scheduler-backlog-timeout = "10s"       # backlog this old triggers a scale-up
+    cold-backlog-timeout      = "0s"        # ... at once when no unit runs or boots
+    sustained-backlog-timeout = "10s"       # then again each time it persists this long
+    backlog-step              = "shortfall" # add what the backlog needs at once ("ramp": 1, 2, 4...)
+    scale-up-cooldown         = "10s"
+    scale-down-cooldown       = "30s"
+    scale-down-step           = "idle" # drain every idle unit not needed ("one": one per round)
+    drain-timeout             = "15m"  # force removal after draining this long
+    boot-timeout              = "3m"   # a requested unit must register within this
 
     # Restart units whose optimizer never registered (or stopped heartbeating).
     auto-restart {

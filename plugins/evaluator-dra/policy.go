@@ -40,8 +40,9 @@ type Policy struct {
 	BacklogStep   string `json:"backlog-step"`
 	ScaleDownStep string `json:"scale-down-step"`
 	// ColdBacklogTimeout replaces SchedulerBacklogTimeout for the first
-	// scale-up when the group has no capacity at all; 0 means the same.
-	ColdBacklogTimeout sdk.Duration `json:"cold-backlog-timeout"`
+	// scale-up when the group has no capacity at all; unset (nil) means
+	// the same, 0 means at once.
+	ColdBacklogTimeout *sdk.Duration `json:"cold-backlog-timeout"`
 }
 
 // AutoRestart is seed 001's policy for units whose worker is gone.
@@ -111,8 +112,8 @@ func PolicySchema() sdk.Schema {
 				Description: "A requested unit that has not registered by then no longer counts as booting capacity."},
 			{Name: "backlog-step", Type: sdk.TypeString, Default: d.BacklogStep,
 				Description: "Units one backlog round adds: \"ramp\" (1, 2, 4... per round, as Amoro and Spark) or \"shortfall\" (what the backlog needs, at once)."},
-			{Name: "cold-backlog-timeout", Type: sdk.TypeDuration, Default: "0s",
-				Description: "How long a backlog must last before the first scale-up when no unit runs or boots (a cold start); 0s means scheduler-backlog-timeout."},
+			{Name: "cold-backlog-timeout", Type: sdk.TypeDuration,
+				Description: "How long a backlog must last before the first scale-up when no unit runs or boots (a cold start); 0s: at once; unset: scheduler-backlog-timeout."},
 			{Name: "scale-down-step", Type: sdk.TypeString, Default: d.ScaleDownStep,
 				Description: "Units one scale-down round drains: \"one\" (the longest idle, as Amoro) or \"idle\" (every unit idle past executor-idle-timeout that the floor and the tasks do not need)."},
 		},
@@ -204,7 +205,12 @@ func CheckPolicy(raw json.RawMessage) (Policy, []sdk.PolicyProblem) {
 		case "scale-down-step":
 			decodeChoice(v, &p.ScaleDownStep, scaleDownSteps, key, add)
 		case "cold-backlog-timeout":
-			decodeDuration(v, &p.ColdBacklogTimeout, key, add)
+			if string(bytes.TrimSpace(v)) == "null" { // unset: the schema has no default
+				continue
+			}
+			var d sdk.Duration
+			decodeDuration(v, &d, key, add)
+			p.ColdBacklogTimeout = &d
 		default:
 			add(key, "unknown policy attribute (the dra evaluator knows %s)", knownKeys())
 		}

@@ -235,7 +235,7 @@ func (r *round) scaleUp() bool {
 // set) replaces scheduler-backlog-timeout: every task waits for a unit to
 // boot, so waiting longer to confirm the backlog only adds to every wait.
 func (r *round) cold() bool {
-	return r.p.ColdBacklogTimeout > 0 && r.effective == 0
+	return r.p.ColdBacklogTimeout != nil && r.effective == 0
 }
 
 // firstTimeout is how long a new backlog waits for its first scale-up.

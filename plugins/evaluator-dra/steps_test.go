@@ -88,6 +88,11 @@ func TestColdBacklogTimeout(t *testing.T) {
 	if d := cold.step(10 * time.Second); countNew(cold) != 1 || !strings.Contains(d.Reason, "> 1s") {
 		t.Errorf("cold start 10s into a backlog: %d new units (%s), want 1 after cold-backlog-timeout 1s", countNew(cold), d.Reason)
 	}
+	now := newSim(t, strings.Replace(policy, `"1s"`, `"0s"`, 1))
+	now.demand = sdk.Demand{PlannedTasks: 8}
+	if d := now.step(0); countNew(now) != 1 {
+		t.Errorf("cold-backlog-timeout 0s: %d new units in the round the backlog appeared (%s), want 1", countNew(now), d.Reason)
+	}
 	warm := newSim(t, policy)
 	warm.running(1, 4)
 	warm.bootRounds = 10
