@@ -284,6 +284,7 @@ func decodeBinary(b []byte) (*State, error) {
 	s.Units = make(map[string]*UnitState, n)
 	records := make([]UnitState, n)
 	var prev string
+	var ids []string // backing array of the units' worker ids
 	for i := range n {
 		id := r.string()
 		u := &records[i]
@@ -297,10 +298,16 @@ func decodeBinary(b []byte) (*State, error) {
 		u.Restarts = r.varint()
 		r.times(flags, unitTimeShift, &u.RequestedAt, &u.SeenAt, &u.LastBusy, &u.OrphanSince, &u.LastRestart, &u.DrainSince)
 		if w := r.count("worker ids", 1); w > 0 {
-			u.Workers = make([]string, w)
-			for j := range u.Workers {
-				u.Workers[j] = r.string()
+			// Units share one backing array of worker ids (most have
+			// one): an allocation per unit was most of the decoder's.
+			if cap(ids)-len(ids) < w {
+				ids = make([]string, 0, max(w, n-i))
 			}
+			start := len(ids)
+			for range w {
+				ids = append(ids, r.string())
+			}
+			u.Workers = ids[start:len(ids):len(ids)]
 		}
 		if r.err != nil {
 			return nil, fmt.Errorf("unit %d: %w", i, r.err)
