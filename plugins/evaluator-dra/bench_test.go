@@ -70,7 +70,6 @@ func BenchmarkStateCodec(b *testing.B) {
 		for _, c := range codecs {
 			b.Run(fmt.Sprintf("units=%d/state=%s", units, c.name), func(b *testing.B) {
 				state := benchRequest(b, units, c.encode).State
-				b.ReportMetric(float64(len(state)), "state-bytes")
 				b.ReportAllocs()
 				b.ResetTimer()
 				for b.Loop() {
@@ -82,6 +81,7 @@ func BenchmarkStateCodec(b *testing.B) {
 						b.Fatal(err)
 					}
 				}
+				b.ReportMetric(float64(len(state)), "state-bytes")
 			})
 		}
 	}
