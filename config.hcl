@@ -258,9 +258,9 @@ chain "amoro-optimizers" {
   # a ramp of 1, 2, 4... units, one drain per round) behave as in Amoro. This
   # example is ebb's lean policy instead: no floor, a fast first step from
   # cold, the whole backlog at once, idle units gone after a minute. On the
-  # benchmark traces it costs 1.0-1.7x the oracle where Amoro's defaults cost
-  # up to 43x (BENCHMARKS.md, control quality; plugins/evaluator-dra/README.md,
-  # step sizes).
+  # benchmark traces it costs 1.01-2.1x the oracle (6x on a near-idle weekend)
+  # where Amoro's defaults cost up to 2.8x (43x) (BENCHMARKS.md, control
+  # quality; plugins/evaluator-dra/README.md, step sizes).
   policy {
     min-parallelism      = 0                  # floor, in threads
     max-parallelism      = var.max_optimizers # ceiling, in threads (required)
