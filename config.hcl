@@ -73,6 +73,11 @@ variable "optimizer" {
   default     = "amoro"
 }
 
+variable "min_optimizers" {
+  description = "Floor of optimizer threads kept up with no work (0: none; -var min_optimizers=4 keeps one unit)."
+  default     = 0
+}
+
 variable "max_optimizers" {
   description = "Upper bound on optimizer threads for the group (a number: -var max_optimizers=64 works)."
   default     = 32
@@ -262,7 +267,7 @@ chain "amoro-optimizers" {
   # where Amoro's defaults cost up to 2.8x (43x) (BENCHMARKS.md, control
   # quality; plugins/evaluator-dra/README.md, step sizes).
   policy {
-    min-parallelism      = 0                  # floor, in threads
+    min-parallelism      = var.min_optimizers # floor, in threads
     max-parallelism      = var.max_optimizers # ceiling, in threads (required)
     executor-parallelism = 4                  # threads per optimizer unit
 

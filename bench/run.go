@@ -54,7 +54,7 @@ type traceRun struct {
 var beforeEdits = [][2]string{
 	{`interval = "10s"`, `interval = "30s"`},
 	{`timeout = "10s" # deadline`, `timeout = "20s" # deadline`},
-	{"min-parallelism      = 0 ", "min-parallelism      = 4 "},
+	{"min-parallelism      = var.min_optimizers", "min-parallelism      = 4"},
 	{`executor-idle-timeout     = "1m"`, `executor-idle-timeout     = "5m"`},
 	{`scheduler-backlog-timeout = "10s"`, `scheduler-backlog-timeout = "1m"`},
 	{`sustained-backlog-timeout = "10s"`, `sustained-backlog-timeout = "30s"`},
