@@ -82,6 +82,11 @@ variable "optimizer" {
   default     = "amoro"
 }
 
+variable "min_optimizers" {
+  description = "Floor of optimizer threads kept up with no work (0: none; -var min_optimizers=4 keeps one unit)."
+  default     = 0
+}
+
 variable "max_optimizers" {
   description = "Upper bound on optimizer threads for the group (a number: -var max_optimizers=64 works)."
   default     = 32
@@ -247,12 +252,14 @@ chain "amoro-optimizers" {
   # What to scale: the Amoro optimizer group (Amoro's "default"; ebb emulate ams serves it).
   target = "default"
 
-  interval = "30s" # how often to evaluate (default "30s")
+  # 10s: a scale-up can come no sooner than the next evaluation, and every
+  # waiting task pays for it (BENCHMARKS.md, control quality).
+  interval = "10s" # how often to evaluate (default "30s")
   # Each chain ticks on a fixed phase within this spread, so chains do not
   # fire in lockstep: a share of the interval ("10%") or a duration ("3s");
   # default the whole interval.
   jitter  = "10%"
-  timeout = "20s" # deadline for one evaluation (default: the interval)
+  timeout = "10s" # deadline for one evaluation (default: the interval)
   # A snapshot older than this counts as stale: only scale-up or no-op.
   # Default: twice the interval.
   max_snapshot_age = "1m"
@@ -261,18 +268,29 @@ chain "amoro-optimizers" {
   # The policy holds the keys of all the chain's evaluators; each evaluator
   # receives only its own. Names follow Amoro's dynamic allocation settings
   # (`ebb import amoro --url URL --group G` prints them for an AMS group).
+  #
+  # Amoro's defaults (min-parallelism 4, idle 5m, backlog 1m, sustained 30s,
+  # a ramp of 1, 2, 4... units, one drain per round) behave as in Amoro. This
+  # example is ebb's lean policy instead: no floor, a fast first step from
+  # cold, the whole backlog at once, idle units gone after a minute. On the
+  # benchmark traces it costs 1.01-2.1x the oracle (6x on a near-idle weekend)
+  # where Amoro's defaults cost up to 2.8x (43x) (BENCHMARKS.md, control
+  # quality; plugins/evaluator-dra/README.md, step sizes).
   policy {
-    min-parallelism      = 4                  # floor, in threads
+    min-parallelism      = var.min_optimizers # floor, in threads
     max-parallelism      = var.max_optimizers # ceiling, in threads (required)
     executor-parallelism = 4                  # threads per optimizer unit
 
-    executor-idle-timeout     = "5m"  # remove a unit idle this long
-    scheduler-backlog-timeout = "1m"  # backlog this old triggers a scale-up
-    sustained-backlog-timeout = "30s" # then again each time it persists this long
-    scale-up-cooldown         = "30s"
-    scale-down-cooldown       = "1m"
-    drain-timeout             = "15m" # force removal after draining this long
-    boot-timeout              = "3m"  # a requested unit must register within this
+    executor-idle-timeout     = "1m"        # remove a unit idle this long
+    scheduler-backlog-timeout = "10s"       # backlog this old triggers a scale-up
+    cold-backlog-timeout      = "0s"        # ... at once when no unit runs or boots
+    sustained-backlog-timeout = "10s"       # then again each time it persists this long
+    backlog-step              = "shortfall" # add what the backlog needs at once ("ramp": 1, 2, 4...)
+    scale-up-cooldown         = "10s"
+    scale-down-cooldown       = "30s"
+    scale-down-step           = "idle" # drain every idle unit not needed ("one": one per round)
+    drain-timeout             = "15m"  # force removal after draining this long
+    boot-timeout              = "3m"   # a requested unit must register within this
 
     # Restart units whose optimizer never registered (or stopped heartbeating).
     auto-restart {

@@ -13,47 +13,47 @@ func render(o options, runs []traceRun) string {
 	fmt.Fprintln(&b)
 	fmt.Fprintln(&b, "```sh\ngo run ./bench\n```")
 	fmt.Fprintln(&b)
-	fmt.Fprintf(&b, "config.hcl's example chain (evaluator-dra as a plugin process: 4–32 threads in units of 4, "+
-		"backlog 1m, idle 5m, drain 15m) against the baselines on the same world: units boot in %s, "+
+	fmt.Fprintf(&b, "config.hcl's example chain (evaluator-dra as a plugin process every 10 s: 0–32 threads in units of 4, "+
+		"backlog 10s (at once from cold), sustained 10s, backlog-step shortfall, idle 1m, scale-down-step idle, drain 15m) against the baselines on the same world: units boot in %s, "+
 		"drain until their optimizer has finished its tasks, no boot failures. Thread-hours provisioned include booting "+
 		"and draining units; \"vs oracle\" is provisioned thread-hours over the oracle's (exactly the busy threads, "+
 		"instantly). Waits are from submission until a thread takes the task. Elasticity figures follow SPEC RG "+
 		"(demand = busy + waiting tasks, supply = provisioned threads; accuracy normalised by max(demand, 1)).\n\n", bootDelay)
 	fmt.Fprintf(&b, "The goal for dra: at most 1.25x the oracle, p99 wait at most scheduler-backlog-timeout + boot = %s, "+
 		"and cheaper than spark, hpa and amoro at an equal or better p99.\n\n", p99Goal)
-	fmt.Fprintln(&b, "Context columns: the oracle's peak busy threads (above 32, the policy's max-parallelism caps every policy but the oracle), "+
-		"the oracle's own p99 (the queue model's floor: a table's new work waits until its running process commits, whatever the capacity), "+
-		"and the share of dra's thread-hours that the policy's floor of min-parallelism threads costs by itself.")
+	fmt.Fprintln(&b, "Context columns: the oracle's peak busy threads (above 32, the policy's max-parallelism caps every policy but the oracle) "+
+		"and the oracle's own p99 (the queue model's floor: a table's new work waits until its running process commits, whatever the capacity).")
 	fmt.Fprintln(&b)
-	fmt.Fprintln(&b, "| trace | tasks | oracle peak threads | oracle p99 | dra vs oracle | floor share | dra p99 | cheaper than spark / hpa / amoro at ≤ p99 |")
-	fmt.Fprintln(&b, "|---|---|---|---|---|---|---|---|")
+	fmt.Fprintln(&b, "| trace | tasks | oracle peak threads | oracle p99 | dra vs oracle | dra p99 | spark vs oracle, p99 | hpa vs oracle, p99 | amoro vs oracle, p99 | cheaper than spark / hpa / amoro at ≤ p99 |")
+	fmt.Fprintln(&b, "|---|---|---|---|---|---|---|---|---|---|")
 	for _, r := range runs {
 		d, or := find(r.results, "dra"), find(r.results, "oracle")
 		if d == nil || or == nil {
+			continue
+		}
+		fmt.Fprintf(&b, "| %s | %d | %d | %.0f s | %s | %s | %s | %s | %s | %s |\n", r.name, r.tasks, or.Peak, or.Wait.P99,
+			mark(d.Cost <= 1.25, fmt.Sprintf("%.2fx", d.Cost)),
+			mark(d.Wait.P99 <= p99Goal.Seconds(), fmt.Sprintf("%.0f s", d.Wait.P99)),
+			costP99(r.results, "spark"), costP99(r.results, "hpa"), costP99(r.results, "amoro"), versus(r.results, *d))
+	}
+	fmt.Fprintln(&b)
+	fmt.Fprintln(&b, "Before issue 15, in the same run: the example as it was (interval 30s, `min-parallelism = 4`, Amoro's defaults: "+
+		"backlog 1m, sustained 30s, idle 5m, the ramp and one drain per round; the baselines taking those bounds and timers). "+
+		"\"floor share\" is the part of dra's thread-hours that the floor of 4 threads costs by itself.")
+	fmt.Fprintln(&b)
+	fmt.Fprintln(&b, "| trace | dra vs oracle | floor share | dra p99 | spark vs oracle, p99 | hpa vs oracle, p99 | cheaper than spark / hpa / amoro at ≤ p99 |")
+	fmt.Fprintln(&b, "|---|---|---|---|---|---|---|")
+	for _, r := range runs {
+		d := find(r.before, "dra")
+		if d == nil {
 			continue
 		}
 		floor := 0.0
 		if d.Provisioned > 0 {
 			floor = 100 * float64(minThreads) * d.Makespan / d.Provisioned
 		}
-		fmt.Fprintf(&b, "| %s | %d | %d | %.0f s | %s | %.0f%% | %s | %s |\n", r.name, r.tasks, or.Peak, or.Wait.P99,
-			mark(d.Cost <= 1.25, fmt.Sprintf("%.2fx", d.Cost)), floor,
-			mark(d.Wait.P99 <= p99Goal.Seconds(), fmt.Sprintf("%.0f s", d.Wait.P99)), versus(r.results, *d))
-	}
-	fmt.Fprintln(&b)
-	fmt.Fprintln(&b, "The same, with the lean variant of the policy (`min-parallelism = 0`, `executor-idle-timeout = \"1m\"`; "+
-		"everything else as in config.hcl, the baselines taking the same bounds):")
-	fmt.Fprintln(&b)
-	fmt.Fprintln(&b, "| trace | dra vs oracle | dra p99 | spark vs oracle, p99 | hpa vs oracle, p99 | cheaper than spark / hpa / amoro at ≤ p99 |")
-	fmt.Fprintln(&b, "|---|---|---|---|---|---|")
-	for _, r := range runs {
-		d, sp, hp := find(r.lean, "dra"), find(r.lean, "spark"), find(r.lean, "hpa")
-		if d == nil || sp == nil || hp == nil {
-			continue
-		}
-		fmt.Fprintf(&b, "| %s | %s | %s | %.2fx, %.0f s | %.2fx, %.0f s | %s |\n", r.name,
-			mark(d.Cost <= 1.25, fmt.Sprintf("%.2fx", d.Cost)), mark(d.Wait.P99 <= p99Goal.Seconds(), fmt.Sprintf("%.0f s", d.Wait.P99)),
-			sp.Cost, sp.Wait.P99, hp.Cost, hp.Wait.P99, versus(r.lean, *d))
+		fmt.Fprintf(&b, "| %s | %.2fx | %.0f%% | %.0f s | %s | %s | %s |\n", r.name, d.Cost, floor, d.Wait.P99,
+			costP99(r.before, "spark"), costP99(r.before, "hpa"), versus(r.before, *d))
 	}
 	fmt.Fprintln(&b)
 	for _, r := range runs {
@@ -74,6 +74,15 @@ func render(o options, runs []traceRun) string {
 	}
 	fmt.Fprint(&b, end)
 	return b.String()
+}
+
+// costP99 is a policy's cost relative to the oracle and its p99.
+func costP99(rs []result, policy string) string {
+	x := find(rs, policy)
+	if x == nil {
+		return "-"
+	}
+	return fmt.Sprintf("%.2fx, %.0f s", x.Cost, x.Wait.P99)
 }
 
 func find(rs []result, policy string) *result {

@@ -50,26 +50,37 @@ type traceRun struct {
 	name, source string
 	tasks        int
 	results      []result
-	// lean are the figures with the lean variant of the policy.
-	lean []result
+	// before are the figures with the example policy as it was before
+	// issue 15 (Amoro's defaults and a floor), measured in the same run.
+	before []result
 }
 
-// leanEdits turn config.hcl's policy into the lean variant: no floor, and
-// units idle for a minute go. Each must match exactly once.
-var leanEdits = [][2]string{
-	{"min-parallelism      = 4 ", "min-parallelism      = 0 "},
-	{`executor-idle-timeout     = "5m"`, `executor-idle-timeout     = "1m"`},
+// beforeEdits turn config.hcl's chain back into the example as it was
+// before issue 15: a 30 s interval, a floor of 4 threads, Amoro's timers and
+// steps. Each must match exactly once.
+var beforeEdits = [][2]string{
+	{`interval = "10s"`, `interval = "30s"`},
+	{`timeout = "10s" # deadline`, `timeout = "20s" # deadline`},
+	{"min-parallelism      = var.min_optimizers", "min-parallelism      = 4"},
+	{`executor-idle-timeout     = "1m"`, `executor-idle-timeout     = "5m"`},
+	{`scheduler-backlog-timeout = "10s"`, `scheduler-backlog-timeout = "1m"`},
+	{`sustained-backlog-timeout = "10s"`, `sustained-backlog-timeout = "30s"`},
+	{`scale-up-cooldown         = "10s"`, `scale-up-cooldown         = "30s"`},
+	{`scale-down-cooldown       = "30s"`, `scale-down-cooldown       = "1m"`},
+	{`cold-backlog-timeout      = "0s"`, `# cold-backlog-timeout unset`},
+	{`backlog-step              = "shortfall"`, `backlog-step              = "ramp"`},
+	{`scale-down-step           = "idle"`, `scale-down-step           = "one"`},
 }
 
-func writeLean(root, path string) error {
+func writeBefore(root, path string) error {
 	b, err := os.ReadFile(filepath.Join(root, "config.hcl"))
 	if err != nil {
 		return err
 	}
 	s := string(b)
-	for _, e := range leanEdits {
+	for _, e := range beforeEdits {
 		if strings.Count(s, e[0]) != 1 {
-			return fmt.Errorf("config.hcl no longer holds %q once; update bench's leanEdits", e[0])
+			return fmt.Errorf("config.hcl no longer holds %q once; update bench's beforeEdits", e[0])
 		}
 		s = strings.Replace(s, e[0], e[1], 1)
 	}
@@ -80,10 +91,11 @@ const (
 	begin = "<!-- control-quality:begin (go run ./bench rewrites this section) -->"
 	end   = "<!-- control-quality:end -->"
 	// bootDelay is the unit boot time every run uses; the goal's p99 bound
-	// is scheduler-backlog-timeout (config.hcl: 1m) plus it.
+	// is scheduler-backlog-timeout (config.hcl: 10s) plus it.
 	bootDelay = time.Minute
-	p99Goal   = time.Minute + bootDelay
-	// minThreads is config.hcl's min-parallelism, for the floor's share.
+	p99Goal   = 10*time.Second + bootDelay
+	// minThreads is the previous example's min-parallelism, for the floor's
+	// share of its cost.
 	minThreads = 4
 )
 
@@ -142,8 +154,8 @@ func runControl(o options, ebb, tmp string) error {
 			inputs = append(inputs, input{n, p, "`bench/traces/" + n + ".csv` (converted, see bench/traces/SOURCES.md)"})
 		}
 	}
-	lean := filepath.Join(tmp, "lean.hcl")
-	if err := writeLean(o.root, lean); err != nil {
+	before := filepath.Join(tmp, "before.hcl")
+	if err := writeBefore(o.root, before); err != nil {
 		return err
 	}
 	var runs []traceRun
@@ -153,11 +165,11 @@ func runControl(o options, ebb, tmp string) error {
 		if err != nil {
 			return fmt.Errorf("simulate %s: %w", in.name, err)
 		}
-		_, leanResults, err := simulate(o, ebb, lean, in.path, "")
+		_, beforeResults, err := simulate(o, ebb, before, in.path, "")
 		if err != nil {
-			return fmt.Errorf("simulate %s (lean): %w", in.name, err)
+			return fmt.Errorf("simulate %s (before): %w", in.name, err)
 		}
-		runs = append(runs, traceRun{name: in.name, source: in.source, tasks: tasks, results: results, lean: leanResults})
+		runs = append(runs, traceRun{name: in.name, source: in.source, tasks: tasks, results: results, before: beforeResults})
 		fmt.Fprintf(o.log, "%s: %d tasks, %s\n", in.name, tasks, time.Since(started).Round(time.Millisecond))
 	}
 	return rewrite(o.doc, begin, end, render(o, runs))

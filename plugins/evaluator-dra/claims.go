@@ -29,37 +29,35 @@ func (r *round) checkClaims() {
 			found = append(found, "more")
 		}
 	}
-	workers := slices.Clone(r.req.Snapshot.Workers)
-	seen := map[string]bool{}
+	workers := r.req.Snapshot.Workers
+	cloned := false
+	seen := make(map[string]struct{}, len(workers))
 	for i, w := range workers {
 		if w.Threads > maxCount || w.BusyThreads > maxCount {
 			add("worker %s claims %d threads", w.ID, max(w.Threads, w.BusyThreads))
+			if !cloned { // the request is the caller's
+				workers, cloned = slices.Clone(workers), true
+			}
 			workers[i].Threads, workers[i].BusyThreads = min(w.Threads, maxCount), min(w.BusyThreads, maxCount)
 		}
-		if w.ID != "" && seen[w.ID] {
+		if _, dup := seen[w.ID]; w.ID != "" && dup {
 			add("worker %s is listed twice", w.ID)
 		}
-		seen[w.ID] = true
+		seen[w.ID] = struct{}{}
 	}
 	r.req.Snapshot.Workers = workers
+	r.workersOf = indexWorkers(workers)
 
-	type claim struct{ workers, threads int64 }
-	claims := map[string]*claim{}
-	for _, w := range workers {
-		if w.UnitID == "" || (w.State != sdk.WorkerRegistered && w.State != sdk.WorkerDraining) {
-			continue
-		}
-		c := claims[w.UnitID]
-		if c == nil {
-			c = &claim{}
-			claims[w.UnitID] = c
-		}
-		c.workers++
-		c.threads += w.Threads
-	}
 	for _, iu := range r.req.Inventory {
-		c := claims[iu.ID]
-		if c == nil {
+		var c struct{ workers, threads int64 }
+		for i := r.workersOf.first(iu.ID); i >= 0; i = r.workersOf.next[i] {
+			w := &workers[i]
+			if w.State == sdk.WorkerRegistered || w.State == sdk.WorkerDraining {
+				c.workers++
+				c.threads += w.Threads
+			}
+		}
+		if c.workers == 0 {
 			continue
 		}
 		size := iu.Size
@@ -82,4 +80,41 @@ func (r *round) checkClaims() {
 		r.contradiction = strings.Join(found, "; ")
 		r.degraded = true
 	}
+}
+
+// workerIndex finds the workers of a unit id without a slice per unit:
+// a chain through the snapshot's workers, in their order.
+type workerIndex struct {
+	workers []sdk.Worker
+	head    map[string]int32
+	next    []int32 // -1 ends a chain
+}
+
+func indexWorkers(workers []sdk.Worker) workerIndex {
+	x := workerIndex{workers: workers, head: make(map[string]int32, len(workers)), next: make([]int32, len(workers))}
+	for i := len(workers) - 1; i >= 0; i-- {
+		id := workers[i].UnitID
+		first, ok := x.head[id]
+		if !ok {
+			first = -1
+		}
+		x.next[i] = first
+		x.head[id] = int32(i)
+	}
+	return x
+}
+
+// has tells whether some worker names the unit id.
+func (x workerIndex) has(id string) bool {
+	_, ok := x.head[id]
+	return ok
+}
+
+// first is the index of unit id's first worker, -1 for none; next[i]
+// follows it: for i := x.first(id); i >= 0; i = x.next[i] { ... }.
+func (x workerIndex) first(id string) int32 {
+	if i, ok := x.head[id]; ok {
+		return i
+	}
+	return -1
 }

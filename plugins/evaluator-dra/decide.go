@@ -34,7 +34,7 @@ const (
 // unit is one inventory unit as this round sees it.
 type unit struct {
 	id   string
-	inv  sdk.Unit
+	inv  *sdk.Unit
 	st   *UnitState
 	size int64
 	kind unitKind
@@ -70,7 +70,14 @@ type round struct {
 
 	units   []*unit
 	pending []*pending
-	known   map[string]bool // ids in the inventory, the state or the workers
+	// listed says where each inventory unit is in req.Inventory;
+	// workersOf holds each unit's workers (by unit id, in snapshot order).
+	listed    map[string]int
+	workersOf workerIndex
+	// known holds the ids of the state's units that are not listed, and
+	// those requested this round: with listed and workersOf, every id in
+	// use, which a new unit must not take.
+	known map[string]bool
 
 	// external: registered workers of no inventory unit (started by hand).
 	externalThreads, externalBusy int64
@@ -93,6 +100,12 @@ type round struct {
 
 // Evaluate is the evaluator as a plain function of its config and request.
 func Evaluate(cfg Config, req sdk.EvaluateRequest) (sdk.EvaluateResponse, error) {
+	return evaluate(cfg, req, (*State).Encode)
+}
+
+// evaluate takes the state's encoder as an argument so that the benchmark
+// can measure the JSON encoding of version 1 beside the binary one.
+func evaluate(cfg Config, req sdk.EvaluateRequest, encode func(*State) ([]byte, error)) (sdk.EvaluateResponse, error) {
 	p, err := ParsePolicy(req.Policy)
 	if err != nil {
 		return sdk.EvaluateResponse{}, fmt.Errorf("evaluator-dra: %w", err)
@@ -100,7 +113,8 @@ func Evaluate(cfg Config, req sdk.EvaluateRequest) (sdk.EvaluateResponse, error)
 	if req.Now.IsZero() {
 		return sdk.EvaluateResponse{}, fmt.Errorf("evaluator-dra: request has no time (Now is zero)")
 	}
-	if err := checkRequest(req); err != nil {
+	listed, err := checkRequest(req)
+	if err != nil {
 		return sdk.EvaluateResponse{}, fmt.Errorf("evaluator-dra: %w", err)
 	}
 	st, err := DecodeState(req.State)
@@ -114,52 +128,55 @@ func Evaluate(cfg Config, req sdk.EvaluateRequest) (sdk.EvaluateResponse, error)
 		req:      req,
 		st:       st,
 		degraded: req.SnapshotDegraded || !req.Snapshot.Complete,
+		listed:   listed,
 		known:    map[string]bool{},
 	}
 	r.checkClaims()
 	r.reconcile()
 	r.run()
-	b, err := st.Encode()
+	b, err := encode(st)
 	if err != nil {
 		return sdk.EvaluateResponse{}, fmt.Errorf("evaluator-dra: %w", err)
 	}
 	return sdk.EvaluateResponse{Decision: r.dec, State: b}, nil
 }
 
-func checkRequest(req sdk.EvaluateRequest) error {
+// checkRequest refuses counts out of range and a duplicate inventory unit;
+// it returns where each inventory unit is listed.
+func checkRequest(req sdk.EvaluateRequest) (map[string]int, error) {
 	d := req.Snapshot.Demand
 	for _, c := range []struct {
 		name string
 		v    int64
 	}{{"planned tasks", d.PlannedTasks}, {"scheduled tasks", d.ScheduledTasks}, {"running tasks", d.RunningTasks}, {"pending tables", d.PendingTables}, {"planning tables", d.PlanningTables}} {
 		if c.v < 0 || c.v > maxCount {
-			return fmt.Errorf("snapshot: %s %d out of range [0, %d]", c.name, c.v, int64(maxCount))
+			return nil, fmt.Errorf("snapshot: %s %d out of range [0, %d]", c.name, c.v, int64(maxCount))
 		}
 	}
 	if len(req.Snapshot.Workers) > maxEntries || len(req.Inventory) > maxEntries {
-		return fmt.Errorf("request lists %d workers and %d units, more than %d", len(req.Snapshot.Workers), len(req.Inventory), maxEntries)
+		return nil, fmt.Errorf("request lists %d workers and %d units, more than %d", len(req.Snapshot.Workers), len(req.Inventory), maxEntries)
 	}
 	for _, w := range req.Snapshot.Workers {
 		// Too large a claim is judged against the inventory (checkClaims);
 		// a negative one is no count at all.
 		if w.Threads < 0 || w.BusyThreads < 0 {
-			return fmt.Errorf("snapshot: worker %q has %d busy of %d threads", w.ID, w.BusyThreads, w.Threads)
+			return nil, fmt.Errorf("snapshot: worker %q has %d busy of %d threads", w.ID, w.BusyThreads, w.Threads)
 		}
 	}
-	seen := map[string]bool{}
-	for _, u := range req.Inventory {
+	listed := make(map[string]int, len(req.Inventory))
+	for i, u := range req.Inventory {
 		if u.ID == "" {
-			return fmt.Errorf("inventory: a unit has no id")
+			return nil, fmt.Errorf("inventory: a unit has no id")
 		}
-		if seen[u.ID] {
-			return fmt.Errorf("inventory: unit %q is listed twice", u.ID)
+		if _, dup := listed[u.ID]; dup {
+			return nil, fmt.Errorf("inventory: unit %q is listed twice", u.ID)
 		}
-		seen[u.ID] = true
+		listed[u.ID] = i
 		if u.Size < 0 || u.Size > maxCount {
-			return fmt.Errorf("inventory: unit %q has size %d", u.ID, u.Size)
+			return nil, fmt.Errorf("inventory: unit %q has size %d", u.ID, u.Size)
 		}
 	}
-	return nil
+	return listed, nil
 }
 
 func (r *round) run() {
@@ -200,19 +217,17 @@ func (r *round) note(format string, args ...any) {
 // observe classifies every unit and updates the per-unit memory: first
 // sighting, registration, idle time, orphan detection, drain start.
 func (r *round) observe() {
-	byUnit := map[string][]sdk.Worker{}
-	for _, w := range r.req.Snapshot.Workers {
-		byUnit[w.UnitID] = append(byUnit[w.UnitID], w)
-		if w.UnitID != "" {
-			r.known[w.UnitID] = true
-		}
+	ws := r.workersOf
+	// Sorted by id through pointers: an sdk.Unit is too large to move.
+	inv := make([]*sdk.Unit, len(r.req.Inventory))
+	for i := range r.req.Inventory {
+		inv[i] = &r.req.Inventory[i]
 	}
-	inv := slices.Clone(r.req.Inventory)
-	slices.SortFunc(inv, func(a, b sdk.Unit) int { return strings.Compare(a.ID, b.ID) })
-	inInventory := map[string]bool{}
-	for _, iu := range inv {
-		inInventory[iu.ID] = true
-		r.known[iu.ID] = true
+	slices.SortFunc(inv, func(a, b *sdk.Unit) int { return strings.Compare(a.ID, b.ID) })
+	slab := make([]unit, len(inv))
+	r.units = make([]*unit, 0, len(inv))
+	var tokens []string
+	for i, iu := range inv {
 		us := r.st.Units[iu.ID]
 		if us == nil {
 			us = &UnitState{}
@@ -224,7 +239,8 @@ func (r *round) observe() {
 		if us.Size <= 0 {
 			us.Size = iu.Size
 		}
-		u := &unit{id: iu.ID, inv: iu, st: us, size: iu.Size, busyKnown: true}
+		u := &slab[i]
+		*u = unit{id: iu.ID, inv: iu, st: us, size: iu.Size, busyKnown: true}
 		if u.size <= 0 {
 			u.size = us.Size
 		}
@@ -232,8 +248,9 @@ func (r *round) observe() {
 			u.size = r.p.ExecutorParallelism
 		}
 		alive, busyNow := false, false
-		var tokens []string
-		for _, w := range byUnit[iu.ID] {
+		tokens = tokens[:0]
+		for i := ws.first(iu.ID); i >= 0; i = ws.next[i] {
+			w := &ws.workers[i]
 			switch w.State {
 			case sdk.WorkerRegistered:
 				alive = true
@@ -277,7 +294,7 @@ func (r *round) observe() {
 			u.kind = kindRegistered
 			us.Registered = true
 			us.OrphanSince, us.LastRestart, us.Restarts = time.Time{}, time.Time{}, 0
-			r.trackIdle(u, byUnit[iu.ID], tokens, busyNow)
+			r.trackIdle(u, iu.ID, tokens, busyNow)
 		case u.stale:
 			u.kind = kindSuspect
 		case !us.Registered && r.now.Sub(bootAnchor(iu, us, r.now)) < r.p.BootTimeout.D():
@@ -297,15 +314,19 @@ func (r *round) observe() {
 		}
 		r.units = append(r.units, u)
 	}
-	for _, id := range sortedKeys(r.st.Units) {
-		if inInventory[id] {
-			continue
+	var unlisted []string
+	for id := range r.st.Units {
+		if _, ok := r.listed[id]; !ok {
+			unlisted = append(unlisted, id)
 		}
+	}
+	slices.Sort(unlisted)
+	for _, id := range unlisted {
 		us := r.st.Units[id]
 		// A unit seen before and gone now was released; one requested and
 		// never listed within the boot window most likely failed to start.
 		if !us.SeenAt.IsZero() || us.Released || us.RequestedAt.IsZero() || r.now.Sub(us.RequestedAt) >= r.p.BootTimeout.D() {
-			if lingering(byUnit[id]) {
+			if r.lingering(id) {
 				us.Gone = true
 				r.known[id] = true
 				continue
@@ -322,27 +343,31 @@ func (r *round) observe() {
 		}
 		r.known[id] = true
 		pu := &pending{id: id, st: us}
-		for _, w := range byUnit[id] {
-			if w.State == sdk.WorkerRegistered {
+		for i := ws.first(id); i >= 0; i = ws.next[i] {
+			if ws.workers[i].State == sdk.WorkerRegistered {
 				pu.registered = true
 			}
 		}
 		r.pending = append(r.pending, pu)
 	}
-	for _, w := range r.req.Snapshot.Workers {
+	for i := range r.req.Snapshot.Workers {
+		w := &r.req.Snapshot.Workers[i]
+		if _, ok := r.listed[w.UnitID]; w.State != sdk.WorkerRegistered || (ok && w.UnitID != "") {
+			continue
+		}
 		if us := r.st.Units[w.UnitID]; us != nil && us.Gone {
 			continue
 		}
-		if w.State == sdk.WorkerRegistered && (w.UnitID == "" || !inInventory[w.UnitID]) {
-			r.externalThreads += w.Threads
-			r.externalBusy += busyThreads(w)
-		}
+		r.externalThreads += w.Threads
+		r.externalBusy += busyThreads(w)
 	}
 }
 
 // lingering is true while the engine still lists a worker of a unit.
-func lingering(workers []sdk.Worker) bool {
-	for _, w := range workers {
+func (r *round) lingering(id string) bool {
+	ws := r.workersOf
+	for i := ws.first(id); i >= 0; i = ws.next[i] {
+		w := &ws.workers[i]
 		if w.State == sdk.WorkerRegistered || w.State == sdk.WorkerDraining {
 			return true
 		}
@@ -352,14 +377,14 @@ func lingering(workers []sdk.Worker) bool {
 
 // busyThreads counts a worker of unknown load as fully busy, so that it is
 // never mistaken for idle capacity.
-func busyThreads(w sdk.Worker) int64 {
+func busyThreads(w *sdk.Worker) int64 {
 	if !w.BusyKnown {
 		return w.Threads
 	}
 	return min(w.BusyThreads, w.Threads)
 }
 
-func bootAnchor(iu sdk.Unit, us *UnitState, now time.Time) time.Time {
+func bootAnchor(iu *sdk.Unit, us *UnitState, now time.Time) time.Time {
 	anchor := us.SeenAt
 	for _, t := range []time.Time{us.RequestedAt, iu.CreatedAt.UTC()} {
 		if !t.IsZero() && t.Before(anchor) && !t.After(now) {
@@ -377,7 +402,7 @@ func bootAnchor(iu sdk.Unit, us *UnitState, now time.Time) time.Time {
 // token): a worker that re-registers under the same unit (a restarted pod,
 // same unit id, new token) starts a fresh clock instead of inheriting the
 // old one and being drained right after it came back.
-func (r *round) trackIdle(u *unit, workers []sdk.Worker, tokens []string, busyNow bool) {
+func (r *round) trackIdle(u *unit, id string, tokens []string, busyNow bool) {
 	us := u.st
 	slices.Sort(tokens)
 	tokens = slices.Compact(tokens)
@@ -389,7 +414,14 @@ func (r *round) trackIdle(u *unit, workers []sdk.Worker, tokens []string, busyNo
 			}
 		}
 	}
-	us.Workers = tokens
+	// tokens is the caller's scratch buffer: keep the state's own slice
+	// when nothing changed (the common round), a copy otherwise.
+	switch {
+	case len(tokens) == 0:
+		us.Workers = nil
+	case !slices.Equal(us.Workers, tokens):
+		us.Workers = slices.Clone(tokens)
+	}
 	if busyNow {
 		us.LastBusy = r.now
 		return
@@ -397,7 +429,9 @@ func (r *round) trackIdle(u *unit, workers []sdk.Worker, tokens []string, busyNo
 	if us.LastBusy.IsZero() {
 		us.LastBusy = r.now
 	}
-	for _, w := range workers {
+	ws := r.workersOf
+	for i := ws.first(id); i >= 0; i = ws.next[i] {
+		w := &ws.workers[i]
 		if w.State != sdk.WorkerRegistered || w.LastBusyAt.IsZero() || w.LastBusyAt.Before(w.RegisteredAt) {
 			continue
 		}

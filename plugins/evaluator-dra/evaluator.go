@@ -28,7 +28,7 @@ import (
 const Name = "evaluator-dra"
 
 // Version is the plugin's version in Info.
-const Version = "0.1.0"
+const Version = "0.2.0"
 
 // Config is the plugin block's `config { }`.
 type Config struct {

@@ -446,7 +446,9 @@ func TestParityPolicyChecks(t *testing.T) {
 					SchedulerBacklogTimeout: sdk.Duration(2 * time.Minute), ExecutorIdleTimeout: sdk.Duration(10 * time.Minute),
 					SustainedBacklogTimeout: sdk.Duration(30 * time.Second), ScaleDownCooldown: sdk.Duration(time.Minute),
 					DrainTimeout: sdk.Duration(15 * time.Minute)}
+				// ebb's own attributes, which Amoro does not have.
 				p.ScaleUpCooldown, p.BootTimeout, p.AutoRestart = 0, 0, AutoRestart{}
+				p.BacklogStep, p.ScaleDownStep, p.ColdBacklogTimeout = "", "", nil
 				if !reflect.DeepEqual(p, want) {
 					t.Errorf("got %+v\nwant %+v", p, want)
 				}

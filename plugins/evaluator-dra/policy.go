@@ -35,6 +35,14 @@ type Policy struct {
 	// before it stops counting as booting capacity and becomes an orphan.
 	BootTimeout sdk.Duration `json:"boot-timeout"`
 	AutoRestart AutoRestart  `json:"auto-restart"`
+	// BacklogStep and ScaleDownStep size one round's scale-up and
+	// scale-down (steps.go); the defaults are Amoro's.
+	BacklogStep   string `json:"backlog-step"`
+	ScaleDownStep string `json:"scale-down-step"`
+	// ColdBacklogTimeout replaces SchedulerBacklogTimeout for the first
+	// scale-up when the group has no capacity at all; unset (nil) means
+	// the same, 0 means at once.
+	ColdBacklogTimeout *sdk.Duration `json:"cold-backlog-timeout"`
 }
 
 // AutoRestart is seed 001's policy for units whose worker is gone.
@@ -58,6 +66,8 @@ func DefaultPolicy() Policy {
 		ScaleDownCooldown:       sdk.Duration(time.Minute),
 		DrainTimeout:            sdk.Duration(15 * time.Minute),
 		BootTimeout:             sdk.Duration(3 * time.Minute),
+		BacklogStep:             BacklogStepRamp,
+		ScaleDownStep:           ScaleDownStepOne,
 		AutoRestart: AutoRestart{
 			Enabled:     false,
 			MaxRetries:  5,
@@ -100,6 +110,12 @@ func PolicySchema() sdk.Schema {
 				Description: "A draining unit is force-removed after this long even if work is still in flight."},
 			{Name: "boot-timeout", Type: sdk.TypeDuration, Default: dur(d.BootTimeout),
 				Description: "A requested unit that has not registered by then no longer counts as booting capacity."},
+			{Name: "backlog-step", Type: sdk.TypeString, Default: d.BacklogStep,
+				Description: "Units one backlog round adds: \"ramp\" (1, 2, 4... per round, as Amoro and Spark) or \"shortfall\" (what the backlog needs, at once)."},
+			{Name: "cold-backlog-timeout", Type: sdk.TypeDuration,
+				Description: "How long a backlog must last before the first scale-up when no unit runs or boots (a cold start); 0s: at once; unset: scheduler-backlog-timeout."},
+			{Name: "scale-down-step", Type: sdk.TypeString, Default: d.ScaleDownStep,
+				Description: "Units one scale-down round drains: \"one\" (the longest idle, as Amoro) or \"idle\" (every unit idle past executor-idle-timeout that the floor and the tasks do not need)."},
 		},
 		Blocks: []sdk.Block{{
 			Name:        "auto-restart",
@@ -184,6 +200,17 @@ func CheckPolicy(raw json.RawMessage) (Policy, []sdk.PolicyProblem) {
 			decodeDuration(v, &p.BootTimeout, key, add)
 		case "auto-restart":
 			decodeAutoRestart(v, &p.AutoRestart, add)
+		case "backlog-step":
+			decodeChoice(v, &p.BacklogStep, backlogSteps, key, add)
+		case "scale-down-step":
+			decodeChoice(v, &p.ScaleDownStep, scaleDownSteps, key, add)
+		case "cold-backlog-timeout":
+			if string(bytes.TrimSpace(v)) == "null" { // unset: the schema has no default
+				continue
+			}
+			var d sdk.Duration
+			decodeDuration(v, &d, key, add)
+			p.ColdBacklogTimeout = &d
 		default:
 			add(key, "unknown policy attribute (the dra evaluator knows %s)", knownKeys())
 		}

@@ -30,10 +30,6 @@ func (r *round) reconcile() {
 	if o == nil {
 		return
 	}
-	listed := map[string]sdk.Unit{}
-	for _, u := range r.req.Inventory {
-		listed[u.ID] = u
-	}
 	var undone []string
 	var freed []string
 	for _, a := range o.Actions {
@@ -41,7 +37,11 @@ func (r *round) reconcile() {
 		if us == nil {
 			continue
 		}
-		iu, inInventory := listed[a.UnitID]
+		at, inInventory := r.listed[a.UnitID]
+		var iu sdk.Unit
+		if inInventory {
+			iu = r.req.Inventory[at]
+		}
 		if a.Result.Realized() {
 			if a.Kind == sdk.ActionAdd && !us.Asked {
 				// The first add a realizer accepts makes the unit, in the

@@ -144,7 +144,7 @@ func (r *round) scaleUp() bool {
 	}
 	if r.st.BacklogSince.IsZero() {
 		r.st.BacklogSince = r.now
-		r.st.NextAddAt = r.now.Add(r.p.SchedulerBacklogTimeout.D())
+		r.st.NextAddAt = r.now.Add(r.firstTimeout())
 		r.st.Ramp = 1
 	}
 	lasted := r.now.Sub(r.st.BacklogSince)
@@ -172,6 +172,9 @@ func (r *round) scaleUp() bool {
 	first := r.st.LastScaleUp.Before(r.st.BacklogSince)
 	if r.now.Before(r.st.NextAddAt) {
 		timer := "scheduler-backlog-timeout " + fmtDur(r.p.SchedulerBacklogTimeout.D())
+		if r.cold() {
+			timer = "cold-backlog-timeout " + fmtDur(r.p.ColdBacklogTimeout.D())
+		}
 		if !first {
 			timer = "sustained-backlog-timeout " + fmtDur(r.p.SustainedBacklogTimeout.D())
 		}
@@ -182,7 +185,7 @@ func (r *round) scaleUp() bool {
 		r.note("%s for %s, waiting for scale-up-cooldown %s (next add in %s)", what, fmtDur(lasted), fmtDur(cd), fmtDur(r.st.LastScaleUp.Add(cd).Sub(r.now)))
 		return true
 	}
-	when := fmt.Sprintf("for %s > %s", fmtDur(lasted), fmtDur(r.p.SchedulerBacklogTimeout.D()))
+	when := fmt.Sprintf("for %s > %s", fmtDur(lasted), fmtDur(r.firstTimeout()))
 	if !first {
 		when = fmt.Sprintf("for %s, sustained %s", fmtDur(lasted), fmtDur(r.p.SustainedBacklogTimeout.D()))
 	}
@@ -190,6 +193,9 @@ func (r *round) scaleUp() bool {
 	if shortfall > 0 {
 		ramp := max(r.st.Ramp, 1)
 		want := ceilDiv(shortfall, k)
+		if r.p.BacklogStep == BacklogStepShortfall {
+			ramp = want // the whole shortfall is this round's step
+		}
 		n := min(ramp, want, allowed)
 		// Spark's rule (ExecutorAllocationManager.addExecutors): the ramp
 		// doubles when the full increment was granted; a round capped by
@@ -197,6 +203,11 @@ func (r *round) scaleUp() bool {
 		// want exceeds the ramp (README: differences).
 		capped := ""
 		switch {
+		case r.p.BacklogStep == BacklogStepShortfall:
+			r.st.Ramp = 1
+			if n < want {
+				capped = fmt.Sprintf(", capped by max-parallelism %d", r.p.MaxParallelism)
+			}
 		case n == ramp:
 			r.st.Ramp = min(ramp*2, maxRamp)
 		case n == allowed && allowed < want:
@@ -205,7 +216,11 @@ func (r *round) scaleUp() bool {
 			r.st.Ramp, capped = 1, ", capped by the backlog"
 		}
 		sizes := r.addUnits(n)
-		r.note("%s %s: %s (ramp %d%s), %d -> %d threads", what, when, describeSizes(sizes), ramp, capped, before, r.effective)
+		step := fmt.Sprintf("ramp %d", ramp)
+		if r.p.BacklogStep == BacklogStepShortfall {
+			step = "backlog-step shortfall"
+		}
+		r.note("%s %s: %s (%s%s), %d -> %d threads", what, when, describeSizes(sizes), step, capped, before, r.effective)
 	} else {
 		r.st.Ramp = 1
 		sizes := r.addUnits(1)
@@ -214,6 +229,21 @@ func (r *round) scaleUp() bool {
 	r.st.NextAddAt = r.now.Add(r.p.SustainedBacklogTimeout.D())
 	r.st.LastScaleUp = r.now
 	return true
+}
+
+// cold is a group with no capacity at all, where cold-backlog-timeout (if
+// set) replaces scheduler-backlog-timeout: every task waits for a unit to
+// boot, so waiting longer to confirm the backlog only adds to every wait.
+func (r *round) cold() bool {
+	return r.p.ColdBacklogTimeout != nil && r.effective == 0
+}
+
+// firstTimeout is how long a new backlog waits for its first scale-up.
+func (r *round) firstTimeout() time.Duration {
+	if r.cold() {
+		return r.p.ColdBacklogTimeout.D()
+	}
+	return r.p.SchedulerBacklogTimeout.D()
 }
 
 // scaleDown drains the longest-idle unit, one per round, in rounds with no
@@ -257,13 +287,21 @@ func (r *round) scaleDown() {
 		r.note("%s idle %s, waiting for scale-down-cooldown %s (next in %s)", v.id, fmtDur(idle), fmtDur(cd), fmtDur(r.st.LastScaleDown.Add(cd).Sub(r.now)))
 		return
 	}
-	before := r.effective
-	r.effective -= v.threads
-	v.st.DrainSince = r.now
-	v.kind = kindDraining
-	r.st.LastScaleDown = r.now
-	r.dec.Drain = append(r.dec.Drain, v.id)
-	r.note("%s idle %s >= %s with no demand: drain, %d -> %d threads", v.id, fmtDur(idle), fmtDur(idleTimeout), before, r.effective)
+	if r.p.ScaleDownStep != ScaleDownStepIdle {
+		candidates = candidates[:1]
+	}
+	for _, v := range candidates {
+		if r.effective-v.threads < keep {
+			continue
+		}
+		before := r.effective
+		r.effective -= v.threads
+		v.st.DrainSince = r.now
+		v.kind = kindDraining
+		r.st.LastScaleDown = r.now
+		r.dec.Drain = append(r.dec.Drain, v.id)
+		r.note("%s idle %s >= %s with no demand: drain, %d -> %d threads", v.id, fmtDur(r.now.Sub(v.st.LastBusy)), fmtDur(idleTimeout), before, r.effective)
+	}
 }
 
 // addUnits requests n units of exactly executor-parallelism threads each:
@@ -292,7 +330,8 @@ func (r *round) nextID() string {
 	for {
 		id := fmt.Sprintf("%s-%d", r.prefix, r.st.NextSeq)
 		r.st.NextSeq++
-		if !r.known[id] {
+		_, listed := r.listed[id]
+		if !listed && !r.workersOf.has(id) && !r.known[id] {
 			return id
 		}
 	}

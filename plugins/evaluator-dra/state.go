@@ -2,18 +2,20 @@ package dra
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"time"
 )
 
-// StateVersion is the version of the State encoding this package writes.
-const StateVersion = 1
+// StateVersion is the version of the State encoding this package writes:
+// the binary form of statebin.go. Version 1 was JSON (statejson.go); it is
+// still read, so a state saved before the upgrade carries over.
+const StateVersion = 2
 
 // State is everything the evaluator remembers between rounds. The runner
-// stores it as opaque bytes (JSON, keys in a fixed order, times in UTC), so a
-// plugin crash or a runner restart loses nothing, and the same bytes always
-// decode to the same value and encode back to the same bytes.
+// stores it as opaque bytes (units in id order, times in UTC), so a plugin
+// crash or a runner restart loses nothing, and the same bytes always decode
+// to the same value and encode back to the same bytes. The JSON tags are
+// those of version 1, which DecodeState still reads.
 type State struct {
 	Version int `json:"version"`
 	// NextSeq numbers new units; ids are "<prefix>-<seq>".
@@ -75,27 +77,30 @@ func newState() *State {
 	return &State{Version: StateVersion, NextSeq: 1, Ramp: 1, Units: map[string]*UnitState{}}
 }
 
-// DecodeState reads state bytes; nil or empty means a fresh state.
+// DecodeState reads state bytes of either version; nil or empty means a
+// fresh state. Bytes that are neither are an error, never a panic: the
+// caller reports it and keeps the stored bytes as they are.
 func DecodeState(b []byte) (*State, error) {
-	if len(bytes.TrimSpace(b)) == 0 {
+	var (
+		s   *State
+		err error
+	)
+	switch t := bytes.TrimSpace(b); {
+	case len(t) == 0:
 		return newState(), nil
+	case bytes.HasPrefix(b, stateMagic[:]):
+		s, err = decodeBinary(b)
+	case t[0] == '{':
+		s, err = decodeJSON(t)
+	default:
+		return nil, fmt.Errorf("decoding dra state: %d bytes that are neither a binary state (version %d) nor a JSON one (version 1)", len(b), StateVersion)
 	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	var s State
-	if err := dec.Decode(&s); err != nil {
+	if err != nil {
 		return nil, fmt.Errorf("decoding dra state: %w", err)
 	}
-	if s.Version != StateVersion {
-		return nil, fmt.Errorf("dra state has version %d, this evaluator reads version %d", s.Version, StateVersion)
-	}
+	s.Version = StateVersion
 	if s.Units == nil {
 		s.Units = map[string]*UnitState{}
-	}
-	for id, u := range s.Units {
-		if u == nil {
-			return nil, fmt.Errorf("dra state: unit %q has no record", id)
-		}
 	}
 	if s.Ramp < 1 {
 		s.Ramp = 1
@@ -103,12 +108,12 @@ func DecodeState(b []byte) (*State, error) {
 	if s.NextSeq < 1 {
 		s.NextSeq = 1
 	}
-	return &s, nil
+	return s, nil
 }
 
-// Encode writes the state in its canonical form.
+// Encode writes the state in its canonical (binary) form.
 func (s *State) Encode() ([]byte, error) {
-	b, err := json.Marshal(s)
+	b, err := s.appendBinary(nil)
 	if err != nil {
 		return nil, fmt.Errorf("encoding dra state: %w", err)
 	}

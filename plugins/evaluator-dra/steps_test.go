@@ -1,0 +1,110 @@
+package dra
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ebbscale/ebb/sdk"
+)
+
+// With backlog-step "shortfall" the first round past the backlog timeout
+// adds what the backlog needs; with the default ramp it adds one unit, then
+// two, as Amoro does.
+func TestBacklogStepShortfall(t *testing.T) {
+	const base = `{"executor-parallelism":4,"max-parallelism":64,"scheduler-backlog-timeout":"10s","sustained-backlog-timeout":"10s","scale-up-cooldown":"1s"`
+	for _, c := range []struct {
+		policy string
+		want   []int // units added in the first rounds past the timeout
+	}{
+		{base + `}`, []int{1, 2}},
+		{base + `,"backlog-step":"shortfall"}`, []int{5, 0}},
+		{base + `,"backlog-step":"shortfall","max-parallelism":12}`, []int{3, 0}},
+	} {
+		s := newSim(t, c.policy)
+		s.bootRounds = 10 // nothing registers during the test: the backlog stays
+		s.demand = sdk.Demand{PlannedTasks: 20}
+		s.step(0)
+		var got []int
+		for range c.want {
+			s.step(10 * time.Second)
+			got = append(got, countNew(s))
+		}
+		for i := range c.want {
+			if got[i] != c.want[i] {
+				t.Errorf("%s: units added per round %v, want %v (%s)", c.policy, got, c.want, s.log[len(s.log)-1].Reason)
+				break
+			}
+		}
+	}
+}
+
+// countNew is how many of the latest decision's adds are new units (not
+// repeated requests of units not listed yet).
+func countNew(s *sim) int {
+	d := s.log[len(s.log)-1]
+	n := 0
+	for _, a := range d.Add {
+		if s.units[a.UnitID].rounds == 0 {
+			n++
+		}
+	}
+	return n
+}
+
+// With scale-down-step "idle" one round drains every idle unit beyond the
+// floor; the default drains one per round and cooldown.
+func TestScaleDownStepIdle(t *testing.T) {
+	const base = `{"min-parallelism":4,"executor-parallelism":4,"max-parallelism":64,"executor-idle-timeout":"1m","sustained-backlog-timeout":"10s","scale-down-cooldown":"30s"`
+	for _, c := range []struct {
+		policy string
+		drains int
+	}{
+		{base + `}`, 1},
+		{base + `,"scale-down-step":"idle"}`, 4}, // 5 idle units, the floor keeps one
+	} {
+		s := newSim(t, c.policy)
+		s.running(5, 4)
+		s.step(0)
+		d := s.step(2 * time.Minute)
+		if len(d.Drain) != c.drains {
+			t.Errorf("%s: drained %v, want %d units (%s)", c.policy, d.Drain, c.drains, d.Reason)
+		}
+		if c.drains > 1 && !strings.Contains(d.Reason, "with no demand: drain") {
+			t.Errorf("reason %q", d.Reason)
+		}
+	}
+}
+
+// cold-backlog-timeout replaces scheduler-backlog-timeout only while the
+// group has no capacity at all: a cold start adds at once, a warm group
+// with a backlog still waits scheduler-backlog-timeout.
+func TestColdBacklogTimeout(t *testing.T) {
+	const policy = `{"executor-parallelism":4,"max-parallelism":64,"scheduler-backlog-timeout":"1m","sustained-backlog-timeout":"10s","cold-backlog-timeout":"1s","scale-up-cooldown":"1s"}`
+	cold := newSim(t, policy)
+	cold.bootRounds = 10
+	cold.demand = sdk.Demand{PlannedTasks: 8}
+	cold.step(0)
+	if d := cold.step(10 * time.Second); countNew(cold) != 1 || !strings.Contains(d.Reason, "> 1s") {
+		t.Errorf("cold start 10s into a backlog: %d new units (%s), want 1 after cold-backlog-timeout 1s", countNew(cold), d.Reason)
+	}
+	now := newSim(t, strings.Replace(policy, `"1s"`, `"0s"`, 1))
+	now.demand = sdk.Demand{PlannedTasks: 8}
+	if d := now.step(0); countNew(now) != 1 {
+		t.Errorf("cold-backlog-timeout 0s: %d new units in the round the backlog appeared (%s), want 1", countNew(now), d.Reason)
+	}
+	warm := newSim(t, policy)
+	warm.running(1, 4)
+	warm.bootRounds = 10
+	warm.demand = sdk.Demand{PlannedTasks: 12}
+	warm.step(0)
+	if d := warm.step(10 * time.Second); countNew(warm) != 0 || !strings.Contains(d.Reason, "waiting for scheduler-backlog-timeout 1m") {
+		t.Errorf("warm group 10s into a backlog: %d new units (%s), want none before scheduler-backlog-timeout", countNew(warm), d.Reason)
+	}
+	dflt := newSim(t, `{"executor-parallelism":4,"max-parallelism":64,"scheduler-backlog-timeout":"1m"}`)
+	dflt.demand = sdk.Demand{PlannedTasks: 8}
+	dflt.step(0)
+	if d := dflt.step(10 * time.Second); countNew(dflt) != 0 {
+		t.Errorf("without cold-backlog-timeout a cold start waits scheduler-backlog-timeout: %s", d.Reason)
+	}
+}
