@@ -1,0 +1,177 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/ebbscale/ebb/core/config"
+	"github.com/ebbscale/ebb/core/host"
+	"github.com/ebbscale/ebb/internal/chaingen"
+	"github.com/ebbscale/ebb/sdk"
+	"github.com/ebbscale/ebb/sdk/sdktest"
+)
+
+// builtinHost is a host whose builtins are served by the real ebb binary, as
+// ebb run's is.
+func builtinHost(t testing.TB) *host.Host {
+	t.Helper()
+	return host.New(host.Options{Self: sdktest.Build(t, "github.com/ebbscale/ebb/cmd/ebb"), Builtins: builtinNames()})
+}
+
+func writeChains(t testing.TB, s chaingen.Spec) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "chains.hcl")
+	if err := os.WriteFile(p, chaingen.Config(s), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// Loading N chains that share one evaluator block with K distinct policies
+// starts one process per plugin, not one per chain, and loading it again
+// (a reload) starts none.
+func TestValidationStartsOneProcessPerPlugin(t *testing.T) {
+	const chains, policies, plugins = 300, 5, 3 // collector-ams, evaluator-dra, realizer-process
+	h := builtinHost(t)
+	defer h.Close()
+	path := writeChains(t, chaingen.Spec{Chains: chains, Policies: policies})
+	cfg, diags := config.Load(path, nil, h)
+	if diags.HasErrors() {
+		t.Fatal(config.FormatDiagnostics(diags))
+	}
+	if len(cfg.Chains) != chains {
+		t.Fatalf("%d chains loaded, want %d", len(cfg.Chains), chains)
+	}
+	if n := h.Launches(); n > plugins {
+		t.Errorf("loading %d chains started %d plugin processes, want at most %d (one per plugin)", chains, n, plugins)
+	}
+	before := h.Launches()
+	if _, diags := config.Load(path, nil, h); diags.HasErrors() {
+		t.Fatal(config.FormatDiagnostics(diags))
+	}
+	if n := h.Launches() - before; n != 0 {
+		t.Errorf("loading the same chains again started %d processes, want none", n)
+	}
+	// The policies reached the plugin: each chain has its own max-parallelism.
+	var p struct {
+		Max int `json:"max-parallelism"`
+	}
+	if err := json.Unmarshal(cfg.Chains[3].Policy["dra"], &p); err != nil || p.Max != 16 {
+		t.Errorf("chain c3's policy %s, %v: want max-parallelism 16", cfg.Chains[3].Policy["dra"], err)
+	}
+}
+
+// Every bad chain gets its own error at its own policy key, although the
+// plugin was asked once per distinct policy.
+func TestValidationNamesEveryBadChain(t *testing.T) {
+	spec := chaingen.Spec{Chains: 60, Policies: 3, Bad: 7}
+	h := builtinHost(t)
+	defer h.Close()
+	path := writeChains(t, spec)
+	_, diags := config.Load(path, nil, h)
+	got := config.FormatDiagnostics(diags)
+	var want []string
+	for i := 0; i < spec.Chains; i += spec.Bad {
+		// min-parallelism is the chain's eighth line.
+		want = append(want, fmt.Sprintf("%s:%d:5: Invalid policy: min-parallelism %d is above max-parallelism %d (evaluator \"dra\").",
+			path, chaingen.ChainLine(spec, i)+7, (i%3+1)*4+4, (i%3+1)*4))
+	}
+	if strings.TrimSpace(got) != strings.Join(want, "\n") {
+		t.Errorf("diagnostics:\n%s\nwant:\n%s", got, strings.Join(want, "\n"))
+	}
+	if n := h.Launches(); n > 3 {
+		t.Errorf("%d plugin processes started, want at most 3", n)
+	}
+}
+
+// perQuestion is the way ebb validated before: every policy, config and
+// target question started (and killed) a process of its own. It stays as
+// the baseline of BenchmarkStart.
+type perQuestion struct {
+	*host.Host
+	fresh    func() *host.Host
+	launches int64
+}
+
+func (p *perQuestion) once(f func(h *host.Host)) {
+	h := p.fresh()
+	defer h.Close()
+	f(h)
+	p.launches += h.Launches()
+}
+
+func (p *perQuestion) ValidatePolicy(plugin string, policy json.RawMessage) (out []sdk.PolicyProblem, err error) {
+	p.once(func(h *host.Host) { out, err = h.ValidatePolicy(plugin, policy) })
+	return out, err
+}
+
+func (p *perQuestion) ValidateConfig(kind sdk.Kind, plugin, pin string, cfg json.RawMessage) (out []sdk.Problem, err error) {
+	p.once(func(h *host.Host) { out, err = h.ValidateConfig(kind, plugin, pin, cfg) })
+	return out, err
+}
+
+func (p *perQuestion) TargetIdentities(plugin, pin string, cfg json.RawMessage, targets []string) (out []string, err error) {
+	p.once(func(h *host.Host) { out, err = h.TargetIdentities(plugin, pin, cfg, targets) })
+	return out, err
+}
+
+// BenchmarkStart loads and validates N generated chains through real plugin
+// processes (ebb's builtins through the real host), as ebb validate and the
+// start of ebb run do: "cold" with a new host, "reload" on a host that has
+// loaded the same file before (SIGHUP), "distinct" with a policy per chain,
+// and "per-question", the old way, as the baseline.
+//
+//	go test -run XXX -bench BenchmarkStart -benchtime 1x ./cmd/ebb/
+func BenchmarkStart(b *testing.B) {
+	for _, n := range []int{100, 1000, 10000} {
+		same := writeChains(b, chaingen.Spec{Chains: n, Policies: 4})
+		distinct := writeChains(b, chaingen.Spec{Chains: n, Policies: n})
+		load := func(b *testing.B, path string, r config.Resolver) {
+			b.Helper()
+			if _, diags := config.Load(path, nil, r); diags.HasErrors() {
+				b.Fatal(config.FormatDiagnostics(diags))
+			}
+		}
+		run := func(name, path string, reload bool) {
+			b.Run(fmt.Sprintf("chains=%d/%s", n, name), func(b *testing.B) {
+				var launches int64
+				for b.Loop() {
+					b.StopTimer()
+					h := builtinHost(b)
+					if reload {
+						load(b, path, h)
+					}
+					before := h.Launches()
+					b.StartTimer()
+					load(b, path, h)
+					b.StopTimer()
+					launches += h.Launches() - before
+					h.Close()
+					b.StartTimer()
+				}
+				b.ReportMetric(float64(launches)/float64(b.N), "launches/op")
+			})
+		}
+		run("cold", same, false)
+		run("reload", same, true)
+		run("distinct", distinct, false)
+		if n > 1000 {
+			continue // the old way takes minutes here
+		}
+		b.Run(fmt.Sprintf("chains=%d/per-question", n), func(b *testing.B) {
+			var launches int64
+			for b.Loop() {
+				h := builtinHost(b)
+				p := &perQuestion{Host: h, fresh: func() *host.Host { return builtinHost(b) }}
+				load(b, same, p)
+				launches += h.Launches() + p.launches
+				h.Close()
+			}
+			b.ReportMetric(float64(launches)/float64(b.N), "launches/op")
+		})
+	}
+}
