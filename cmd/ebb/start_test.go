@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/ebbscale/ebb/core/config"
@@ -173,5 +174,91 @@ func BenchmarkStart(b *testing.B) {
 			}
 			b.ReportMetric(float64(launches)/float64(b.N), "launches/op")
 		})
+	}
+}
+
+// starts sums ebb_plugin_starts_total of a running ebb by purpose.
+func starts(t *testing.T, addr string) map[string]int {
+	t.Helper()
+	code, body := get("http://"+addr+"/metrics", "", "")
+	if code != 200 {
+		t.Fatalf("/metrics: %d %s", code, body)
+	}
+	out := map[string]int{}
+	for _, line := range strings.Split(body, "\n") {
+		if !strings.HasPrefix(line, "ebb_plugin_starts_total{") {
+			continue
+		}
+		_, purpose, _ := strings.Cut(line, `purpose="`)
+		purpose, _, _ = strings.Cut(purpose, `"`)
+		var n int
+		fmt.Sscanf(line[strings.LastIndex(line, " ")+1:], "%d", &n)
+		out[purpose] += n
+	}
+	return out
+}
+
+// ebb run with hundreds of chains starts each plugin once to validate and
+// once to serve the chains, and a SIGHUP reload of the same chains starts
+// nothing; a reload that adds a chain with a new policy asks only about it.
+func TestRunStartsAProcessPerPluginNotPerChain(t *testing.T) {
+	c := newCLI(t)
+	c.write("snapshot.json", `{"tasks": 0}`)
+	head := fmt.Sprintf(`plugin_dir = %q
+
+collector "ams" {
+  plugin = "test-collector"
+  config {
+    file = %q
+  }
+}
+
+evaluator "dra" {
+  plugin = "evaluator-dra"
+}
+
+realizer "proc" {
+  plugin = "test-realizer"
+  config {
+    dir = %q
+  }
+}
+`, c.pluginDir, c.snap, c.units)
+	spec := chaingen.Spec{Chains: 100, Policies: 5, Head: head}
+	src := string(chaingen.Config(spec))
+	cfg := c.write("chains.hcl", src)
+	r := startRun(t, c, cfg, filepath.Join(c.dir, "ebb.db"))
+
+	got := starts(t, r.addr)
+	if got["validate"] == 0 || got["validate"] > 3 || got["run"] == 0 || got["run"] > 3 {
+		t.Fatalf("plugin starts for %d chains over 3 plugins: %v, want 1 to 3 to validate and 1 to 3 to run", spec.Chains, got)
+	}
+
+	reloaded := func(n int) {
+		t.Helper()
+		r.cmd.Process.Signal(syscall.SIGHUP)
+		r.wait("the reload", func() bool { return strings.Count(r.logs.String(), "configuration reloaded") >= n })
+	}
+	reloaded(1)
+	if again := starts(t, r.addr); again["validate"] != got["validate"] || again["run"] != got["run"] {
+		t.Errorf("reloading the same chains started processes: %v, before %v", again, got)
+	}
+
+	c.write("chains.hcl", src+`
+chain "new" {
+  collectors = [collector.ams]
+  evaluators = [evaluator.dra]
+  realizer   = realizer.proc
+  target     = "g-new"
+  policy {
+    max-parallelism      = 400
+    executor-parallelism = 4
+  }
+}
+`)
+	reloaded(2)
+	r.wait("the new chain", func() bool { code, _ := get("http://"+r.addr+"/v1/chains/new", "", ""); return code == 200 })
+	if again := starts(t, r.addr); again["validate"] > got["validate"]+1 || again["run"] != got["run"] {
+		t.Errorf("adding one chain started %v processes, before %v: want at most one more to validate", again, got)
 	}
 }

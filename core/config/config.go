@@ -79,6 +79,10 @@ type Config struct {
 	// Chains are in file order.
 	Chains []*Chain
 	Path   string
+
+	// byName indexes Chains once loaded: the runner looks chains up by
+	// name for every block user, 10,000 of them.
+	byName map[string]*Chain
 }
 
 // PluginBlock is one `collector`, `evaluator` or `realizer` block.
@@ -138,6 +142,9 @@ func (c *Config) Block(kind sdk.Kind, name string) *PluginBlock {
 
 // Chain returns the chain with the given name, or nil.
 func (c *Config) Chain(name string) *Chain {
+	if c.byName != nil && len(c.byName) == len(c.Chains) {
+		return c.byName[name]
+	}
 	for _, ch := range c.Chains {
 		if ch.Name == name {
 			return ch
@@ -188,6 +195,8 @@ func Parse(src []byte, filename string, vars map[string]string, r Resolver) (*Co
 		return nil, sortDiags(d)
 	}
 	l := &loader{
+		src:      src,
+		policies: map[string]map[string]json.RawMessage{},
 		filename: filename,
 		dir:      filepath.Dir(filename),
 		resolver: r,
@@ -202,6 +211,10 @@ func Parse(src []byte, filename string, vars map[string]string, r Resolver) (*Co
 	diags = sortDiags(diags)
 	if diags.HasErrors() {
 		return nil, diags
+	}
+	l.cfg.byName = make(map[string]*Chain, len(l.cfg.Chains))
+	for _, ch := range l.cfg.Chains {
+		l.cfg.byName[ch.Name] = ch
 	}
 	return l.cfg, diags
 }
@@ -219,6 +232,13 @@ type loader struct {
 	// mentioned holds the blocks some chain expression names, picked or
 	// not; only the others are reported as unused.
 	mentioned map[*PluginBlock]bool
+	// src is the file's text; policies holds the decoded policies by
+	// their text, and checks the policies to validate (policycheck.go).
+	src      []byte
+	policies map[string]map[string]json.RawMessage
+	checks   []policyCheck
+	// blockPrints are the plugin blocks' parts of chain fingerprints.
+	blockPrints map[*PluginBlock]string
 }
 
 var topSchema = &hcl.BodySchema{
@@ -257,6 +277,7 @@ func (l *loader) load(body hcl.Body, overrides map[string]string) hcl.Diagnostic
 		diags = append(diags, l.pluginBlocks(kind, content.Blocks.OfType(kind.String()), ctx)...)
 	}
 	diags = append(diags, l.chains(content.Blocks.OfType("chain"))...)
+	diags = append(diags, l.validatePolicies()...)
 	diags = append(diags, l.validateConfigs()...)
 
 	start := hcl.Range{Filename: l.filename, Start: hcl.InitialPos, End: hcl.InitialPos}

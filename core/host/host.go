@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ebbscale/ebb/core/config"
 	"github.com/ebbscale/ebb/core/metrics"
@@ -58,6 +59,7 @@ type Host struct {
 	// answers caches what validation processes said (see validate.go).
 	answers  *answers
 	launches atomic.Int64
+	starts   *prometheus.CounterVec
 
 	mu         sync.Mutex
 	pins       map[string]string     // plugin name -> the sha256 its Info was asked with
@@ -86,8 +88,8 @@ func New(opts Options) *Host {
 	if opts.ValidatorIdle == 0 {
 		opts.ValidatorIdle = defaultValidatorIdle
 	}
-	return &Host{opts: opts, answers: newAnswers(maxAnswers), pins: map[string]string{},
-		sums: map[string]pinned{}, validators: map[string]*validator{}}
+	return &Host{opts: opts, answers: newAnswers(maxAnswers), starts: startsCounter(opts.Metrics.Registry),
+		pins: map[string]string{}, sums: map[string]pinned{}, validators: map[string]*validator{}}
 }
 
 // SetPluginDir points the host at the configuration's plugin_dir; the config
@@ -235,8 +237,10 @@ func checksum(f Found, pin string) ([]byte, error) {
 func (h *Host) Launches() int64 { return h.launches.Load() }
 
 // launch starts a plugin; ctx, when done, abandons the start.
-func (h *Host) launch(ctx context.Context, f Found, kind sdk.Kind, sum []byte, logger hclog.Logger) (*sdk.Process, error) {
+// purpose labels ebb_plugin_starts_total.
+func (h *Host) launch(ctx context.Context, f Found, kind sdk.Kind, sum []byte, logger hclog.Logger, purpose string) (*sdk.Process, error) {
 	h.launches.Add(1)
+	h.starts.WithLabelValues(f.Name, purpose).Inc()
 	p, err := sdk.Launch(h.command(f), sdk.LaunchOptions{
 		Kind:         kind,
 		SHA256:       sum,
@@ -340,9 +344,6 @@ func (h *Host) ValidateConfig(kind sdk.Kind, plugin, pin string, config json.Raw
 // validation process: enough to overlap the round trips of 10,000 targets.
 const identityWorkers = 4
 
-// noIdentity is the cached answer of a realizer that cannot name targets.
-type noIdentity struct{}
-
 // TargetIdentities asks a realizer plugin which platform object each target
 // means under config (see sdk.TargetIdentifier), through its validation
 // process; answers are kept by binary, config and target, so a reload asks
@@ -354,17 +355,17 @@ func (h *Host) TargetIdentities(plugin, pin string, config json.RawMessage, targ
 	}
 	cfgSum := question(string(config))
 	cfgKey := string(cfgSum[:])
+	none := question("no identity", b.Path, b.Name, b.stamp)
+	if _, ok := h.answers.get(none); ok {
+		return nil, sdk.ErrNoTargetIdentity
+	}
 	out := make([]string, len(targets))
 	var missing []int
 	for i, t := range targets {
-		v, ok := h.answers.get(question("identity", b.Path, b.Name, b.stamp, cfgKey, t))
-		switch {
-		case !ok:
-			missing = append(missing, i)
-		case v == noIdentity{}:
-			return nil, sdk.ErrNoTargetIdentity
-		default:
+		if v, ok := h.answers.get(question("identity", b.Path, b.Name, b.stamp, cfgKey, t)); ok {
 			out[i] = v.(string)
+		} else {
+			missing = append(missing, i)
 		}
 	}
 	if len(missing) == 0 {
@@ -383,7 +384,7 @@ func (h *Host) TargetIdentities(plugin, pin string, config json.RawMessage, targ
 	}
 	// The first answer says whether the plugin names targets at all.
 	if err := ask(missing[0]); errors.Is(err, sdk.ErrNoTargetIdentity) {
-		h.answers.put(question("identity", b.Path, b.Name, b.stamp, cfgKey, targets[missing[0]]), noIdentity{})
+		h.answers.put(none, true)
 		return nil, err
 	} else if err != nil {
 		return nil, err

@@ -143,7 +143,7 @@ func (i *Instance) start(ctx context.Context) (*sdk.Process, error) {
 	if err != nil {
 		return nil, &StartError{Plugin: i.spec.Plugin, Err: err}
 	}
-	p, err := i.h.launch(ctx, b.Found, i.spec.Kind, b.sum, i.logger)
+	p, err := i.h.launch(ctx, b.Found, i.spec.Kind, b.sum, i.logger, "run")
 	if err != nil {
 		return nil, err
 	}

@@ -2,11 +2,13 @@ package host
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -150,7 +152,7 @@ func (v *validator) acquire() (*sdk.Process, error) {
 		v.proc = nil
 	}
 	if v.proc == nil {
-		p, err := v.h.launch(context.Background(), v.bin.Found, v.kind, v.bin.sum, v.h.opts.Logger.Named(v.bin.Name))
+		p, err := v.h.launch(context.Background(), v.bin.Found, v.kind, v.bin.sum, v.h.opts.Logger.Named(v.bin.Name), "validate")
 		if err != nil {
 			return nil, err
 		}
@@ -215,4 +217,23 @@ func (v *validator) close() {
 		v.proc.Kill()
 		v.proc = nil
 	}
+}
+
+// startsCounter is ebb_plugin_starts_total on the host's registry. Hosts
+// that share a registry (one per command, several in tests) share it.
+func startsCounter(reg prometheus.Registerer) *prometheus.CounterVec {
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "ebb_plugin_starts_total",
+		Help: "Plugin processes started, by plugin and purpose (validate: answering a configuration load; run: serving chains).",
+	}, []string{"plugin", "purpose"})
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if existing, ok := are.ExistingCollector.(*prometheus.CounterVec); ok {
+				return existing
+			}
+		}
+		// Not ours to break a command over: count into an unregistered one.
+	}
+	return c
 }
