@@ -144,6 +144,7 @@ func (l *loader) chain(blk *hcl.Block, ctx *hcl.EvalContext, mentioned map[sdk.K
 		ch.Interval, d = evalPositiveDuration(a, ctx)
 		diags = append(diags, d...)
 		intervalOK = !d.HasErrors()
+		ch.intervalAt = a.Expr.Range()
 	}
 	ch.Timeout, ch.MaxSnapshotAge = ch.Interval, 2*ch.Interval
 	if a, ok := attrs["timeout"]; ok {

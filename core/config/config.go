@@ -125,6 +125,8 @@ type Chain struct {
 	// including the config of the plugin blocks it references.
 	Fingerprint string
 	Range       hcl.Range
+	// intervalAt is the interval attribute's value, when written.
+	intervalAt hcl.Range
 }
 
 // Block returns the plugin block of the given kind and name, or nil.
@@ -293,6 +295,7 @@ func (l *loader) load(body hcl.Body, overrides map[string]string) hcl.Diagnostic
 		// Unused-block warnings would bury the errors that matter.
 		return diags
 	}
+	diags = append(diags, l.slowCollections()...)
 	if len(l.cfg.Chains) == 0 {
 		diags = append(diags, &hcl.Diagnostic{
 			Severity: hcl.DiagWarning,
