@@ -275,11 +275,13 @@ func (h *Host) Info(kind sdk.Kind, plugin, pin string) (sdk.Info, error) {
 	}
 	info, err := cached(h.answers, question("info", b.Path, b.Name, b.stamp), func() (info sdk.Info, err error) {
 		err = h.validator(b, kind).call(func(ctx context.Context, p sdk.Plugin) (err error) {
-			info, err = p.Info(ctx)
-			return err
+			if info, err = p.Info(ctx); err != nil {
+				return fmt.Errorf("plugin %q: Info: %w", plugin, err)
+			}
+			return nil
 		})
 		if err != nil {
-			return info, fmt.Errorf("plugin %q: Info: %w", plugin, err)
+			return info, err
 		}
 		if info.ProtocolVersion != sdk.ProtocolVersion {
 			return info, fmt.Errorf("plugin %q speaks protocol %d, this ebb speaks %d", plugin, info.ProtocolVersion, sdk.ProtocolVersion)
