@@ -4,10 +4,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/ebbscale/ebb/core/config"
 	"github.com/ebbscale/ebb/core/host"
@@ -140,21 +142,24 @@ func BenchmarkStart(b *testing.B) {
 		run := func(name, path string, reload bool) {
 			b.Run(fmt.Sprintf("chains=%d/%s", n, name), func(b *testing.B) {
 				var launches int64
+				var cpu time.Duration
 				for b.Loop() {
 					b.StopTimer()
 					h := builtinHost(b)
 					if reload {
 						load(b, path, h)
 					}
-					before := h.Launches()
+					before, cpu0 := h.Launches(), cpuTime()
 					b.StartTimer()
 					load(b, path, h)
 					b.StopTimer()
 					launches += h.Launches() - before
 					h.Close()
+					cpu += cpuTime() - cpu0
 					b.StartTimer()
 				}
 				b.ReportMetric(float64(launches)/float64(b.N), "launches/op")
+				b.ReportMetric(cpu.Seconds()/float64(b.N), "cpu-s/op")
 			})
 		}
 		run("cold", same, false)
@@ -165,14 +170,72 @@ func BenchmarkStart(b *testing.B) {
 		}
 		b.Run(fmt.Sprintf("chains=%d/per-question", n), func(b *testing.B) {
 			var launches int64
+			var cpu time.Duration
 			for b.Loop() {
+				cpu0 := cpuTime()
 				h := builtinHost(b)
 				p := &perQuestion{Host: h, fresh: func() *host.Host { return builtinHost(b) }}
 				load(b, same, p)
 				launches += h.Launches() + p.launches
 				h.Close()
+				cpu += cpuTime() - cpu0
 			}
 			b.ReportMetric(float64(launches)/float64(b.N), "launches/op")
+			b.ReportMetric(cpu.Seconds()/float64(b.N), "cpu-s/op")
+		})
+	}
+}
+
+// cpuTime is the CPU this process and its waited-for children (stopped
+// plugin processes) have used: on a shared machine it varies less than the
+// wall clock.
+func cpuTime() time.Duration {
+	var self, children syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &self)
+	syscall.Getrusage(syscall.RUSAGE_CHILDREN, &children)
+	tv := func(t syscall.Timeval) time.Duration { return time.Duration(t.Nano()) }
+	return tv(self.Utime) + tv(self.Stime) + tv(children.Utime) + tv(children.Stime)
+}
+
+// BenchmarkRunStart is ebb run as a user starts it, over N chains of test
+// plugins that answer at once: seconds until /v1/health answers (http-s)
+// and, up to 1,000 chains, until /v1/ready (every chain evaluated once).
+//
+//	go test -run XXX -bench BenchmarkRunStart -benchtime 1x ./cmd/ebb/
+func BenchmarkRunStart(b *testing.B) {
+	for _, n := range []int{100, 1000, 10000} {
+		b.Run(fmt.Sprintf("chains=%d", n), func(b *testing.B) {
+			ebb, dir := sdktest.Build(b, "github.com/ebbscale/ebb/cmd/ebb"), b.TempDir()
+			head := testHead(b, testPlugins(b, dir), filepath.Join(dir, "snapshot.json"), filepath.Join(dir, "units"))
+			cfg := writeChains(b, chaingen.Spec{Chains: n, Policies: 4, Head: head})
+			var httpUp, ready time.Duration
+			for b.Loop() {
+				addr := freeAddr(b)
+				began := time.Now()
+				cmd := exec.Command(ebb, "run", "--config", cfg, "--http", addr, "--state", filepath.Join(b.TempDir(), "ebb.db"), "--log-level", "error")
+				if err := cmd.Start(); err != nil {
+					b.Fatal(err)
+				}
+				poll := func(path string) time.Duration {
+					for deadline := time.Now().Add(5 * time.Minute); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+						if code, _ := get("http://"+addr+path, "", ""); code == 200 {
+							return time.Since(began)
+						}
+					}
+					b.Fatalf("%s never answered 200", path)
+					return 0
+				}
+				httpUp += poll("/v1/health")
+				if n <= 1000 {
+					ready += poll("/v1/ready")
+				}
+				cmd.Process.Signal(syscall.SIGTERM)
+				cmd.Wait()
+			}
+			b.ReportMetric(httpUp.Seconds()/float64(b.N), "http-s")
+			if n <= 1000 {
+				b.ReportMetric(ready.Seconds()/float64(b.N), "ready-s")
+			}
 		})
 	}
 }
@@ -203,28 +266,7 @@ func starts(t *testing.T, addr string) map[string]int {
 // nothing; a reload that adds a chain with a new policy asks only about it.
 func TestRunStartsAProcessPerPluginNotPerChain(t *testing.T) {
 	c := newCLI(t)
-	c.write("snapshot.json", `{"tasks": 0}`)
-	head := fmt.Sprintf(`plugin_dir = %q
-
-collector "ams" {
-  plugin = "test-collector"
-  config {
-    file = %q
-  }
-}
-
-evaluator "dra" {
-  plugin = "evaluator-dra"
-}
-
-realizer "proc" {
-  plugin = "test-realizer"
-  config {
-    dir = %q
-  }
-}
-`, c.pluginDir, c.snap, c.units)
-	spec := chaingen.Spec{Chains: 100, Policies: 5, Head: head}
+	spec := chaingen.Spec{Chains: 100, Policies: 5, Head: testHead(t, c.pluginDir, c.snap, c.units)}
 	src := string(chaingen.Config(spec))
 	cfg := c.write("chains.hcl", src)
 	r := startRun(t, c, cfg, filepath.Join(c.dir, "ebb.db"))
@@ -261,4 +303,33 @@ chain "new" {
 	if again := starts(t, r.addr); again["validate"] > got["validate"]+1 || again["run"] != got["run"] {
 		t.Errorf("adding one chain started %v processes, before %v: want at most one more to validate", again, got)
 	}
+}
+
+// testHead is chaingen's head over the CLI's test plugins and the builtin
+// evaluator-dra, with no demand: chains evaluate at once and change nothing.
+func testHead(t testing.TB, pluginDir, snap, units string) string {
+	t.Helper()
+	if err := os.WriteFile(snap, []byte(`{"tasks": 0}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf(`plugin_dir = %q
+
+collector "ams" {
+  plugin = "test-collector"
+  config {
+    file = %q
+  }
+}
+
+evaluator "dra" {
+  plugin = "evaluator-dra"
+}
+
+realizer "proc" {
+  plugin = "test-realizer"
+  config {
+    dir = %q
+  }
+}
+`, pluginDir, snap, units)
 }

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
@@ -275,9 +276,7 @@ func (l *loader) load(body hcl.Body, overrides map[string]string) hcl.Diagnostic
 
 	l.blocks = map[sdk.Kind][]*PluginBlock{}
 	l.mentioned = map[*PluginBlock]bool{}
-	for _, kind := range []sdk.Kind{sdk.KindCollector, sdk.KindEvaluator, sdk.KindRealizer} {
-		diags = append(diags, l.pluginBlocks(kind, content.Blocks.OfType(kind.String()), ctx)...)
-	}
+	diags = append(diags, l.pluginBlocks(content.Blocks, ctx)...)
 	diags = append(diags, l.chains(content.Blocks.OfType("chain"))...)
 	diags = append(diags, l.validatePolicies()...)
 	diags = append(diags, l.validateConfigs()...)
@@ -427,36 +426,68 @@ func blockAttrs(b *hcl.Block, names ...string) (hcl.Attributes, hcl.Diagnostics)
 	return content.Attributes, diags
 }
 
-// pluginBlocks decodes the collector, evaluator or realizer blocks.
-func (l *loader) pluginBlocks(kind sdk.Kind, blocks hcl.Blocks, ctx *hcl.EvalContext) hcl.Diagnostics {
+// blockWorkers bounds the plugin blocks decoded at once. Each may start its
+// plugin to learn its schemas; a start is mostly waiting for the process, so
+// a configuration's few plugins start side by side.
+const blockWorkers = 8
+
+// pluginBlocks decodes the collector, evaluator and realizer blocks.
+func (l *loader) pluginBlocks(all hcl.Blocks, ctx *hcl.EvalContext) hcl.Diagnostics {
 	var diags hcl.Diagnostics
-	seen := map[string]*hcl.Block{}
-	for _, blk := range blocks {
-		name := blk.Labels[0]
-		if !hclsyntax.ValidIdentifier(name) {
-			diags = append(diags, &hcl.Diagnostic{
-				Severity: hcl.DiagError,
-				Summary:  fmt.Sprintf("Invalid %s name", kind),
-				Detail:   fmt.Sprintf("%q is not a valid name: chains refer to it as %s.NAME, so use letters, digits, underscores and dashes, starting with a letter.", name, kind),
-				Subject:  blk.LabelRanges[0].Ptr(),
-			})
-			continue
+	type job struct {
+		kind  sdk.Kind
+		blk   *hcl.Block
+		pb    *PluginBlock
+		diags hcl.Diagnostics
+	}
+	var jobs []*job
+	for _, kind := range []sdk.Kind{sdk.KindCollector, sdk.KindEvaluator, sdk.KindRealizer} {
+		seen := map[string]*hcl.Block{}
+		for _, blk := range all.OfType(kind.String()) {
+			name := blk.Labels[0]
+			if !hclsyntax.ValidIdentifier(name) {
+				diags = append(diags, &hcl.Diagnostic{
+					Severity: hcl.DiagError,
+					Summary:  fmt.Sprintf("Invalid %s name", kind),
+					Detail:   fmt.Sprintf("%q is not a valid name: chains refer to it as %s.NAME, so use letters, digits, underscores and dashes, starting with a letter.", name, kind),
+					Subject:  blk.LabelRanges[0].Ptr(),
+				})
+				continue
+			}
+			if first, ok := seen[name]; ok {
+				diags = append(diags, duplicateName(kind.String(), name, "defined", first, blk))
+				continue
+			}
+			seen[name] = blk
+			jobs = append(jobs, &job{kind: kind, blk: blk})
 		}
-		if first, ok := seen[name]; ok {
-			diags = append(diags, duplicateName(kind.String(), name, "defined", first, blk))
-			continue
-		}
-		seen[name] = blk
-		pb, d := l.pluginBlock(kind, blk, ctx)
-		diags = append(diags, d...)
-		l.blocks[kind] = append(l.blocks[kind], pb)
-		switch kind {
+	}
+	work := make(chan *job)
+	var wg sync.WaitGroup
+	for range min(blockWorkers, len(jobs)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range work {
+				j.pb, j.diags = l.pluginBlock(j.kind, j.blk, ctx)
+			}
+		}()
+	}
+	for _, j := range jobs {
+		work <- j
+	}
+	close(work)
+	wg.Wait()
+	for _, j := range jobs {
+		diags = append(diags, j.diags...)
+		l.blocks[j.kind] = append(l.blocks[j.kind], j.pb)
+		switch j.kind {
 		case sdk.KindCollector:
-			l.cfg.Collectors[name] = pb
+			l.cfg.Collectors[j.pb.Name] = j.pb
 		case sdk.KindEvaluator:
-			l.cfg.Evaluators[name] = pb
+			l.cfg.Evaluators[j.pb.Name] = j.pb
 		case sdk.KindRealizer:
-			l.cfg.Realizers[name] = pb
+			l.cfg.Realizers[j.pb.Name] = j.pb
 		}
 	}
 	return diags
