@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
@@ -462,22 +461,10 @@ func (l *loader) pluginBlocks(all hcl.Blocks, ctx *hcl.EvalContext) hcl.Diagnost
 			jobs = append(jobs, &job{kind: kind, blk: blk})
 		}
 	}
-	work := make(chan *job)
-	var wg sync.WaitGroup
-	for range min(blockWorkers, len(jobs)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for j := range work {
-				j.pb, j.diags = l.pluginBlock(j.kind, j.blk, ctx)
-			}
-		}()
-	}
-	for _, j := range jobs {
-		work <- j
-	}
-	close(work)
-	wg.Wait()
+	concurrently(len(jobs), blockWorkers, func(i int) {
+		j := jobs[i]
+		j.pb, j.diags = l.pluginBlock(j.kind, j.blk, ctx)
+	})
 	for _, j := range jobs {
 		diags = append(diags, j.diags...)
 		l.blocks[j.kind] = append(l.blocks[j.kind], j.pb)

@@ -72,23 +72,10 @@ func (l *loader) validatePolicies() hcl.Diagnostics {
 		}
 	}
 	results := make([]result, len(asks))
-	work := make(chan int)
-	var wg sync.WaitGroup
-	for range min(policyWorkers, len(asks)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range work {
-				ps, err := l.resolver.ValidatePolicy(asks[i].plugin, json.RawMessage(asks[i].raw))
-				results[i] = result{problems: ps, err: err}
-			}
-		}()
-	}
-	for i := range asks {
-		work <- i
-	}
-	close(work)
-	wg.Wait()
+	concurrently(len(asks), policyWorkers, func(i int) {
+		ps, err := l.resolver.ValidatePolicy(asks[i].plugin, json.RawMessage(asks[i].raw))
+		results[i] = result{problems: ps, err: err}
+	})
 
 	var diags hcl.Diagnostics
 	for _, c := range l.checks {
@@ -129,4 +116,26 @@ func (c policyCheck) policyBody() (hcl.Body, hcl.Range) {
 		return b.Body, b.DefRange
 	}
 	return c.policy.Body, c.policy.DefRange
+}
+
+// concurrently calls f(0) ... f(n-1) on at most workers goroutines and
+// returns when all have returned. The resolver's plugins answer calls in
+// parallel; the loader's own state is written only after.
+func concurrently(n, workers int, f func(int)) {
+	work := make(chan int)
+	var wg sync.WaitGroup
+	for range min(workers, n) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range work {
+				f(i)
+			}
+		}()
+	}
+	for i := range n {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
 }
