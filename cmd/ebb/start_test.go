@@ -217,16 +217,25 @@ func BenchmarkRunStart(b *testing.B) {
 				addr := freeAddr(b)
 				began := time.Now()
 				cmd := exec.Command(ebb, "run", "--config", cfg, "--http", addr, "--state", filepath.Join(b.TempDir(), "ebb.db"), "--log-level", "error")
+				var logs syncBuffer
+				cmd.Stderr = &logs
 				if err := cmd.Start(); err != nil {
 					b.Fatal(err)
 				}
+				exited := make(chan struct{})
+				go func() { cmd.Wait(); close(exited) }()
 				poll := func(path string) time.Duration {
 					for deadline := time.Now().Add(5 * time.Minute); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 						if code, _ := get("http://"+addr+path, "", ""); code == 200 {
 							return time.Since(began)
 						}
+						select {
+						case <-exited:
+							b.Fatalf("ebb run exited before %s answered:\n%s", path, logs.String())
+						default:
+						}
 					}
-					b.Fatalf("%s never answered 200", path)
+					b.Fatalf("%s never answered 200:\n%s", path, logs.String())
 					return 0
 				}
 				httpUp += poll("/v1/health")
@@ -234,7 +243,7 @@ func BenchmarkRunStart(b *testing.B) {
 					ready += poll("/v1/ready")
 				}
 				cmd.Process.Signal(syscall.SIGTERM)
-				cmd.Wait()
+				<-exited
 			}
 			b.ReportMetric(httpUp.Seconds()/float64(b.N), "http-s")
 			if n <= 1000 {

@@ -425,11 +425,6 @@ func blockAttrs(b *hcl.Block, names ...string) (hcl.Attributes, hcl.Diagnostics)
 	return content.Attributes, diags
 }
 
-// blockWorkers bounds the plugin blocks decoded at once. Each may start its
-// plugin to learn its schemas; a start is mostly waiting for the process, so
-// a configuration's few plugins start side by side.
-const blockWorkers = 8
-
 // pluginBlocks decodes the collector, evaluator and realizer blocks.
 func (l *loader) pluginBlocks(all hcl.Blocks, ctx *hcl.EvalContext) hcl.Diagnostics {
 	var diags hcl.Diagnostics
@@ -461,11 +456,11 @@ func (l *loader) pluginBlocks(all hcl.Blocks, ctx *hcl.EvalContext) hcl.Diagnost
 			jobs = append(jobs, &job{kind: kind, blk: blk})
 		}
 	}
-	concurrently(len(jobs), blockWorkers, func(i int) {
-		j := jobs[i]
-		j.pb, j.diags = l.pluginBlock(j.kind, j.blk, ctx)
-	})
 	for _, j := range jobs {
+		// One at a time: starting a configuration's plugins side by side
+		// saves little on two cores and makes each start slower, and a
+		// start has its deadline.
+		j.pb, j.diags = l.pluginBlock(j.kind, j.blk, ctx)
 		diags = append(diags, j.diags...)
 		l.blocks[j.kind] = append(l.blocks[j.kind], j.pb)
 		switch j.kind {
