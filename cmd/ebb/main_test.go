@@ -34,18 +34,26 @@ type cli struct {
 func newCLI(t *testing.T) *cli {
 	t.Helper()
 	c := &cli{t: t, ebb: sdktest.Build(t, "github.com/ebbscale/ebb/cmd/ebb"), dir: t.TempDir()}
-	c.pluginDir = filepath.Join(c.dir, "plugins")
+	c.pluginDir = testPlugins(t, c.dir)
 	c.snap = filepath.Join(c.dir, "snapshot.json")
 	c.units = filepath.Join(c.dir, "units")
+	c.write("snapshot.json", `{"tasks": 9}`)
+	return c
+}
+
+// testPlugins makes dir/plugins, a plugin_dir with the test collector and
+// realizer.
+func testPlugins(t testing.TB, dir string) string {
+	t.Helper()
+	pluginDir := filepath.Join(dir, "plugins")
 	bin := sdktest.Build(t, "github.com/ebbscale/ebb/core/testdata/testplugin")
-	os.MkdirAll(c.pluginDir, 0o755)
+	os.MkdirAll(pluginDir, 0o755)
 	for _, n := range []string{"test-collector", "test-realizer"} {
-		if err := os.Symlink(bin, filepath.Join(c.pluginDir, n)); err != nil {
+		if err := os.Symlink(bin, filepath.Join(pluginDir, n)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	c.write("snapshot.json", `{"tasks": 9}`)
-	return c
+	return pluginDir
 }
 
 func (c *cli) write(name, content string) string {
@@ -223,7 +231,7 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

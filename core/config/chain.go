@@ -144,6 +144,7 @@ func (l *loader) chain(blk *hcl.Block, ctx *hcl.EvalContext, mentioned map[sdk.K
 		ch.Interval, d = evalPositiveDuration(a, ctx)
 		diags = append(diags, d...)
 		intervalOK = !d.HasErrors()
+		ch.intervalAt = a.Expr.Range()
 	}
 	ch.Timeout, ch.MaxSnapshotAge = ch.Interval, 2*ch.Interval
 	if a, ok := attrs["timeout"]; ok {
@@ -395,6 +396,17 @@ func (l *loader) policy(ch *Chain, blk, policy *hcl.Block, evaluatorsAttr *hcl.A
 	if policy != nil {
 		body, where = policy.Body, policy.DefRange
 	}
+	// Chains written from one template share their policy's text, which
+	// decodes to the same values in this load: decode it once.
+	memo, memoOK := l.policyKey(ch, policy)
+	if raws, ok := l.policies[memo]; ok && memoOK {
+		ch.Policy = make(map[string]json.RawMessage, len(raws))
+		for _, ev := range evs {
+			ch.Policy[ev.Name] = raws[ev.Name]
+			l.checkPolicy(ch, ev, blk, policy)
+		}
+		return nil
+	}
 	// Evaluators with a namespace block read only it; the others share the
 	// policy block's own keys, where a key two of them read is a clash.
 	ns, d := policyNamespaces(body, ch.Evaluators)
@@ -442,24 +454,10 @@ func (l *loader) policy(ch *Chain, blk, policy *hcl.Block, evaluatorsAttr *hcl.A
 			continue
 		}
 		ch.Policy[ev.Name] = raw
-		problems, err := l.resolver.ValidatePolicy(ev.Plugin, raw)
-		if err != nil {
-			diags = append(diags, &hcl.Diagnostic{
-				Severity: hcl.DiagError,
-				Summary:  "Cannot validate policy",
-				Detail:   fmt.Sprintf("evaluator %q (plugin %q): %v", ev.Name, ev.Plugin, err),
-				Subject:  where.Ptr(),
-			})
-			continue
-		}
-		for _, p := range problems {
-			diags = append(diags, &hcl.Diagnostic{
-				Severity: hcl.DiagError,
-				Summary:  "Invalid policy",
-				Detail:   fmt.Sprintf("%s (evaluator %q).", strings.TrimSuffix(problemText(p), "."), ev.Name),
-				Subject:  attrRange(body, where, p.Attribute).Ptr(),
-			})
-		}
+		l.checkPolicy(ch, ev, blk, policy)
+	}
+	if len(diags) == 0 && memoOK {
+		l.policies[memo] = ch.Policy
 	}
 	return diags
 }
@@ -498,12 +496,6 @@ func attrRange(body hcl.Body, where hcl.Range, path string) hcl.Range {
 // chains that did not change running. Source positions are left out: moving
 // a block in the file changes nothing.
 func (l *loader) fingerprint(ch *Chain) string {
-	type block struct {
-		Kind, Name, Plugin, SHA256 string
-		Timeout                    time.Duration
-		Config                     json.RawMessage
-		PluginName, Version        string
-	}
 	type fp struct {
 		Name                                      string
 		Collectors, Evaluators                    []string
@@ -511,7 +503,7 @@ func (l *loader) fingerprint(ch *Chain) string {
 		Interval, Jitter, Timeout, MaxSnapshotAge time.Duration
 		Enabled                                   bool
 		Policy                                    map[string]json.RawMessage
-		Blocks                                    []block
+		Blocks                                    []string
 	}
 	p := fp{
 		Name: ch.Name, Collectors: ch.Collectors, Evaluators: ch.Evaluators, Realizer: ch.Realizer, Target: ch.Target,
@@ -521,7 +513,7 @@ func (l *loader) fingerprint(ch *Chain) string {
 	for _, kind := range []sdk.Kind{sdk.KindCollector, sdk.KindEvaluator, sdk.KindRealizer} {
 		for _, n := range ch.blockNames(kind) {
 			if b := l.cfg.Block(kind, n); b != nil {
-				p.Blocks = append(p.Blocks, block{kind.String(), b.Name, b.Plugin, b.SHA256, b.Timeout, b.Config, b.Info.Name, b.Info.Version})
+				p.Blocks = append(p.Blocks, l.blockPrint(b))
 			}
 		}
 	}
@@ -533,4 +525,26 @@ func (l *loader) fingerprint(ch *Chain) string {
 	}
 	sum := sha256.Sum256(raw)
 	return hex.EncodeToString(sum[:])
+}
+
+// blockPrint hashes what defines a plugin block, once per load: thousands
+// of chains share a block, and its config can be large.
+func (l *loader) blockPrint(b *PluginBlock) string {
+	if s, ok := l.blockPrints[b]; ok {
+		return s
+	}
+	type block struct {
+		Kind, Name, Plugin, SHA256 string
+		Timeout                    time.Duration
+		Config                     json.RawMessage
+		PluginName, Version        string
+	}
+	raw, _ := json.Marshal(block{b.Kind.String(), b.Name, b.Plugin, b.SHA256, b.Timeout, b.Config, b.Info.Name, b.Info.Version})
+	sum := sha256.Sum256(raw)
+	s := hex.EncodeToString(sum[:])
+	if l.blockPrints == nil {
+		l.blockPrints = map[*PluginBlock]string{}
+	}
+	l.blockPrints[b] = s
+	return s
 }

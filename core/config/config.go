@@ -86,6 +86,10 @@ type Config struct {
 	// Chains are in file order.
 	Chains []*Chain
 	Path   string
+
+	// byName indexes Chains once loaded: the runner looks chains up by
+	// name for every block user, 10,000 of them.
+	byName map[string]*Chain
 }
 
 // PluginBlock is one `collector`, `evaluator` or `realizer` block.
@@ -129,6 +133,8 @@ type Chain struct {
 	// including the config of the plugin blocks it references.
 	Fingerprint string
 	Range       hcl.Range
+	// intervalAt is the interval attribute's value, when written.
+	intervalAt hcl.Range
 }
 
 // Block returns the plugin block of the given kind and name, or nil.
@@ -146,6 +152,9 @@ func (c *Config) Block(kind sdk.Kind, name string) *PluginBlock {
 
 // Chain returns the chain with the given name, or nil.
 func (c *Config) Chain(name string) *Chain {
+	if c.byName != nil && len(c.byName) == len(c.Chains) {
+		return c.byName[name]
+	}
 	for _, ch := range c.Chains {
 		if ch.Name == name {
 			return ch
@@ -196,6 +205,8 @@ func Parse(src []byte, filename string, vars map[string]string, r Resolver) (*Co
 		return nil, sortDiags(d)
 	}
 	l := &loader{
+		src:      src,
+		policies: map[string]map[string]json.RawMessage{},
 		filename: filename,
 		dir:      filepath.Dir(filename),
 		resolver: r,
@@ -210,6 +221,10 @@ func Parse(src []byte, filename string, vars map[string]string, r Resolver) (*Co
 	diags = sortDiags(diags)
 	if diags.HasErrors() {
 		return nil, diags
+	}
+	l.cfg.byName = make(map[string]*Chain, len(l.cfg.Chains))
+	for _, ch := range l.cfg.Chains {
+		l.cfg.byName[ch.Name] = ch
 	}
 	return l.cfg, diags
 }
@@ -227,6 +242,13 @@ type loader struct {
 	// mentioned holds the blocks some chain expression names, picked or
 	// not; only the others are reported as unused.
 	mentioned map[*PluginBlock]bool
+	// src is the file's text; policies holds the decoded policies by
+	// their text, and checks the policies to validate (policycheck.go).
+	src      []byte
+	policies map[string]map[string]json.RawMessage
+	checks   []policyCheck
+	// blockPrints are the plugin blocks' parts of chain fingerprints.
+	blockPrints map[*PluginBlock]string
 }
 
 var topSchema = &hcl.BodySchema{
@@ -261,10 +283,9 @@ func (l *loader) load(body hcl.Body, overrides map[string]string) hcl.Diagnostic
 
 	l.blocks = map[sdk.Kind][]*PluginBlock{}
 	l.mentioned = map[*PluginBlock]bool{}
-	for _, kind := range []sdk.Kind{sdk.KindCollector, sdk.KindEvaluator, sdk.KindRealizer} {
-		diags = append(diags, l.pluginBlocks(kind, content.Blocks.OfType(kind.String()), ctx)...)
-	}
+	diags = append(diags, l.pluginBlocks(content.Blocks, ctx)...)
 	diags = append(diags, l.chains(content.Blocks.OfType("chain"))...)
+	diags = append(diags, l.validatePolicies()...)
 	diags = append(diags, l.validateConfigs()...)
 
 	start := hcl.Range{Filename: l.filename, Start: hcl.InitialPos, End: hcl.InitialPos}
@@ -280,6 +301,7 @@ func (l *loader) load(body hcl.Body, overrides map[string]string) hcl.Diagnostic
 		// Unused-block warnings would bury the errors that matter.
 		return diags
 	}
+	diags = append(diags, l.slowCollections()...)
 	if len(l.cfg.Chains) == 0 {
 		diags = append(diags, &hcl.Diagnostic{
 			Severity: hcl.DiagWarning,
@@ -401,36 +423,51 @@ func blockAttrs(b *hcl.Block, names ...string) (hcl.Attributes, hcl.Diagnostics)
 	return content.Attributes, diags
 }
 
-// pluginBlocks decodes the collector, evaluator or realizer blocks.
-func (l *loader) pluginBlocks(kind sdk.Kind, blocks hcl.Blocks, ctx *hcl.EvalContext) hcl.Diagnostics {
+// pluginBlocks decodes the collector, evaluator and realizer blocks.
+func (l *loader) pluginBlocks(all hcl.Blocks, ctx *hcl.EvalContext) hcl.Diagnostics {
 	var diags hcl.Diagnostics
-	seen := map[string]*hcl.Block{}
-	for _, blk := range blocks {
-		name := blk.Labels[0]
-		if !hclsyntax.ValidIdentifier(name) {
-			diags = append(diags, &hcl.Diagnostic{
-				Severity: hcl.DiagError,
-				Summary:  fmt.Sprintf("Invalid %s name", kind),
-				Detail:   fmt.Sprintf("%q is not a valid name: chains refer to it as %s.NAME, so use letters, digits, underscores and dashes, starting with a letter.", name, kind),
-				Subject:  blk.LabelRanges[0].Ptr(),
-			})
-			continue
+	type job struct {
+		kind  sdk.Kind
+		blk   *hcl.Block
+		pb    *PluginBlock
+		diags hcl.Diagnostics
+	}
+	var jobs []*job
+	for _, kind := range []sdk.Kind{sdk.KindCollector, sdk.KindEvaluator, sdk.KindRealizer} {
+		seen := map[string]*hcl.Block{}
+		for _, blk := range all.OfType(kind.String()) {
+			name := blk.Labels[0]
+			if !hclsyntax.ValidIdentifier(name) {
+				diags = append(diags, &hcl.Diagnostic{
+					Severity: hcl.DiagError,
+					Summary:  fmt.Sprintf("Invalid %s name", kind),
+					Detail:   fmt.Sprintf("%q is not a valid name: chains refer to it as %s.NAME, so use letters, digits, underscores and dashes, starting with a letter.", name, kind),
+					Subject:  blk.LabelRanges[0].Ptr(),
+				})
+				continue
+			}
+			if first, ok := seen[name]; ok {
+				diags = append(diags, duplicateName(kind.String(), name, "defined", first, blk))
+				continue
+			}
+			seen[name] = blk
+			jobs = append(jobs, &job{kind: kind, blk: blk})
 		}
-		if first, ok := seen[name]; ok {
-			diags = append(diags, duplicateName(kind.String(), name, "defined", first, blk))
-			continue
-		}
-		seen[name] = blk
-		pb, d := l.pluginBlock(kind, blk, ctx)
-		diags = append(diags, d...)
-		l.blocks[kind] = append(l.blocks[kind], pb)
-		switch kind {
+	}
+	for _, j := range jobs {
+		// One at a time: starting a configuration's plugins side by side
+		// saves little on two cores and makes each start slower, and a
+		// start has its deadline.
+		j.pb, j.diags = l.pluginBlock(j.kind, j.blk, ctx)
+		diags = append(diags, j.diags...)
+		l.blocks[j.kind] = append(l.blocks[j.kind], j.pb)
+		switch j.kind {
 		case sdk.KindCollector:
-			l.cfg.Collectors[name] = pb
+			l.cfg.Collectors[j.pb.Name] = j.pb
 		case sdk.KindEvaluator:
-			l.cfg.Evaluators[name] = pb
+			l.cfg.Evaluators[j.pb.Name] = j.pb
 		case sdk.KindRealizer:
-			l.cfg.Realizers[name] = pb
+			l.cfg.Realizers[j.pb.Name] = j.pb
 		}
 	}
 	return diags

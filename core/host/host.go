@@ -8,7 +8,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -17,9 +16,11 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ebbscale/ebb/core/config"
 	"github.com/ebbscale/ebb/core/metrics"
@@ -45,16 +46,25 @@ type Options struct {
 	// Backoff is the first restart delay, doubled per quick death up to
 	// MaxBackoff; defaults 500ms and 30s.
 	Backoff, MaxBackoff time.Duration
+	// ValidatorIdle is how long a validation process may sit unused
+	// before it is stopped; default 1m.
+	ValidatorIdle time.Duration
 }
 
 // Host owns plugin processes.
 type Host struct {
 	opts Options
 
-	mu        sync.Mutex
-	infos     map[string]sdk.Info // by binary identity, see infoKey
-	pins      map[string]string   // plugin name -> the sha256 its Info was asked with
-	instances []*Instance
+	// answers caches what validation processes said (see validate.go).
+	answers  *answers
+	launches atomic.Int64
+	starts   *prometheus.CounterVec
+
+	mu         sync.Mutex
+	pins       map[string]string     // plugin name -> the sha256 its Info was asked with
+	sums       map[string]pinned     // by path: the last checksum that matched
+	validators map[string]*validator // by binary, kind and pin
+	instances  []*Instance
 }
 
 // New returns a Host.
@@ -74,7 +84,11 @@ func New(opts Options) *Host {
 	if opts.MaxBackoff == 0 {
 		opts.MaxBackoff = 30 * time.Second
 	}
-	return &Host{opts: opts, infos: map[string]sdk.Info{}, pins: map[string]string{}}
+	if opts.ValidatorIdle == 0 {
+		opts.ValidatorIdle = defaultValidatorIdle
+	}
+	return &Host{opts: opts, answers: newAnswers(maxAnswers), starts: startsCounter(opts.Metrics.Registry),
+		pins: map[string]string{}, sums: map[string]pinned{}, validators: map[string]*validator{}}
 }
 
 // SetPluginDir points the host at the configuration's plugin_dir; the config
@@ -193,15 +207,6 @@ func (h *Host) command(f Found) *exec.Cmd {
 	return cmd
 }
 
-// vet decides whether an external plugin may run: against its pin when it
-// has one, else by who could have written it (see trusted).
-func (h *Host) vet(f Found, pin string) ([]byte, error) {
-	if pin == "" && !f.Builtin {
-		return nil, trusted(f, h.pluginDir())
-	}
-	return checksum(f, pin)
-}
-
 // checksum verifies an external plugin against its pin before anything runs
 // it. The launcher checks again on the binary it starts; checking here gives
 // a clear message.
@@ -226,8 +231,15 @@ func checksum(f Found, pin string) ([]byte, error) {
 	return want, nil
 }
 
+// Launches is how many plugin processes the host has started, for tests
+// and benchmarks that count them.
+func (h *Host) Launches() int64 { return h.launches.Load() }
+
 // launch starts a plugin; ctx, when done, abandons the start.
-func (h *Host) launch(ctx context.Context, f Found, kind sdk.Kind, sum []byte, logger hclog.Logger) (*sdk.Process, error) {
+// purpose labels ebb_plugin_starts_total.
+func (h *Host) launch(ctx context.Context, f Found, kind sdk.Kind, sum []byte, logger hclog.Logger, purpose string) (*sdk.Process, error) {
+	h.launches.Add(1)
+	h.starts.WithLabelValues(f.Name, purpose).Inc()
 	p, err := sdk.Launch(h.command(f), sdk.LaunchOptions{
 		Kind:         kind,
 		SHA256:       sum,
@@ -252,154 +264,18 @@ type StartError struct {
 func (e *StartError) Error() string { return e.Err.Error() }
 func (e *StartError) Unwrap() error { return e.Err }
 
-// infoKey names a binary as it is now, so a replaced binary is asked again.
-func infoKey(f Found, pin string) string {
-	key := f.Name + "\x00" + f.Path + "\x00" + pin
-	if st, err := os.Stat(f.Path); err == nil {
-		key += fmt.Sprintf("\x00%d\x00%d", st.Size(), st.ModTime().UnixNano())
-	}
-	return key
-}
-
-// Info returns a plugin's info, starting it briefly the first time. It checks
-// that the plugin is of the kind the configuration uses it as.
-func (h *Host) Info(kind sdk.Kind, plugin, pin string) (sdk.Info, error) {
-	f, err := h.Find(plugin)
-	if err != nil {
-		return sdk.Info{}, err
-	}
-	sum, err := h.vet(f, pin)
-	if err != nil {
-		return sdk.Info{}, err
-	}
-	key := infoKey(f, pin)
-	h.mu.Lock()
-	info, ok := h.infos[key]
-	h.mu.Unlock()
-	if !ok {
-		info, err = h.readInfo(f, sum)
-		if err != nil {
-			return sdk.Info{}, err
-		}
-		h.mu.Lock()
-		h.infos[key] = info
-		h.mu.Unlock()
-	}
-	h.mu.Lock()
-	h.pins[plugin] = pin
-	h.mu.Unlock()
-	if kind != sdk.KindUnknown && info.Kind != kind {
-		return info, fmt.Errorf("plugin %q is a %v, not a %v", plugin, info.Kind, kind)
-	}
-	return info, nil
-}
-
-func (h *Host) readInfo(f Found, sum []byte) (sdk.Info, error) {
-	p, err := h.launch(context.Background(), f, sdk.KindUnknown, sum, h.opts.Logger.Named(f.Name))
-	if err != nil {
-		return sdk.Info{}, err
-	}
-	defer p.Kill()
-	ctx, cancel := context.WithTimeout(context.Background(), h.opts.StartTimeout)
-	defer cancel()
-	info, err := p.Plugin.Info(ctx)
-	if err != nil {
-		return sdk.Info{}, fmt.Errorf("plugin %q: Info: %w", f.Name, err)
-	}
-	if info.ProtocolVersion < sdk.MinProtocolVersion || info.ProtocolVersion > sdk.ProtocolVersion {
-		return sdk.Info{}, fmt.Errorf("plugin %q speaks protocol %d, this ebb speaks %d to %d", f.Name, info.ProtocolVersion, sdk.MinProtocolVersion, sdk.ProtocolVersion)
-	}
-	return info, nil
-}
-
-// ValidatePolicy asks an evaluator plugin to check a policy; it starts the
-// plugin briefly.
-func (h *Host) ValidatePolicy(plugin string, policy json.RawMessage) ([]sdk.PolicyProblem, error) {
-	var problems []sdk.PolicyProblem
-	err := h.briefly(sdk.KindEvaluator, plugin, "", func(ctx context.Context, p sdk.Plugin) (err error) {
-		ev, ok := p.(sdk.Evaluator)
-		if !ok {
-			return fmt.Errorf("plugin %q is not an evaluator", plugin)
-		}
-		problems, err = ev.ValidatePolicy(ctx, policy)
-		return err
-	})
-	return problems, err
-}
-
-var _ config.ConfigValidator = (*Host)(nil)
-
-// ValidateConfig asks a plugin of any kind to check a decoded config block
-// without applying it; it starts the plugin briefly. A plugin that does not
-// validate configs finds no problems.
-func (h *Host) ValidateConfig(kind sdk.Kind, plugin, pin string, config json.RawMessage) ([]sdk.Problem, error) {
-	var problems []sdk.Problem
-	err := h.briefly(kind, plugin, pin, func(ctx context.Context, p sdk.Plugin) (err error) {
-		if v, ok := p.(sdk.ConfigValidator); ok {
-			problems, err = v.ValidateConfig(ctx, config)
-		}
-		return err
-	})
-	return problems, err
-}
-
-// TargetIdentities asks a realizer plugin which platform object each target
-// means under config (see sdk.TargetIdentifier); it starts the plugin
-// briefly. sdk.ErrNoTargetIdentity: the plugin cannot tell.
-func (h *Host) TargetIdentities(plugin, pin string, config json.RawMessage, targets []string) ([]string, error) {
-	out := make([]string, len(targets))
-	err := h.briefly(sdk.KindRealizer, plugin, pin, func(ctx context.Context, p sdk.Plugin) (err error) {
-		ti, ok := p.(sdk.TargetIdentifier)
-		if !ok {
-			return sdk.ErrNoTargetIdentity
-		}
-		for i, t := range targets {
-			if out[i], err = ti.TargetIdentity(ctx, config, t); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-// briefly starts a plugin, makes one call with the start timeout as its
-// deadline, and stops it. The plugin is vetted with pin, or when pin is
-// empty with the pin the configuration gave it.
-func (h *Host) briefly(kind sdk.Kind, plugin, pin string, f func(context.Context, sdk.Plugin) error) error {
-	found, err := h.Find(plugin)
-	if err != nil {
-		return err
-	}
-	if pin == "" {
-		h.mu.Lock()
-		pin = h.pins[plugin]
-		h.mu.Unlock()
-	}
-	sum, err := h.vet(found, pin)
-	if err != nil {
-		return err
-	}
-	p, err := h.launch(context.Background(), found, kind, sum, h.opts.Logger.Named(plugin))
-	if err != nil {
-		return err
-	}
-	defer p.Kill()
-	ctx, cancel := context.WithTimeout(context.Background(), h.opts.StartTimeout)
-	defer cancel()
-	return f(ctx, p.Plugin)
-}
-
-// Close stops every instance's process.
+// Close stops every instance's process and every validation process.
 func (h *Host) Close() {
 	h.mu.Lock()
 	instances := h.instances
 	h.instances = nil
+	validators := h.validators
+	h.validators = map[string]*validator{}
 	h.mu.Unlock()
 	for _, i := range instances {
 		i.Stop()
+	}
+	for _, v := range validators {
+		v.close()
 	}
 }

@@ -139,15 +139,11 @@ func (i *Instance) noteFailure(err error) {
 }
 
 func (i *Instance) start(ctx context.Context) (*sdk.Process, error) {
-	f, err := i.h.Find(i.spec.Plugin)
+	b, err := i.h.binary(i.spec.Plugin, i.spec.SHA256)
 	if err != nil {
 		return nil, &StartError{Plugin: i.spec.Plugin, Err: err}
 	}
-	sum, err := i.h.vet(f, i.spec.SHA256)
-	if err != nil {
-		return nil, &StartError{Plugin: i.spec.Plugin, Err: err}
-	}
-	p, err := i.h.launch(ctx, f, i.spec.Kind, sum, i.logger)
+	p, err := i.h.launch(ctx, b.Found, i.spec.Kind, b.sum, i.logger, "run")
 	if err != nil {
 		return nil, err
 	}
