@@ -23,6 +23,7 @@ import (
 	"github.com/ebbscale/ebb/core/shard"
 	"github.com/ebbscale/ebb/core/state"
 	"github.com/ebbscale/ebb/emulator/ams"
+	dra "github.com/ebbscale/ebb/plugins/evaluator-dra"
 )
 
 // The replicas scenario's numbers: short leases so that every hand-over
@@ -426,26 +427,20 @@ type haDoc struct {
 	State state.ChainState
 }
 
-type draState struct {
-	NextSeq int64 `json:"next-seq"`
-	Units   map[string]*struct {
-		Restarts int64     `json:"restarts"`
-		SeenAt   time.Time `json:"seen-at"`
-	} `json:"units"`
-}
-
-func (d *haDoc) dra(t *testing.T) draState {
-	var s draState
+// dra decodes the chain's evaluator-dra state (binary since its 0.2.0)
+// with the evaluator's own decoder.
+func (d *haDoc) dra(t *testing.T) *dra.State {
 	if d == nil || len(d.State["dra"]) == 0 {
-		return s
+		return &dra.State{}
 	}
-	if err := json.Unmarshal(d.State["dra"], &s); err != nil {
+	s, err := dra.DecodeState(d.State["dra"])
+	if err != nil {
 		t.Fatalf("evaluator state: %v", err)
 	}
 	return s
 }
 
-func firstUnit(s draState) string {
+func firstUnit(s *dra.State) string {
 	for id := range s.Units {
 		return id
 	}
@@ -453,8 +448,11 @@ func firstUnit(s draState) string {
 }
 
 func (d *haDoc) restarts() int64 {
-	var s draState
-	if len(d.State["dra"]) == 0 || json.Unmarshal(d.State["dra"], &s) != nil {
+	if len(d.State["dra"]) == 0 {
+		return 0
+	}
+	s, err := dra.DecodeState(d.State["dra"])
+	if err != nil {
 		return 0
 	}
 	var n int64
