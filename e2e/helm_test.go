@@ -278,7 +278,19 @@ func TestHelmChart(t *testing.T) {
 
 	// state.backend=kubernetes: an upgrade to three replicas grants the
 	// runner its Leases and ConfigMaps, in the release namespace only.
-	c.apply(t, ctx, helmTemplate(t, helm, "-f", "testdata/helm-values.yaml", "--set", "state.backend=kubernetes,replicas=3"))
+	kube := helmTemplate(t, helm, "-f", "testdata/helm-values.yaml", "--set", "state.backend=kubernetes,replicas=3")
+	data, err := os.ReadFile(filepath.Join("..", "deploy", "runner-state-role.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wantRunner rbacv1.Role
+	if err := yaml.UnmarshalStrict(data, &wantRunner); err != nil {
+		t.Fatal(err)
+	}
+	if got := as[rbacv1.Role](t, find(kube, "Role", releaseName+"-runner")); !reflect.DeepEqual(got.Rules, wantRunner.Rules) {
+		t.Errorf("the chart's runner Role differs from deploy/runner-state-role.yaml (what e2e's replica test runs under):\n%+v\n%+v", got.Rules, wantRunner.Rules)
+	}
+	c.apply(t, ctx, kube)
 	waitAllowed(t, ctx, kubeconfig, authorizationv1.ResourceAttributes{Namespace: releaseNS, Verb: "create", Group: "coordination.k8s.io", Resource: "leases"})
 	l, err := asSA.CoordinationV1().Leases(releaseNS).Create(ctx, lease, metav1.CreateOptions{})
 	if err != nil {
@@ -287,8 +299,9 @@ func TestHelmChart(t *testing.T) {
 	if _, err := asSA.CoordinationV1().Leases(releaseNS).Update(ctx, l, metav1.UpdateOptions{}); err != nil {
 		t.Fatalf("renewing a Lease: %v", err)
 	}
-	err = asSA.CoordinationV1().Leases(releaseNS).Delete(ctx, l.Name, metav1.DeleteOptions{})
-	forbidden(t, "deleting a Lease (leader election never does)", err)
+	if err := asSA.CoordinationV1().Leases(releaseNS).Delete(ctx, l.Name, metav1.DeleteOptions{}); err != nil {
+		t.Fatalf("deleting a Lease (a replica's own heartbeat, at shutdown): %v", err)
+	}
 	st := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "ebb-state-helm"}, Data: map[string]string{"v": "1"}}
 	if st, err = asSA.CoreV1().ConfigMaps(releaseNS).Create(ctx, st, metav1.CreateOptions{}); err != nil {
 		t.Fatalf("creating a state ConfigMap: %v", err)
@@ -296,9 +309,10 @@ func TestHelmChart(t *testing.T) {
 	if _, err := asSA.CoreV1().ConfigMaps(releaseNS).Update(ctx, st, metav1.UpdateOptions{}); err != nil {
 		t.Fatalf("updating a state ConfigMap: %v", err)
 	}
-	if err := asSA.CoreV1().ConfigMaps(releaseNS).Delete(ctx, st.Name, metav1.DeleteOptions{}); err != nil {
-		t.Fatalf("deleting a state ConfigMap: %v", err)
-	}
+	err = asSA.CoreV1().ConfigMaps(releaseNS).Delete(ctx, st.Name, metav1.DeleteOptions{})
+	forbidden(t, "deleting a state ConfigMap (the state backend never does)", err)
+	_, err = asSA.CoreV1().ConfigMaps(releaseNS).List(ctx, metav1.ListOptions{})
+	forbidden(t, "listing ConfigMaps (the state backend reads its own by name)", err)
 	_, err = asSA.CoordinationV1().Leases(c.ns).Create(ctx, lease, metav1.CreateOptions{})
 	forbidden(t, "creating a Lease outside the release namespace", err)
 	_, err = asSA.CoreV1().ConfigMaps(c.ns).List(ctx, metav1.ListOptions{})

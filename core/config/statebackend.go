@@ -159,6 +159,9 @@ func (l *loader) stateBlock(b *hcl.Block, ctx *hcl.EvalContext) hcl.Diagnostics 
 	if a, ok := attrs["path"]; ok {
 		diags = append(diags, attrError(a, "Setting of another backend", fmt.Sprintf("path applies to backend = %q only: the kubernetes backend keeps its state in ConfigMaps.", BackendBolt)))
 	}
+	if a, ok := attrs["keep_for"]; ok {
+		diags = append(diags, attrError(a, "Setting of another backend", fmt.Sprintf("keep_for applies to backend = %q only: the kubernetes backend bounds a chain's log by keep_decisions and by its ConfigMap's size.", BackendBolt)))
+	}
 	// Every round rewrites a chain's whole ConfigMap: its log is kept short
 	// unless asked otherwise, and never past what fits an object.
 	if a, ok := attrs["keep_decisions"]; !ok {

@@ -43,6 +43,8 @@ func TestStateBackendBad(t *testing.T) {
 		{"state {\n  backend = \"kubernetes\"\n  lease_duration = \"5s\"\n  renew_deadline = \"5s\"\n}", `3:20: Invalid lease timing: renew_deadline 5s must be shorter than lease_duration 5s`},
 		{"state {\n  backend = \"kubernetes\"\n  lease_duration = \"1500ms\"\n}", `3:20: Invalid lease timing: lease_duration 1.5s must be whole seconds`},
 		{"state {\n  backend = \"kubernetes\"\n  in_cluster = true\n  kubeconfig = \"k\"\n}", `in_cluster cannot be combined with kubeconfig`},
+		{"state {\n  backend = \"kubernetes\"\n  keep_for = \"1h\"\n}", `3:14: Setting of another backend: keep_for applies to backend = "bbolt" only`},
+		{"state {\n  backend = \"kubernetes\"\n  keep_decisions = 5000\n}", `3:20: Invalid keep_decisions: keep_decisions must be at most 1000 with backend = "kubernetes"`},
 		{"state {\n  backend = \"kubernetes\"\n  lease = \"5s\"\n}", `3:3: Unsupported argument: An argument named "lease" is not expected here`},
 	}
 	for _, tt := range tests {
