@@ -328,6 +328,12 @@ func run(parent context.Context, a runArgs) error {
 	defer b.close()
 	a.backend = b
 	r := runner.New(a.cfg, runner.Options{Host: a.host, Store: b.store, Owner: b.owner, Metrics: a.metrics, Logger: a.logger})
+	stopPprof, err := startPprof(a.logger)
+	if err != nil {
+		a.host.Close()
+		return err
+	}
+	defer stopPprof()
 
 	api, err := startAPI(r.Handler(), a.httpAddr, guardSettings(a.cfg), a.logger)
 	if err != nil {
