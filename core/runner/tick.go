@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"github.com/hashicorp/go-hclog"
-
 )
 
 // From the schedule to rounds and back: the scheduler's ticks become
