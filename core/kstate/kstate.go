@@ -271,37 +271,8 @@ func (s *Store) setBusy(chain string, b bool) {
 	}
 }
 
-// SaveRound replaces a chain's states and, when set, its outcomes.
-func (s *Store) SaveRound(chain string, st state.ChainState, outcomes state.ChainState) error {
-	err := s.mutate(chain, func(d *doc) error {
-		if st != nil {
-			d.State = st
-		}
-		if outcomes != nil {
-			d.Outcomes = outcomes
-		}
-		return nil
-	})
-	if err != nil {
-		// The runner gives the round up here, without the Update that
-		// would end it.
-		s.setBusy(chain, false)
-		return fmt.Errorf("saving state of chain %q: %w", chain, err)
-	}
-	return nil
-}
-
-// Update rewrites a record already in the log (to set its outcome).
-func (s *Store) Update(chain string, r state.Record) error {
-	defer s.setBusy(chain, false)
-	if err := s.mutate(chain, func(d *doc) error { return d.replace(r) }); err != nil {
-		return fmt.Errorf("updating the decision log of chain %q: %w", chain, err)
-	}
-	return nil
-}
-
-// Finish is SaveRound(chain, nil, outcomes) and Update(chain, r) in one
-// write: the round's final outcomes with its final record.
+// Finish writes the round's final outcomes with its final record (the one
+// Commit appended, now with its status), and ends the round (Busy).
 func (s *Store) Finish(chain string, outcomes state.ChainState, r state.Record) error {
 	defer s.setBusy(chain, false)
 	err := s.mutate(chain, func(d *doc) error {

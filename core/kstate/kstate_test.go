@@ -142,8 +142,8 @@ func TestFinishAndBusy(t *testing.T) {
 	if string(o["dra"]) != "final" || len(recs) != 1 || recs[0].Status != "failed" || recs[0].Error != "boom" {
 		t.Fatalf("after Finish: outcomes %q, log %+v", o, recs)
 	}
-	if err := s2.Update("c", state.Record{Seq: 99}); err == nil || !strings.Contains(err.Error(), "no record 99") {
-		t.Fatalf("Update of a record not in the log: %v", err)
+	if err := s2.Finish("c", nil, state.Record{Seq: 99}); err == nil || !strings.Contains(err.Error(), "no record 99") {
+		t.Fatalf("Finish of a record not in the log: %v", err)
 	}
 }
 
