@@ -250,7 +250,7 @@ func (s *Store) Commit(chain string, st state.ChainState, r *state.Record, outco
 	return nil
 }
 
-// Busy is true between a chain's Commit and the Update or Finish that ends
+// Busy is true between a chain's Commit and the Finish that ends
 // its round: it may be realizing now.
 func (s *Store) Busy(chain string) bool {
 	s.mu.Lock()
