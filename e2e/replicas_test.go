@@ -74,7 +74,7 @@ evaluator "dra" {
 realizer "local" {
   plugin = "realizer-process"
   config {
-    command       = ["/bin/sh", "-c", "echo {unit} >> {{.Starts}}; exec {{.Sleep}} 600"]
+    command       = ["/bin/sh", "-c", "echo {unit} $$ >> {{.Starts}}; exec {{.Sleep}} 600"]
     state-dir     = "{{.Units}}"
     drain-timeout = "2s"
   }
@@ -352,33 +352,50 @@ func TestReplicasShareChains(t *testing.T) {
 	}
 
 	// No unit created twice: every start of a unit's process (the units
-	// write one line each to the starts file) is its creation or a restart
-	// some replica decided; and each chain ends with the one unit its floor
-	// wants, in the evaluator's state and on the platform (the pid files).
-	restarts := map[string]int{}
+	// write one line each to the starts file) is an add or a restart of it
+	// that a committed round decided (and checkExclusive put every commit
+	// inside its replica's holding); and each chain ends with the one unit
+	// its floor wants, in the evaluator's state and on the platform (the pid
+	// files). An add is repeated while the unit is not in the inventory
+	// yet, so it may permit a start that the realizer then does not make.
+	decided := map[string]int{}
 	for _, id := range ids {
 		for _, e := range logs[id] {
 			// Committed is logged before realizing: a replica killed
 			// while realizing has still logged its round.
 			if e.Msg == "round committed" {
-				for _, m := range restartedUnit.FindAllStringSubmatch(e.Summary, -1) {
-					restarts[m[1]]++
+				for _, u := range decidedStarts(e.Summary) {
+					decided[u]++
 				}
 			}
 		}
 	}
 	starts := map[string]int{}
+	running := map[string][]string{} // unit -> pids of its processes still running
 	if b, err := os.ReadFile(startsFile); err == nil {
-		for _, u := range strings.Fields(string(b)) {
+		for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+			u, pid, _ := strings.Cut(line, " ")
 			starts[u]++
+			// The shell execs sleep, so the pid it wrote is the unit's.
+			if cmd, err := os.ReadFile("/proc/" + pid + "/cmdline"); err == nil && strings.Contains(string(cmd), "sleep") {
+				running[u] = append(running[u], pid)
+			}
+		}
+	}
+	if len(running) < haChains {
+		t.Errorf("%d units run at the end, want one per chain (%d)", len(running), haChains)
+	}
+	for u, pids := range running {
+		if len(pids) > 1 {
+			t.Errorf("unit %s runs as %d processes at once (pids %v): created twice", u, len(pids), pids)
 		}
 	}
 	if len(starts) < haChains {
 		t.Errorf("the starts file names %d units, want at least %d", len(starts), haChains)
 	}
 	for u, n := range starts {
-		if n > 1+restarts[u] {
-			t.Errorf("unit %s started %d times, with %d restarts decided: created twice", u, n, restarts[u])
+		if n > decided[u] {
+			t.Errorf("unit %s started %d times, with %d adds and restarts decided: created twice", u, n, decided[u])
 		}
 	}
 	docs := h.read()
@@ -543,8 +560,17 @@ type logEvent struct {
 	Summary string `json:"summary"`
 }
 
-// restartedUnit finds the units a decision's summary restarts: "restart u-1".
-var restartedUnit = regexp.MustCompile(`restart ([^ ;,]+)`)
+// decidedStarts lists the units a decision's summary (sdk.Decision.Summary)
+// adds or restarts: "+2 units (u-1,u-2); restart u-3,u-4".
+func decidedStarts(summary string) []string {
+	var out []string
+	for _, m := range decidedUnits.FindAllStringSubmatch(summary, -1) {
+		out = append(out, strings.Split(m[1]+m[2], ",")...)
+	}
+	return out
+}
+
+var decidedUnits = regexp.MustCompile(`\+\d+ units? \(([^)]+)\)|restart ([^ ;]+)`)
 
 func (e logEvent) time() time.Time {
 	ts, _ := time.Parse(time.RFC3339Nano, e.TS)
@@ -674,6 +700,19 @@ func killUnits(t *testing.T, dir string) {
 	for _, u := range pidFiles(t, dir) {
 		if u.Pid > 1 {
 			_ = syscall.Kill(-u.Pid, syscall.SIGKILL)
+		}
+	}
+}
+
+func TestDecidedStarts(t *testing.T) {
+	for summary, want := range map[string]string{
+		"+1 unit (g-010-1)":                   "g-010-1",
+		"+2 units (u-1,u-2); restart u-3,u-4": "u-1 u-2 u-3 u-4",
+		"drain u-1; restart u-2":              "u-2",
+		"no action":                           "",
+	} {
+		if got := strings.Join(decidedStarts(summary), " "); got != want {
+			t.Errorf("decidedStarts(%q) = %q, want %q", summary, got, want)
 		}
 	}
 }
