@@ -93,9 +93,6 @@ func (r *Runner) commit(ctx context.Context, ch *config.Chain, p chainPlugins, e
 	if !ev.Decision.HasActions() {
 		ev.Record.Status = "skipped"
 	}
-	// Rounds without actions that differ only in the figures of their
-	// reason are kept as one record in the decision log.
-	ev.Record.Shape = reasonShape(ev.Record.Reason)
 	if store != nil {
 		// State, decision and the pending outcome commit together: state
 		// without its logged decision would remember a scale-up that never
@@ -268,11 +265,14 @@ func (r *Runner) record(ev *Evaluation) state.Record {
 	}
 	raw, _ := jsontext.Marshal(ev.Decision)
 	return state.Record{
-		At:              ev.At,
-		Target:          ev.Target,
-		Direction:       ev.Decision.Direction().String(),
-		Summary:         ev.Decision.Summary(),
-		Reason:          ev.Decision.Reason,
+		At:        ev.At,
+		Target:    ev.Target,
+		Direction: ev.Decision.Direction().String(),
+		Summary:   ev.Decision.Summary(),
+		Reason:    ev.Decision.Reason,
+		// Rounds without actions whose reasons differ only in figures are
+		// kept as one record in the decision log, and logged at info once.
+		Shape:           reasonShape(ev.Decision.Reason),
 		DemandTasks:     ev.Snapshot.Demand.Tasks(),
 		PendingTables:   ev.Snapshot.Demand.PendingTables,
 		CurrentCapacity: capNow,

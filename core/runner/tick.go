@@ -130,8 +130,8 @@ func (r *Runner) log(l *chainLoop, ev *Evaluation, err error) {
 	switch {
 	case ev.Decision.HasActions():
 		level, l.loggedReason = hclog.Info, ""
-	case reasonShape(ev.Record.Reason) != l.loggedReason:
-		level, l.loggedReason = hclog.Info, reasonShape(ev.Record.Reason)
+	case ev.Record.Shape != l.loggedReason:
+		level, l.loggedReason = hclog.Info, ev.Record.Shape
 	}
 	l.mu.Unlock()
 	args := []any{"chain", ev.Chain, "target", ev.Target,
