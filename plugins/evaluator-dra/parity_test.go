@@ -448,7 +448,7 @@ func TestParityPolicyChecks(t *testing.T) {
 					DrainTimeout: sdk.Duration(15 * time.Minute)}
 				// ebb's own attributes, which Amoro does not have.
 				p.ScaleUpCooldown, p.BootTimeout, p.AutoRestart = 0, 0, AutoRestart{}
-				p.BacklogStep, p.ScaleDownStep, p.ColdBacklogTimeout = "", "", nil
+				p.BacklogStep, p.ScaleDownStep, p.UnitSize, p.ColdBacklogTimeout = "", "", "", nil
 				if !reflect.DeepEqual(p, want) {
 					t.Errorf("got %+v\nwant %+v", p, want)
 				}

@@ -39,6 +39,8 @@ type Policy struct {
 	// scale-down (steps.go); the defaults are Amoro's.
 	BacklogStep   string `json:"backlog-step"`
 	ScaleDownStep string `json:"scale-down-step"`
+	// UnitSize: whole units of ExecutorParallelism, or a fitted last unit.
+	UnitSize string `json:"unit-size"`
 	// ColdBacklogTimeout replaces SchedulerBacklogTimeout for the first
 	// scale-up when the group has no capacity at all; unset (nil) means
 	// the same, 0 means at once.
@@ -68,6 +70,7 @@ func DefaultPolicy() Policy {
 		BootTimeout:             sdk.Duration(3 * time.Minute),
 		BacklogStep:             BacklogStepRamp,
 		ScaleDownStep:           ScaleDownStepOne,
+		UnitSize:                UnitSizeWhole,
 		AutoRestart: AutoRestart{
 			Enabled:     false,
 			MaxRetries:  5,
@@ -95,7 +98,7 @@ func PolicySchema() sdk.Schema {
 			{Name: "max-parallelism", Type: sdk.TypeNumber, Required: true,
 				Description: "Ceiling in threads (required). Above it (after lowering it) units are drained down to it."},
 			{Name: "executor-parallelism", Type: sdk.TypeNumber, Default: d.ExecutorParallelism,
-				Description: "Threads per unit (one optimizer process): every unit has exactly this many; 1 to max-parallelism."},
+				Description: "Threads per unit (one optimizer process): every unit has exactly this many, or at most this many with unit-size \"fit\"; 1 to max-parallelism."},
 			{Name: "executor-idle-timeout", Type: sdk.TypeDuration, Default: dur(d.ExecutorIdleTimeout),
 				Description: "Drain a unit once it has been idle this long (and there is no demand); at least 30s."},
 			{Name: "scheduler-backlog-timeout", Type: sdk.TypeDuration, Default: dur(d.SchedulerBacklogTimeout),
@@ -116,6 +119,8 @@ func PolicySchema() sdk.Schema {
 				Description: "How long a backlog must last before the first scale-up when no unit runs or boots (a cold start); 0s: at once; unset: scheduler-backlog-timeout."},
 			{Name: "scale-down-step", Type: sdk.TypeString, Default: d.ScaleDownStep,
 				Description: "Units one scale-down round drains: \"one\" (the longest idle, as Amoro) or \"idle\" (every unit idle past executor-idle-timeout that the floor and the tasks do not need)."},
+			{Name: "unit-size", Type: sdk.TypeString, Default: d.UnitSize,
+				Description: "Threads of the units a scale-up adds: \"whole\" (executor-parallelism each, as Amoro) or \"fit\" (the last unit only the threads still short, at least 1)."},
 		},
 		Blocks: []sdk.Block{{
 			Name:        "auto-restart",
@@ -204,6 +209,8 @@ func CheckPolicy(raw json.RawMessage) (Policy, []sdk.PolicyProblem) {
 			decodeChoice(v, &p.BacklogStep, backlogSteps, key, add)
 		case "scale-down-step":
 			decodeChoice(v, &p.ScaleDownStep, scaleDownSteps, key, add)
+		case "unit-size":
+			decodeChoice(v, &p.UnitSize, unitSizes, key, add)
 		case "cold-backlog-timeout":
 			if string(bytes.TrimSpace(v)) == "null" { // unset: the schema has no default
 				continue

@@ -30,14 +30,14 @@ func TestCheckPolicy(t *testing.T) {
 		{name: "full", policy: `{"min-parallelism":4,"max-parallelism":64,"executor-parallelism":4,"executor-idle-timeout":"2m",
 			"scheduler-backlog-timeout":"10s","sustained-backlog-timeout":"5s","scale-up-cooldown":"1s","scale-down-cooldown":"30s",
 			"drain-timeout":"1h","boot-timeout":"90s","auto-restart":{"enabled":true,"max-retries":2,"grace-period":"1m"},
-			"backlog-step":"shortfall","scale-down-step":"idle"}`,
+			"backlog-step":"shortfall","scale-down-step":"idle","unit-size":"fit"}`,
 			check: func(t *testing.T, p Policy) {
 				want := Policy{MinParallelism: 4, MaxParallelism: 64, ExecutorParallelism: 4,
 					ExecutorIdleTimeout: sdk.Duration(2 * time.Minute), SchedulerBacklogTimeout: sdk.Duration(10 * time.Second),
 					SustainedBacklogTimeout: sdk.Duration(5 * time.Second), ScaleUpCooldown: sdk.Duration(time.Second), ScaleDownCooldown: sdk.Duration(30 * time.Second),
 					DrainTimeout: sdk.Duration(time.Hour), BootTimeout: sdk.Duration(90 * time.Second),
 					AutoRestart: AutoRestart{Enabled: true, MaxRetries: 2, GracePeriod: sdk.Duration(time.Minute)},
-					BacklogStep: BacklogStepShortfall, ScaleDownStep: ScaleDownStepIdle}
+					BacklogStep: BacklogStepShortfall, ScaleDownStep: ScaleDownStepIdle, UnitSize: UnitSizeFit}
 				if !reflect.DeepEqual(p, want) {
 					t.Errorf("got %+v\nwant %+v", p, want)
 				}

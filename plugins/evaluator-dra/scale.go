@@ -91,27 +91,41 @@ func (r *round) enforceCeiling() {
 	r.note("%s, %d -> %d threads", msg, before, r.effective)
 }
 
-// allowed is how many whole units fit below the ceiling: none when fewer
-// than executor-parallelism threads remain (Amoro's allowedInstances).
-func (r *round) allowed() int64 {
-	return max(0, (r.p.MaxParallelism-r.effective)/r.p.ExecutorParallelism)
+// room is how many threads a scale-up may add below the ceiling: whole
+// units only (Amoro's allowedInstances x K), or every thread left with
+// unit-size "fit".
+func (r *round) room() int64 {
+	left := max(0, r.p.MaxParallelism-r.effective)
+	if r.p.UnitSize == UnitSizeFit {
+		return left
+	}
+	return left / r.p.ExecutorParallelism * r.p.ExecutorParallelism
 }
 
-// fillFloor adds whole units at once, without timers, until min-parallelism
-// is covered: ceil(deficit / executor-parallelism) units, as many as fit.
+// fillFloor adds units at once, without timers, until min-parallelism is
+// covered, as far as the ceiling allows.
 func (r *round) fillFloor() {
 	r.resetBacklog()
 	k := r.p.ExecutorParallelism
 	before := r.effective
-	n := min(ceilDiv(r.p.MinParallelism-r.effective, k), r.allowed())
-	if n <= 0 {
+	threads := min(r.roundUp(r.p.MinParallelism-r.effective), r.room())
+	if threads <= 0 {
 		r.note("below the floor: %d threads < min-parallelism %d, but fewer than %d threads (one unit) remain below max-parallelism %d",
 			before, r.p.MinParallelism, k, r.p.MaxParallelism)
 		return
 	}
-	sizes := r.addUnits(n)
+	sizes := r.addThreads(threads)
 	r.st.LastScaleUp = r.now
 	r.note("below the floor: %d threads < min-parallelism %d: %s, %d -> %d threads", before, r.p.MinParallelism, describeSizes(sizes), before, r.effective)
+}
+
+// roundUp is the threads a scale-up adds to cover a need of n threads:
+// whole units, or exactly n with unit-size "fit".
+func (r *round) roundUp(n int64) int64 {
+	if r.p.UnitSize == UnitSizeFit {
+		return n
+	}
+	return ceilDiv(n, r.p.ExecutorParallelism) * r.p.ExecutorParallelism
 }
 
 // scaleUp applies both demand layers and reports whether there was demand.
@@ -121,6 +135,21 @@ func (r *round) scaleUp() bool {
 	// Future demand: pending tables while every thread is busy (with no
 	// units at all nothing plans, so pending tables are the only signal).
 	future := d.PendingTables > 0 && (r.effective == 0 || max(r.busy, r.busyTasks) >= r.effective)
+	probe := r.p.ExecutorParallelism // Amoro's probe: one unit
+	if (r.p.UnitSize == UnitSizeFit || r.p.BacklogStep == BacklogStepShortfall) && max(r.busy, r.busyTasks) >= r.registered {
+		// Each pending table plans at least one task, and each booting
+		// thread will take one: the tables they leave uncovered are
+		// demand already measured. A shortfall step covers them all at
+		// once (a cold burst on many tables needs one boot, not a probe's
+		// boot and then another); a fitted probe covers up to a unit's
+		// worth, so tables that arrive while a small unit boots do not
+		// wait for it and then for another boot.
+		unmet := d.PendingTables - r.inflight
+		future, probe = unmet > 0, r.roundUp(unmet)
+		if r.p.BacklogStep != BacklogStepShortfall {
+			probe = min(probe, r.p.ExecutorParallelism)
+		}
+	}
 	if shortfall == 0 && !future {
 		// A degraded snapshot may lack the demand (a collector is down):
 		// missing data is not an empty queue, so the backlog's timers and
@@ -158,8 +187,8 @@ func (r *round) scaleUp() bool {
 		what = fmt.Sprintf("%d pending tables with all %d threads busy", d.PendingTables, r.effective)
 	}
 	k := r.p.ExecutorParallelism
-	allowed := r.allowed()
-	if allowed == 0 {
+	room := r.room()
+	if room == 0 {
 		r.st.Ramp = 1
 		if r.effective >= r.p.MaxParallelism {
 			r.note("%s for %s, but at max-parallelism %d", what, fmtDur(lasted), r.p.MaxParallelism)
@@ -192,11 +221,12 @@ func (r *round) scaleUp() bool {
 	before := r.effective
 	if shortfall > 0 {
 		ramp := max(r.st.Ramp, 1)
-		want := ceilDiv(shortfall, k)
+		need := r.roundUp(shortfall) // the threads the backlog needs
+		step := ramp * k
 		if r.p.BacklogStep == BacklogStepShortfall {
-			ramp = want // the whole shortfall is this round's step
+			step = need // the whole shortfall is this round's step
 		}
-		n := min(ramp, want, allowed)
+		threads := min(step, need, room)
 		// Spark's rule (ExecutorAllocationManager.addExecutors): the ramp
 		// doubles when the full increment was granted; a round capped by
 		// the backlog or the ceiling resets it. Amoro doubles whenever the
@@ -205,25 +235,25 @@ func (r *round) scaleUp() bool {
 		switch {
 		case r.p.BacklogStep == BacklogStepShortfall:
 			r.st.Ramp = 1
-			if n < want {
+			if threads < need {
 				capped = fmt.Sprintf(", capped by max-parallelism %d", r.p.MaxParallelism)
 			}
-		case n == ramp:
+		case threads == step:
 			r.st.Ramp = min(ramp*2, maxRamp)
-		case n == allowed && allowed < want:
+		case threads == room && room < need:
 			r.st.Ramp, capped = 1, fmt.Sprintf(", capped by max-parallelism %d", r.p.MaxParallelism)
 		default:
 			r.st.Ramp, capped = 1, ", capped by the backlog"
 		}
-		sizes := r.addUnits(n)
-		step := fmt.Sprintf("ramp %d", ramp)
+		sizes := r.addThreads(threads)
+		how := fmt.Sprintf("ramp %d", ramp)
 		if r.p.BacklogStep == BacklogStepShortfall {
-			step = "backlog-step shortfall"
+			how = "backlog-step shortfall"
 		}
-		r.note("%s %s: %s (%s%s), %d -> %d threads", what, when, describeSizes(sizes), step, capped, before, r.effective)
+		r.note("%s %s: %s (%s%s), %d -> %d threads", what, when, describeSizes(sizes), how, capped, before, r.effective)
 	} else {
 		r.st.Ramp = 1
-		sizes := r.addUnits(1)
+		sizes := r.addThreads(min(probe, room))
 		r.note("%s %s: pre-warm %s, %d -> %d threads", what, when, describeSizes(sizes), before, r.effective)
 	}
 	r.st.NextAddAt = r.now.Add(r.p.SustainedBacklogTimeout.D())
@@ -304,16 +334,16 @@ func (r *round) scaleDown() {
 	}
 }
 
-// addUnits requests n units of exactly executor-parallelism threads each:
-// the pod size the user sized memory for (Amoro's threadCount = K).
-func (r *round) addUnits(n int64) []int64 {
-	if n <= 0 {
-		return nil
-	}
-	size := r.p.ExecutorParallelism
-	sizes := make([]int64, n)
-	for i := range sizes {
-		sizes[i] = size
+// addThreads requests units for the given threads: executor-parallelism
+// each (the pod size the user sized memory for, Amoro's threadCount = K),
+// the last one smaller when threads is not a multiple of it (unit-size
+// "fit" only: roundUp and room keep whole steps whole).
+func (r *round) addThreads(threads int64) []int64 {
+	var sizes []int64
+	for threads > 0 {
+		size := min(threads, r.p.ExecutorParallelism)
+		threads -= size
+		sizes = append(sizes, size)
 		id := r.nextID()
 		r.known[id] = true
 		r.st.Units[id] = &UnitState{Size: size, RequestedAt: r.now}

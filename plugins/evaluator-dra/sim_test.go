@@ -265,9 +265,10 @@ func checkInvariants(t *testing.T, req sdk.EvaluateRequest, resp sdk.EvaluateRes
 		if _, ok := prev.Units[a.UnitID]; ok {
 			continue // a repeated request for a unit already counted
 		}
-		// Whole units: exactly executor-parallelism threads, always.
-		if a.Size != p.ExecutorParallelism {
-			t.Errorf("unit %s of size %d, not executor-parallelism %d", a.UnitID, a.Size, p.ExecutorParallelism)
+		// Whole units: exactly executor-parallelism threads, always; with
+		// unit-size "fit" at least one and at most that.
+		if fit := p.UnitSize == UnitSizeFit; (!fit && a.Size != p.ExecutorParallelism) || (fit && (a.Size < 1 || a.Size > p.ExecutorParallelism)) {
+			t.Errorf("unit %s of size %d, not executor-parallelism %d (unit-size %s)", a.UnitID, a.Size, p.ExecutorParallelism, p.UnitSize)
 		}
 		if _, ok := units[a.UnitID]; ok {
 			t.Errorf("adds %s, which exists", a.UnitID)

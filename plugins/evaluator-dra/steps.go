@@ -25,11 +25,19 @@ const (
 	// executor-idle-timeout that the floor and the remaining tasks do not
 	// need.
 	ScaleDownStepIdle = "idle"
+	// UnitSizeWhole gives every unit executor-parallelism threads.
+	UnitSizeWhole = "whole"
+	// UnitSizeFit gives a step's last unit only the threads still short
+	// (at least one), so a lone task does not pay for a whole unit's boot
+	// and idle time, and the threads below the ceiling that make less
+	// than a unit can still be used.
+	UnitSizeFit = "fit"
 )
 
 var (
 	backlogSteps   = []string{BacklogStepRamp, BacklogStepShortfall}
 	scaleDownSteps = []string{ScaleDownStepOne, ScaleDownStepIdle}
+	unitSizes      = []string{UnitSizeWhole, UnitSizeFit}
 )
 
 // decodeChoice accepts one of a fixed set of strings.

@@ -1,6 +1,7 @@
 package dra
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -106,5 +107,83 @@ func TestColdBacklogTimeout(t *testing.T) {
 	dflt.step(0)
 	if d := dflt.step(10 * time.Second); countNew(dflt) != 0 {
 		t.Errorf("without cold-backlog-timeout a cold start waits scheduler-backlog-timeout: %s", d.Reason)
+	}
+}
+
+// newSizes are the sizes of the latest decision's new units, in order.
+func newSizes(s *sim) []int64 {
+	var out []int64
+	for _, a := range s.log[len(s.log)-1].Add {
+		if s.units[a.UnitID].rounds == 0 {
+			out = append(out, a.Size)
+		}
+	}
+	return out
+}
+
+// With unit-size "fit" a step's last unit takes only the threads still
+// short, and the threads below the ceiling that make less than a unit are
+// used; whole units stay Amoro's.
+func TestUnitSizeFit(t *testing.T) {
+	const base = `{"executor-parallelism":4,"scheduler-backlog-timeout":"10s","cold-backlog-timeout":"0s","backlog-step":"shortfall"`
+	for _, c := range []struct {
+		name, policy string
+		planned      int64
+		want         []int64
+	}{
+		{"whole units round the shortfall up", base + `,"max-parallelism":64}`, 9, []int64{4, 4, 4}},
+		{"fit: the last unit takes the rest", base + `,"max-parallelism":64,"unit-size":"fit"}`, 9, []int64{4, 4, 1}},
+		{"whole units stop a unit short of the ceiling", base + `,"max-parallelism":10}`, 20, []int64{4, 4}},
+		{"fit: up to the ceiling", base + `,"max-parallelism":10,"unit-size":"fit"}`, 20, []int64{4, 4, 2}},
+		{"fit: one task, one thread", base + `,"max-parallelism":64,"unit-size":"fit"}`, 1, []int64{1}},
+	} {
+		s := newSim(t, c.policy)
+		s.bootRounds = 10
+		s.demand = sdk.Demand{PlannedTasks: c.planned}
+		d := s.step(0)
+		if got := newSizes(s); !slices.Equal(got, c.want) {
+			t.Errorf("%s: new unit sizes %v, want %v (%s)", c.name, got, c.want, d.Reason)
+		}
+	}
+}
+
+// Pending tables with every thread busy (or none at all) are demand not yet
+// planned: Amoro probes with one unit; a shortfall step covers each table
+// that booting threads leave uncovered, and a fitted probe covers up to a
+// unit's worth; a table that arrives while a fitted unit boots gets its own.
+func TestProbeSizedToPendingTables(t *testing.T) {
+	const base = `{"executor-parallelism":4,"max-parallelism":64,"scheduler-backlog-timeout":"10s","sustained-backlog-timeout":"10s","scale-up-cooldown":"1s","cold-backlog-timeout":"0s"`
+	for _, c := range []struct {
+		name, policy string
+		want         []int64
+	}{
+		{"Amoro's probe: one unit", base + `}`, []int64{4}},
+		{"fit: a unit's worth at most", base + `,"unit-size":"fit"}`, []int64{4}},
+		{"shortfall: every table", base + `,"backlog-step":"shortfall"}`, []int64{4, 4, 4}},
+		{"shortfall and fit: every table, exactly", base + `,"backlog-step":"shortfall","unit-size":"fit"}`, []int64{4, 4, 1}},
+	} {
+		s := newSim(t, c.policy)
+		s.bootRounds = 10
+		s.demand = sdk.Demand{PendingTables: 9}
+		d := s.step(0)
+		if got := newSizes(s); !slices.Equal(got, c.want) {
+			t.Errorf("%s: cold start on 9 pending tables added %v, want %v (%s)", c.name, got, c.want, d.Reason)
+		}
+	}
+
+	s := newSim(t, base+`,"unit-size":"fit"}`)
+	s.bootRounds = 10
+	s.demand = sdk.Demand{PendingTables: 1}
+	s.step(0)
+	if got := newSizes(s); !slices.Equal(got, []int64{1}) {
+		t.Fatalf("one pending table: %v, want one thread", got)
+	}
+	if d := s.step(10 * time.Second); countNew(s) != 0 {
+		t.Errorf("the booting thread covers the one table, but more was added: %s", d.Reason)
+	}
+	s.demand.PendingTables = 2
+	s.step(10 * time.Second) // the group is warm: scheduler-backlog-timeout
+	if d := s.step(10 * time.Second); !slices.Equal(newSizes(s), []int64{1}) {
+		t.Errorf("a second table while the first unit boots: %v, want one more thread (%s)", newSizes(s), d.Reason)
 	}
 }
