@@ -64,6 +64,8 @@ func Compare(ctx context.Context, w World, chain Policy, params json.RawMessage,
 	if err != nil {
 		return nil, err
 	}
+	oracle.BootBoundThreadSec = BootBound(oracle.spans, 1, w.BootDelay)
+	oracle.BootBoundUnitThreadSec = BootBound(oracle.spans, p.K, w.BootDelay)
 	var results []*Result
 	for _, name := range PolicyNames {
 		if !want[name] {

@@ -33,7 +33,13 @@ type Result struct {
 	UnderTimesharePct    float64 `json:"under_provisioning_timeshare_pct"`
 	OverTimesharePct     float64 `json:"over_provisioning_timeshare_pct"`
 	InstabilityPct       float64 `json:"instability_pct"`
-	Series               Series  `json:"-"`
+	// The oracle's only (BootBound): the least any policy whose units
+	// boot for the world's boot delay pays to start every task when the
+	// oracle does, in units of one thread and of executor-parallelism.
+	BootBoundThreadSec     float64 `json:"boot_bound_thread_seconds,omitempty"`
+	BootBoundUnitThreadSec float64 `json:"boot_bound_unit_thread_seconds,omitempty"`
+	Series                 Series  `json:"-"`
+	spans                  []span
 }
 
 // Waits are how long tasks waited from submission until a thread took them.
@@ -57,6 +63,7 @@ type account struct {
 	tasks, finished int
 	deadline        time.Time
 	waits           []float64
+	spans           []span
 	submits         []time.Time // of rows, to count unfinished waits
 	lastFinish      time.Time
 	prov, used      float64
@@ -97,6 +104,7 @@ func newAccount(w World, name string) *account {
 func (a *account) taskDone(d ams.TaskDone) {
 	a.finished++
 	a.waits = append(a.waits, d.Started.Sub(d.Submitted).Seconds())
+	a.spans = append(a.spans, span{d.Started, d.Finished})
 	if d.Finished.After(a.lastFinish) {
 		a.lastFinish = d.Finished
 	}
@@ -164,7 +172,7 @@ func (a *account) finish(now time.Time, v ams.GroupView) {
 func (a *account) result() *Result {
 	r := &Result{Policy: a.policy, Tasks: a.tasks, Unfinished: a.tasks - a.finished,
 		ProvisionedThreadSec: a.prov, UsedThreadSec: a.used, ScaleActions: a.actions, PeakThreads: a.peak,
-		Series: a.series}
+		Series: a.series, spans: a.spans}
 	sort.Float64s(a.waits)
 	r.Wait = Waits{P50: quantile(a.waits, 0.50), P95: quantile(a.waits, 0.95), P99: quantile(a.waits, 0.99)}
 	if n := len(a.waits); n > 0 {
