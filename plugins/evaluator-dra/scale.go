@@ -163,10 +163,11 @@ func (r *round) scaleUp() bool {
 		if !r.st.BacklogSince.IsZero() {
 			r.note("backlog cleared after %s", fmtDur(r.now.Sub(r.st.BacklogSince)))
 		}
-		if d.PendingTables > 0 && d.ServiceablePlanned() == 0 && r.effective > 0 && r.busyTasks < r.effective {
+		if d.PendingTables > 0 && d.ServiceablePlanned() == 0 && r.busyTasks < r.registered {
 			// Amoro's planning-bound warning: scaling out adds idle threads.
+			// Booting threads are not idle: they cannot plan yet.
 			r.note("planning-bound: %d idle threads while %d tables are pending and no task is planned (raise AMS's optimizer.max-planning-parallelism)",
-				r.effective-r.busyTasks, d.PendingTables)
+				r.registered-r.busyTasks, d.PendingTables)
 		}
 		r.resetBacklog()
 		return false
@@ -261,11 +262,13 @@ func (r *round) scaleUp() bool {
 	return true
 }
 
-// cold is a group with no capacity at all, where cold-backlog-timeout (if
-// set) replaces scheduler-backlog-timeout: every task waits for a unit to
-// boot, so waiting longer to confirm the backlog only adds to every wait.
+// cold is a group with no registered thread, where cold-backlog-timeout
+// (if set) replaces scheduler-backlog-timeout: no running task can finish
+// and take the backlog, and the threads already booting are counted
+// against it, so every task beyond them waits for a unit still to be
+// requested; waiting longer to confirm the backlog only adds to every wait.
 func (r *round) cold() bool {
-	return r.p.ColdBacklogTimeout != nil && r.effective == 0
+	return r.p.ColdBacklogTimeout != nil && r.registered == 0
 }
 
 // firstTimeout is how long a new backlog waits for its first scale-up.

@@ -102,6 +102,15 @@ func TestColdBacklogTimeout(t *testing.T) {
 	if d := warm.step(10 * time.Second); countNew(warm) != 0 || !strings.Contains(d.Reason, "waiting for scheduler-backlog-timeout 1m") {
 		t.Errorf("warm group 10s into a backlog: %d new units (%s), want none before scheduler-backlog-timeout", countNew(warm), d.Reason)
 	}
+	booting := newSim(t, strings.Replace(policy, `"1s"`, `"0s"`, 1))
+	booting.bootRounds = 10
+	booting.demand = sdk.Demand{PlannedTasks: 4}
+	booting.step(0)
+	booting.step(10 * time.Second) // the booting unit covers the backlog: it clears
+	booting.demand.PlannedTasks = 8
+	if d := booting.step(time.Second); countNew(booting) != 1 {
+		t.Errorf("a backlog beyond the threads still booting, none registered: %d new units (%s), want 1 at once", countNew(booting), d.Reason)
+	}
 	dflt := newSim(t, `{"executor-parallelism":4,"max-parallelism":64,"scheduler-backlog-timeout":"1m"}`)
 	dflt.demand = sdk.Demand{PlannedTasks: 8}
 	dflt.step(0)
@@ -182,8 +191,10 @@ func TestProbeSizedToPendingTables(t *testing.T) {
 		t.Errorf("the booting thread covers the one table, but more was added: %s", d.Reason)
 	}
 	s.demand.PendingTables = 2
-	s.step(10 * time.Second) // the group is warm: scheduler-backlog-timeout
 	if d := s.step(10 * time.Second); !slices.Equal(newSizes(s), []int64{1}) {
-		t.Errorf("a second table while the first unit boots: %v, want one more thread (%s)", newSizes(s), d.Reason)
+		t.Errorf("a second table while the first unit boots: %v, want one more thread at once (%s)", newSizes(s), d.Reason)
+	}
+	if d := s.step(10 * time.Second); strings.Contains(d.Reason, "planning-bound") {
+		t.Errorf("booting threads are not idle ones: %s", d.Reason)
 	}
 }
