@@ -66,6 +66,13 @@ func Compare(ctx context.Context, w World, chain Policy, params json.RawMessage,
 	}
 	oracle.BootBoundThreadSec = BootBound(oracle.spans, 1, w.BootDelay)
 	oracle.BootBoundUnitThreadSec = BootBound(oracle.spans, p.K, w.BootDelay)
+	if p.Max > 0 && oracle.PeakThreads > p.Max {
+		capped, err := run(Policy{Name: "oracle", Oracle: true, Cap: p.Max})
+		if err != nil {
+			return nil, err
+		}
+		oracle.CappedWait = &capped.Wait
+	}
 	var results []*Result
 	for _, name := range PolicyNames {
 		if !want[name] {

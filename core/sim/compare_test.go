@@ -53,7 +53,15 @@ func TestCompareOracleLowerBoundAndDeterminism(t *testing.T) {
 			oracle = r
 		}
 	}
+	if oracle.CappedWait == nil || oracle.CappedWait.P99 < oracle.Wait.P99 {
+		t.Errorf("peak %d threads above max-parallelism 32: want the capped oracle's waits at or above the oracle's %v, got %+v", oracle.PeakThreads, oracle.Wait, oracle.CappedWait)
+	} else {
+		t.Logf("oracle under max-parallelism: %+v", *oracle.CappedWait)
+	}
 	for _, r := range a {
+		if oracle.CappedWait != nil && r.Policy != "oracle" && r.Wait.P99 < oracle.CappedWait.P99 {
+			t.Errorf("%s's p99 %v below the least any policy under the ceiling can give, %v", r.Policy, r.Wait.P99, oracle.CappedWait.P99)
+		}
 		t.Logf("%-12s prov %9.0f used %9.0f x%.2f p99 %6.0fs actions %d unfinished %d", r.Policy, r.ProvisionedThreadSec, r.UsedThreadSec, r.CostVsOracle, r.Wait.P99, r.ScaleActions, r.Unfinished)
 		if r.ProvisionedThreadSec < oracle.ProvisionedThreadSec-1e-6 {
 			t.Errorf("%s provisioned %v below the oracle's %v", r.Policy, r.ProvisionedThreadSec, oracle.ProvisionedThreadSec)

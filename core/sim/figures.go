@@ -38,6 +38,10 @@ type Result struct {
 	// oracle does, in units of one thread and of executor-parallelism.
 	BootBoundThreadSec     float64 `json:"boot_bound_thread_seconds,omitempty"`
 	BootBoundUnitThreadSec float64 `json:"boot_bound_unit_thread_seconds,omitempty"`
+	// CappedWait (the oracle's only) are its waits when it may run no more
+	// threads than max-parallelism: the least wait any policy under that
+	// ceiling can give.
+	CappedWait *Waits `json:"capped_wait_seconds,omitempty"`
 	Series                 Series  `json:"-"`
 	spans                  []span
 }

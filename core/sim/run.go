@@ -32,6 +32,9 @@ type Policy struct {
 	Interval time.Duration
 	// Oracle runs exactly the busy threads, instantly: the lower bound.
 	Oracle bool
+	// Cap, if above zero, holds the oracle to at most this many threads
+	// (a policy's max-parallelism): the least wait under that ceiling.
+	Cap int64
 }
 
 // World is what every policy of a comparison shares.
@@ -110,7 +113,7 @@ func Run(ctx context.Context, w World, pol Policy, progress func(float64)) (*Res
 			return nil, fmt.Errorf("sim: platform: %w", err)
 		}
 		if pol.Oracle {
-			oracleSeq, err = topUp(em, group, oracleSeq)
+			oracleSeq, err = topUp(em, group, oracleSeq, pol.Cap)
 			if err != nil {
 				return nil, err
 			}
@@ -198,24 +201,27 @@ func busyThreads(v ams.GroupView) int {
 // topUp gives the oracle a free thread whenever work is waiting that a
 // thread could take, one-thread optimizers started instantly, and drains
 // idle ones beyond a single spare (the oracle pays for busy threads only;
-// the spare is what lets a new table be planned at once).
-func topUp(em *ams.Emulator, group string, seq int) (int, error) {
+// the spare is what lets a new table be planned at once). With a cap above
+// zero it never runs more threads than that.
+func topUp(em *ams.Emulator, group string, seq int, cap int64) (int, error) {
 	for range maxRows {
 		v, err := em.View(group)
 		if err != nil {
 			return seq, err
 		}
 		var idle []string
-		free := 0
+		free, threads := 0, int64(0)
 		for _, o := range v.Optimizers {
 			if !o.Stopped {
 				free += o.Threads - o.Busy
+				threads += int64(o.Threads)
 				if o.Busy == 0 {
 					idle = append(idle, o.UnitID)
 				}
 			}
 		}
-		if free > 0 || (v.ServiceablePlanned == 0 && v.PendingTables == 0) {
+		full := cap > 0 && threads >= cap
+		if free > 0 || full || (v.ServiceablePlanned == 0 && v.PendingTables == 0) {
 			for _, id := range idle[min(1, len(idle)):] {
 				if err := em.DrainOptimizer(id); err != nil {
 					return seq, err
