@@ -42,8 +42,8 @@ type Result struct {
 	// threads than max-parallelism: the least wait any policy under that
 	// ceiling can give.
 	CappedWait *Waits `json:"capped_wait_seconds,omitempty"`
-	Series                 Series  `json:"-"`
-	spans                  []span
+	Series     Series `json:"-"`
+	spans      []span
 }
 
 // Waits are how long tasks waited from submission until a thread took them.
