@@ -116,7 +116,7 @@ func PolicySchema() sdk.Schema {
 			{Name: "backlog-step", Type: sdk.TypeString, Default: d.BacklogStep,
 				Description: "Units one backlog round adds: \"ramp\" (1, 2, 4... per round, as Amoro and Spark) or \"shortfall\" (what the backlog needs, at once)."},
 			{Name: "cold-backlog-timeout", Type: sdk.TypeDuration,
-				Description: "How long a backlog must last before the first scale-up when no unit runs or boots (a cold start); 0s: at once; unset: scheduler-backlog-timeout."},
+				Description: "How long a backlog must last before the first scale-up when the running tasks could not take it over by finishing (more threads short than tasks running; on a cold group any backlog); 0s: at once; unset: scheduler-backlog-timeout."},
 			{Name: "scale-down-step", Type: sdk.TypeString, Default: d.ScaleDownStep,
 				Description: "Units one scale-down round drains: \"one\" (the longest idle, as Amoro) or \"idle\" (every unit idle past executor-idle-timeout that the floor and the tasks do not need)."},
 			{Name: "unit-size", Type: sdk.TypeString, Default: d.UnitSize,

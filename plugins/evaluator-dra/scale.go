@@ -172,10 +172,19 @@ func (r *round) scaleUp() bool {
 		r.resetBacklog()
 		return false
 	}
+	r.need = shortfall
+	if shortfall == 0 {
+		r.need = probe
+	}
+	first := r.st.LastScaleUp.Before(r.st.BacklogSince) || r.st.BacklogSince.IsZero()
 	if r.st.BacklogSince.IsZero() {
 		r.st.BacklogSince = r.now
-		r.st.NextAddAt = r.now.Add(r.firstTimeout())
 		r.st.Ramp = 1
+	}
+	if first {
+		// Judged each round: a backlog that grows past what the running
+		// tasks could free is no longer worth confirming.
+		r.st.NextAddAt = r.st.BacklogSince.Add(r.firstTimeout())
 	}
 	lasted := r.now.Sub(r.st.BacklogSince)
 	var what string
@@ -199,7 +208,6 @@ func (r *round) scaleUp() bool {
 		}
 		return true
 	}
-	first := r.st.LastScaleUp.Before(r.st.BacklogSince)
 	if r.now.Before(r.st.NextAddAt) {
 		timer := "scheduler-backlog-timeout " + fmtDur(r.p.SchedulerBacklogTimeout.D())
 		if r.cold() {
@@ -262,13 +270,15 @@ func (r *round) scaleUp() bool {
 	return true
 }
 
-// cold is a group with no registered thread, where cold-backlog-timeout
-// (if set) replaces scheduler-backlog-timeout: no running task can finish
-// and take the backlog, and the threads already booting are counted
-// against it, so every task beyond them waits for a unit still to be
-// requested; waiting longer to confirm the backlog only adds to every wait.
+// cold is a backlog that the running tasks could not take over by
+// finishing: more threads short than tasks running (on a group with no
+// registered thread, any backlog). There cold-backlog-timeout (if set)
+// replaces scheduler-backlog-timeout: the threads already booting are
+// counted against the backlog, and however soon the running tasks end,
+// some of it waits for a unit still to be requested, so waiting longer to
+// confirm it only adds to every wait.
 func (r *round) cold() bool {
-	return r.p.ColdBacklogTimeout != nil && r.registered == 0
+	return r.p.ColdBacklogTimeout != nil && r.need > r.busyTasks
 }
 
 // firstTimeout is how long a new backlog waits for its first scale-up.

@@ -94,13 +94,21 @@ func TestColdBacklogTimeout(t *testing.T) {
 	if d := now.step(0); countNew(now) != 1 {
 		t.Errorf("cold-backlog-timeout 0s: %d new units in the round the backlog appeared (%s), want 1", countNew(now), d.Reason)
 	}
+	// Four tasks run on the one unit and two wait: the running ones may
+	// finish and take them, so the backlog is confirmed first.
 	warm := newSim(t, policy)
 	warm.running(1, 4)
+	warm.autoBusy = true
 	warm.bootRounds = 10
-	warm.demand = sdk.Demand{PlannedTasks: 12}
+	warm.demand = sdk.Demand{RunningTasks: 4, PlannedTasks: 2}
 	warm.step(0)
 	if d := warm.step(10 * time.Second); countNew(warm) != 0 || !strings.Contains(d.Reason, "waiting for scheduler-backlog-timeout 1m") {
 		t.Errorf("warm group 10s into a backlog: %d new units (%s), want none before scheduler-backlog-timeout", countNew(warm), d.Reason)
+	}
+	// Then the backlog grows past what the running tasks could free.
+	warm.demand.PlannedTasks = 9
+	if d := warm.step(time.Second); countNew(warm) != 1 || !strings.Contains(d.Reason, "> 1s") {
+		t.Errorf("a backlog of 9 beyond 4 running tasks: %d new units (%s), want 1 after cold-backlog-timeout", countNew(warm), d.Reason)
 	}
 	booting := newSim(t, strings.Replace(policy, `"1s"`, `"0s"`, 1))
 	booting.bootRounds = 10
