@@ -12,9 +12,9 @@ import (
 	"github.com/ebbscale/ebb/sdk"
 )
 
-// examplePolicy is config.hcl's chain policy, as the config loader hands it
-// to evaluator-dra.
-const examplePolicy = `{"min-parallelism":4,"max-parallelism":32,"executor-parallelism":4,
+// amoroPolicy is an Amoro-default policy with a floor (config.hcl's chain
+// before issue 15), as the config loader hands it to evaluator-dra.
+const amoroPolicy = `{"min-parallelism":4,"max-parallelism":32,"executor-parallelism":4,
 "executor-idle-timeout":"5m","scheduler-backlog-timeout":"1m","sustained-backlog-timeout":"30s",
 "scale-up-cooldown":"30s","scale-down-cooldown":"1m","drain-timeout":"15m","boot-timeout":"3m",
 "auto-restart":{"enabled":true,"max-retries":5,"grace-period":"5m"}}`
@@ -25,13 +25,13 @@ func draChain(t testing.TB) sim.Policy {
 	if err := ev.Configure(context.Background(), json.RawMessage(`{}`)); err != nil {
 		t.Fatal(err)
 	}
-	return sim.Policy{Name: "dra", Interval: 30 * time.Second, Stages: []sim.Stage{{Name: "dra", Eval: ev, Policy: json.RawMessage(examplePolicy)}}}
+	return sim.Policy{Name: "dra", Interval: 30 * time.Second, Stages: []sim.Stage{{Name: "dra", Eval: ev, Policy: json.RawMessage(amoroPolicy)}}}
 }
 
 func compare(t testing.TB, rows []sim.Row) []*sim.Result {
 	t.Helper()
 	w := sim.World{Rows: rows, Target: sdk.Target{Chain: "c", Name: "g"}, BootDelay: time.Minute, DrainTimeout: 15 * time.Minute, Seed: 7}
-	res, err := sim.Compare(context.Background(), w, draChain(t), json.RawMessage(examplePolicy), sim.PolicyNames, nil)
+	res, err := sim.Compare(context.Background(), w, draChain(t), json.RawMessage(amoroPolicy), sim.PolicyNames, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
