@@ -44,43 +44,64 @@ type result struct {
 	UnderTime   float64 `json:"under_provisioning_timeshare_pct"`
 	OverTime    float64 `json:"over_provisioning_timeshare_pct"`
 	Instability float64 `json:"instability_pct"`
+	// The oracle's only: core/sim.BootBound in units of 1 and of 4 threads.
+	BootBound     float64 `json:"boot_bound_thread_seconds"`
+	BootBoundUnit float64 `json:"boot_bound_unit_thread_seconds"`
+	// The oracle's only, when its peak is above max-parallelism: its waits
+	// held to that ceiling.
+	CappedWait *struct{ P99 float64 } `json:"capped_wait_seconds"`
 }
 
 type traceRun struct {
 	name, source string
 	tasks        int
 	results      []result
-	// before are the figures with the example policy as it was before
-	// issue 15 (Amoro's defaults and a floor), measured in the same run.
-	before []result
+	// variants are the figures of config.hcl's chain changed by each of
+	// variants' edits, measured in the same run, by variant name.
+	variants map[string][]result
 }
 
-// beforeEdits turn config.hcl's chain back into the example as it was
-// before issue 15: a 30 s interval, a floor of 4 threads, Amoro's timers and
-// steps. Each must match exactly once.
-var beforeEdits = [][2]string{
-	{`interval = "10s"`, `interval = "30s"`},
-	{`timeout = "10s" # deadline`, `timeout = "20s" # deadline`},
-	{"min-parallelism      = var.min_optimizers", "min-parallelism      = 4"},
-	{`executor-idle-timeout     = "1m"`, `executor-idle-timeout     = "5m"`},
-	{`scheduler-backlog-timeout = "10s"`, `scheduler-backlog-timeout = "1m"`},
-	{`sustained-backlog-timeout = "10s"`, `sustained-backlog-timeout = "30s"`},
-	{`scale-up-cooldown         = "10s"`, `scale-up-cooldown         = "30s"`},
-	{`scale-down-cooldown       = "30s"`, `scale-down-cooldown       = "1m"`},
-	{`cold-backlog-timeout      = "0s"`, `# cold-backlog-timeout unset`},
-	{`backlog-step              = "shortfall"`, `backlog-step              = "ramp"`},
-	{`scale-down-step           = "idle"`, `scale-down-step           = "one"`},
+// variant is config.hcl's chain with a few attributes changed. Each edit
+// must match exactly once, so a change to config.hcl cannot quietly leave
+// a variant measuring something else.
+type variant struct {
+	name  string
+	edits [][2]string
 }
 
-func writeBefore(root, path string) error {
+var variants = []variant{
+	// The example as it was before issue 15: a 30 s interval, a floor of
+	// 4 threads, Amoro's timers and steps, whole units.
+	{"before", [][2]string{
+		{`interval = "2s"`, `interval = "30s"`},
+		{`  timeout = "2s"`, `  timeout = "10s"`},
+		{`timeout = "10s" # deadline`, `timeout = "20s" # deadline`},
+		{"min-parallelism      = var.min_optimizers", "min-parallelism      = 4"},
+		{`executor-idle-timeout     = "2m"`, `executor-idle-timeout     = "5m"`},
+		{`scheduler-backlog-timeout = "10s"`, `scheduler-backlog-timeout = "1m"`},
+		{`sustained-backlog-timeout = "2s"`, `sustained-backlog-timeout = "30s"`},
+		{`scale-up-cooldown         = "2s"`, `scale-up-cooldown         = "30s"`},
+		{`scale-down-cooldown       = "30s"`, `scale-down-cooldown       = "1m"`},
+		{`cold-backlog-timeout      = "0s"`, `# cold-backlog-timeout unset`},
+		{`backlog-step              = "shortfall"`, `backlog-step              = "ramp"`},
+		{`scale-down-step           = "idle"`, `scale-down-step           = "one"`},
+		{`unit-size                 = "fit"`, `unit-size                 = "whole"`},
+	}},
+	// The example with whole units: what unit-size "fit" saves and costs.
+	{"whole", [][2]string{
+		{`unit-size                 = "fit"`, `unit-size                 = "whole"`},
+	}},
+}
+
+func writeVariant(root, path string, v variant) error {
 	b, err := os.ReadFile(filepath.Join(root, "config.hcl"))
 	if err != nil {
 		return err
 	}
 	s := string(b)
-	for _, e := range beforeEdits {
+	for _, e := range v.edits {
 		if strings.Count(s, e[0]) != 1 {
-			return fmt.Errorf("config.hcl no longer holds %q once; update bench's beforeEdits", e[0])
+			return fmt.Errorf("config.hcl no longer holds %q once; update bench's %q variant", e[0], v.name)
 		}
 		s = strings.Replace(s, e[0], e[1], 1)
 	}
@@ -154,9 +175,12 @@ func runControl(o options, ebb, tmp string) error {
 			inputs = append(inputs, input{n, p, "`bench/traces/" + n + ".csv` (converted, see bench/traces/SOURCES.md)"})
 		}
 	}
-	before := filepath.Join(tmp, "before.hcl")
-	if err := writeBefore(o.root, before); err != nil {
-		return err
+	configs := map[string]string{}
+	for _, v := range variants {
+		configs[v.name] = filepath.Join(tmp, v.name+".hcl")
+		if err := writeVariant(o.root, configs[v.name], v); err != nil {
+			return err
+		}
 	}
 	var runs []traceRun
 	for _, in := range inputs {
@@ -165,11 +189,13 @@ func runControl(o options, ebb, tmp string) error {
 		if err != nil {
 			return fmt.Errorf("simulate %s: %w", in.name, err)
 		}
-		_, beforeResults, err := simulate(o, ebb, before, in.path, "")
-		if err != nil {
-			return fmt.Errorf("simulate %s (before): %w", in.name, err)
+		run := traceRun{name: in.name, source: in.source, tasks: tasks, results: results, variants: map[string][]result{}}
+		for _, v := range variants {
+			if _, run.variants[v.name], err = simulate(o, ebb, configs[v.name], in.path, ""); err != nil {
+				return fmt.Errorf("simulate %s (%s): %w", in.name, v.name, err)
+			}
 		}
-		runs = append(runs, traceRun{name: in.name, source: in.source, tasks: tasks, results: results, before: beforeResults})
+		runs = append(runs, run)
 		fmt.Fprintf(o.log, "%s: %d tasks, %s\n", in.name, tasks, time.Since(started).Round(time.Millisecond))
 	}
 	return rewrite(o.doc, begin, end, render(o, runs))
