@@ -229,3 +229,72 @@ func TestOutcomeWithheldBreaksTheRules(t *testing.T) {
 		t.Fatal("no chain broke without outcomes: the property test cannot fail")
 	}
 }
+
+// A step a later evaluator took out did not happen: the next round may
+// propose it again without waiting out the cooldown, and a ramp that the
+// dropped step doubled starts where it was.
+func TestDroppedStepHoldsNothingBack(t *testing.T) {
+	s := newSim(t, `{"max-parallelism":64,"executor-parallelism":4,"scheduler-backlog-timeout":"1s","sustained-backlog-timeout":"1s",
+		"scale-up-cooldown":"1m","scale-down-cooldown":"5m","executor-idle-timeout":"30s"}`)
+	s.bootRounds = 1
+	var outcome *sdk.Outcome
+	// round runs one evaluation; drop says whether a later evaluator takes
+	// out all of its actions, as a capper or a guard would.
+	round := func(drop bool) sdk.Decision {
+		t.Helper()
+		s.now = s.now.Add(10 * time.Second)
+		for _, u := range s.units {
+			u.rounds++
+			if !u.registered && u.rounds > s.bootRounds {
+				u.registered, u.unit.Phase = true, sdk.PhaseRunning
+			}
+		}
+		req := s.request()
+		req.Outcome = outcome
+		resp, err := Evaluate(Config{}, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.state = resp.State
+		d := resp.Decision
+		outcome = &sdk.Outcome{DecidedAt: s.now, Final: d}
+		for _, a := range d.Actions() {
+			a.Result = sdk.ResultDone
+			if drop {
+				a.Result, a.By = sdk.ResultDropped, "cap"
+			}
+			outcome.Actions = append(outcome.Actions, a)
+		}
+		if drop {
+			outcome.Final = sdk.Decision{}
+		} else {
+			s.apply(d)
+		}
+		return d
+	}
+	s.demand = sdk.Demand{PlannedTasks: 40}
+	round(false) // the backlog starts
+	for i := range 3 {
+		if d := round(true); len(d.Add) != 1 {
+			t.Fatalf("dropped round %d: %d new units, want the one-unit step again (%s)", i, len(d.Add), d.Reason)
+		}
+	}
+	if d := round(false); len(d.Add) != 1 {
+		t.Errorf("first step let through: %d units, want 1: three dropped steps must not have doubled the ramp (%s)", len(d.Add), d.Reason)
+	}
+
+	s.demand = sdk.Demand{}
+	drained := false
+	for range 10 { // the unit registers, idles past the idle timeout, and its drain is vetoed
+		if d := round(true); len(d.Drain) > 0 {
+			drained = true
+			break
+		}
+	}
+	if !drained {
+		t.Fatal("the idle unit was never drained")
+	}
+	if d := round(true); len(d.Drain) != 1 {
+		t.Errorf("a vetoed drain is proposed again the next round, not after scale-down-cooldown: %s", d.Reason)
+	}
+}

@@ -21,7 +21,10 @@ import (
 //     draining: otherwise the drain timer would later force-remove a unit
 //     that was never drained, busy or not;
 //   - a release (remove) not realized leaves the unit to be judged again;
-//   - a restart not realized does not use up one of auto-restart's retries.
+//   - a restart not realized does not use up one of auto-restart's retries;
+//   - a scale-up none of whose new units was made, or a scale-down none of
+//     whose drains happened, did not happen: its cooldown does not hold back
+//     the next step, and a ramp it doubled goes back.
 //
 // A failed action may or may not have happened; the inventory decides. With
 // no outcome (the first round, a runner that keeps none) the state stands.
@@ -32,6 +35,8 @@ func (r *round) reconcile() {
 	}
 	var undone []string
 	var freed []string
+	// The step's own actions: new units requested that round, and drains.
+	var ups, upsDone, downs, downsDone int
 	for _, a := range o.Actions {
 		us := r.st.Units[a.UnitID]
 		if us == nil {
@@ -41,6 +46,14 @@ func (r *round) reconcile() {
 		var iu sdk.Unit
 		if inInventory {
 			iu = r.req.Inventory[at]
+		}
+		switch {
+		case a.Kind == sdk.ActionAdd && us.RequestedAt.Equal(o.DecidedAt):
+			ups++
+			upsDone += b2i(a.Result.Realized() || inInventory)
+		case a.Kind == sdk.ActionDrain:
+			downs++
+			downsDone += b2i(a.Result.Realized() || (inInventory && iu.Phase == sdk.PhaseDraining))
 		}
 		if a.Result.Realized() {
 			if a.Kind == sdk.ActionAdd && !us.Asked {
@@ -78,6 +91,18 @@ func (r *round) reconcile() {
 		}
 	}
 	r.rewindIDs(freed)
+	if !o.DecidedAt.IsZero() && r.st.LastScaleUp.Equal(o.DecidedAt) && ups > 0 && upsDone == 0 {
+		// The earlier scale-up it replaced is not kept; forgetting it only
+		// lets the next step come as soon as the backlog's timers allow.
+		r.st.LastScaleUp = time.Time{}
+		r.st.NextAddAt = o.DecidedAt
+		if r.st.Ramp > 1 {
+			r.st.Ramp /= 2
+		}
+	}
+	if !o.DecidedAt.IsZero() && r.st.LastScaleDown.Equal(o.DecidedAt) && downs > 0 && downsDone == 0 {
+		r.st.LastScaleDown = time.Time{}
+	}
 	if len(undone) > 0 {
 		r.note("not done last round: %s", strings.Join(undone, "; "))
 	}
@@ -112,6 +137,13 @@ func addedSize(d sdk.Decision, id string) int64 {
 		if a.UnitID == id {
 			return a.Size
 		}
+	}
+	return 0
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
 	}
 	return 0
 }
