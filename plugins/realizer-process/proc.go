@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"syscall"
+	"time"
 )
 
 // procStat is what /proc/<pid>/stat says about a process that matters here.
@@ -71,9 +72,29 @@ func readNulList(pid int, name string) ([]string, error) {
 	return out, nil
 }
 
+// otherCommand is liveness's one verdict that a moment can change: read
+// while the unit's process is in an exec (a wrapper script starting its
+// program, /usr/bin/env starting bash), its command line and environment
+// may be neither the old nor the new one's.
+const otherCommand = "pid now runs another command"
+
 // liveness says whether a recorded unit process is still the one that was
-// started. reason explains a dead verdict.
+// started. reason explains a dead verdict. A process that seems to run
+// another command is looked at again over about 30 ms before that is
+// believed: a unit taken for dead while it execs would be started twice.
 func liveness(rec *record) (alive bool, reason string) {
+	wait := time.Millisecond
+	for range 5 {
+		if alive, reason = livenessOnce(rec); alive || reason != otherCommand {
+			return alive, reason
+		}
+		time.Sleep(wait)
+		wait *= 2
+	}
+	return alive, reason
+}
+
+func livenessOnce(rec *record) (alive bool, reason string) {
 	st, err := readStat(rec.Pid)
 	if err != nil {
 		return false, "process is gone"
@@ -99,7 +120,7 @@ func liveness(rec *record) (alive bool, reason string) {
 	if aerr == nil && eerr == nil && len(argv) == 0 && len(env) == 0 {
 		return true, ""
 	}
-	return false, "pid now runs another command"
+	return false, otherCommand
 }
 
 // findByToken looks for the live process group leader started with the
