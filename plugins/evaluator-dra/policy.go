@@ -41,6 +41,9 @@ type Policy struct {
 	ScaleDownStep string `json:"scale-down-step"`
 	// UnitSize: whole units of ExecutorParallelism, or a fitted last unit.
 	UnitSize string `json:"unit-size"`
+	// Headroom is spare threads kept above the tasks while there is work:
+	// what arrives during a boot finds a thread (ebb only).
+	Headroom int64 `json:"headroom"`
 	// ColdBacklogTimeout replaces SchedulerBacklogTimeout for the first
 	// scale-up when the group has no capacity at all; unset (nil) means
 	// the same, 0 means at once.
@@ -119,6 +122,8 @@ func PolicySchema() sdk.Schema {
 				Description: "How long a backlog must last before the first scale-up when the running tasks could not take it over by finishing (more threads short than tasks running; on a cold group any backlog); 0s: at once; unset: scheduler-backlog-timeout."},
 			{Name: "scale-down-step", Type: sdk.TypeString, Default: d.ScaleDownStep,
 				Description: "Units one scale-down round drains: \"one\" (the longest idle, as Amoro) or \"idle\" (every unit idle past executor-idle-timeout that the floor and the tasks do not need)."},
+			{Name: "headroom", Type: sdk.TypeNumber, Default: d.Headroom,
+				Description: "Spare threads kept above the tasks while there is work (tasks or pending tables): scale-up aims at tasks + headroom and scale-down keeps them; none once the work is gone."},
 			{Name: "unit-size", Type: sdk.TypeString, Default: d.UnitSize,
 				Description: "Threads of the units a scale-up adds: \"whole\" (executor-parallelism each, as Amoro) or \"fit\" (the last unit only the threads still short, at least 1)."},
 		},
@@ -211,6 +216,8 @@ func CheckPolicy(raw json.RawMessage) (Policy, []sdk.PolicyProblem) {
 			decodeChoice(v, &p.ScaleDownStep, scaleDownSteps, key, add)
 		case "unit-size":
 			decodeChoice(v, &p.UnitSize, unitSizes, key, add)
+		case "headroom":
+			decodeInt(v, &p.Headroom, key, add)
 		case "cold-backlog-timeout":
 			if string(bytes.TrimSpace(v)) == "null" { // unset: the schema has no default
 				continue
@@ -238,10 +245,13 @@ func CheckPolicy(raw json.RawMessage) (Policy, []sdk.PolicyProblem) {
 	if p.ExecutorParallelism < 1 {
 		add("executor-parallelism", "must be at least 1 thread per unit, got %d", p.ExecutorParallelism)
 	}
+	if p.Headroom < 0 {
+		add("headroom", "must not be negative, got %d", p.Headroom)
+	}
 	for _, c := range []struct {
 		attr string
 		v    int64
-	}{{"min-parallelism", p.MinParallelism}, {"max-parallelism", p.MaxParallelism}, {"executor-parallelism", p.ExecutorParallelism}} {
+	}{{"min-parallelism", p.MinParallelism}, {"max-parallelism", p.MaxParallelism}, {"executor-parallelism", p.ExecutorParallelism}, {"headroom", p.Headroom}} {
 		if c.v > maxCount {
 			add(c.attr, "%d is too large (at most %d)", c.v, int64(maxCount))
 		}

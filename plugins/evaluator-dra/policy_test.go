@@ -30,14 +30,14 @@ func TestCheckPolicy(t *testing.T) {
 		{name: "full", policy: `{"min-parallelism":4,"max-parallelism":64,"executor-parallelism":4,"executor-idle-timeout":"2m",
 			"scheduler-backlog-timeout":"10s","sustained-backlog-timeout":"5s","scale-up-cooldown":"1s","scale-down-cooldown":"30s",
 			"drain-timeout":"1h","boot-timeout":"90s","auto-restart":{"enabled":true,"max-retries":2,"grace-period":"1m"},
-			"backlog-step":"shortfall","scale-down-step":"idle","unit-size":"fit"}`,
+			"backlog-step":"shortfall","scale-down-step":"idle","unit-size":"fit","headroom":2}`,
 			check: func(t *testing.T, p Policy) {
 				want := Policy{MinParallelism: 4, MaxParallelism: 64, ExecutorParallelism: 4,
 					ExecutorIdleTimeout: sdk.Duration(2 * time.Minute), SchedulerBacklogTimeout: sdk.Duration(10 * time.Second),
 					SustainedBacklogTimeout: sdk.Duration(5 * time.Second), ScaleUpCooldown: sdk.Duration(time.Second), ScaleDownCooldown: sdk.Duration(30 * time.Second),
 					DrainTimeout: sdk.Duration(time.Hour), BootTimeout: sdk.Duration(90 * time.Second),
 					AutoRestart: AutoRestart{Enabled: true, MaxRetries: 2, GracePeriod: sdk.Duration(time.Minute)},
-					BacklogStep: BacklogStepShortfall, ScaleDownStep: ScaleDownStepIdle, UnitSize: UnitSizeFit}
+					BacklogStep: BacklogStepShortfall, ScaleDownStep: ScaleDownStepIdle, UnitSize: UnitSizeFit, Headroom: 2}
 				if !reflect.DeepEqual(p, want) {
 					t.Errorf("got %+v\nwant %+v", p, want)
 				}
@@ -65,6 +65,7 @@ func TestCheckPolicy(t *testing.T) {
 		{name: "duration as number", policy: `{"scale-up-cooldown":30}`, attrs: []string{"scale-up-cooldown"}, msg: "string"},
 		{name: "negative counts", policy: `{"min-parallelism":-1,"max-parallelism":-2}`, attrs: []string{"max-parallelism", "min-parallelism"}, msg: "negative"},
 		{name: "fractional threads", policy: `{"executor-parallelism":2.5}`, attrs: []string{"executor-parallelism"}, msg: "whole number"},
+		{name: "negative headroom", policy: `{"max-parallelism":8,"headroom":-1}`, attrs: []string{"headroom"}, msg: "must not be negative, got -1"},
 		{name: "unknown step", policy: `{"max-parallelism":8,"backlog-step":"double"}`, attrs: []string{"backlog-step"}, msg: `must be one of "ramp", "shortfall", got "double"`},
 		{name: "unknown key", policy: `{"min-parallelsim":2}`, attrs: []string{"min-parallelsim"}, msg: "unknown policy attribute"},
 		{name: "unknown auto-restart key", policy: `{"auto-restart":{"retries":2}}`, attrs: []string{"auto-restart.retries"}, msg: "unknown attribute"},

@@ -131,7 +131,12 @@ func (r *round) roundUp(n int64) int64 {
 // scaleUp applies both demand layers and reports whether there was demand.
 func (r *round) scaleUp() bool {
 	d := r.req.Snapshot.Demand
-	shortfall := max(0, r.tasks-r.effective)
+	// Headroom counts only while there is work: an idle group keeps none.
+	spare := int64(0)
+	if r.tasks > 0 || d.PendingTables > 0 {
+		spare = r.p.Headroom
+	}
+	shortfall := max(0, r.tasks+spare-r.effective)
 	// Future demand: pending tables while every thread is busy (with no
 	// units at all nothing plans, so pending tables are the only signal).
 	future := d.PendingTables > 0 && (r.effective == 0 || max(r.busy, r.busyTasks) >= r.effective)
@@ -189,6 +194,8 @@ func (r *round) scaleUp() bool {
 	lasted := r.now.Sub(r.st.BacklogSince)
 	var what string
 	switch {
+	case shortfall > 0 && spare > 0:
+		what = fmt.Sprintf("%s and headroom %d on %s", sdk.Count(r.tasks, "task"), spare, sdk.Count(r.effective, "thread"))
 	case shortfall > 0:
 		what = "backlog " + sdk.Count(shortfall, "task")
 	case r.effective == 0:
@@ -297,6 +304,9 @@ func (r *round) scaleDown() {
 	}
 	idleTimeout := r.p.ExecutorIdleTimeout.D()
 	keep := max(r.p.MinParallelism, r.tasks)
+	if r.tasks > 0 {
+		keep = max(keep, r.tasks+r.p.Headroom)
+	}
 	var candidates []*unit
 	heldByFloor := ""
 	for _, u := range r.units {
@@ -314,7 +324,11 @@ func (r *round) scaleDown() {
 	}
 	if len(candidates) == 0 {
 		if heldByFloor != "" {
-			r.note("%s is idle but draining it would leave fewer than %d threads (min-parallelism %d, %d tasks)", heldByFloor, keep, r.p.MinParallelism, r.tasks)
+			spare := ""
+			if r.p.Headroom > 0 && r.tasks > 0 {
+				spare = fmt.Sprintf(", headroom %d", r.p.Headroom)
+			}
+			r.note("%s is idle but draining it would leave fewer than %d threads (min-parallelism %d, %d tasks%s)", heldByFloor, keep, r.p.MinParallelism, r.tasks, spare)
 		}
 		return
 	}

@@ -281,8 +281,11 @@ func checkInvariants(t *testing.T, req sdk.EvaluateRequest, resp sdk.EvaluateRes
 			t.Errorf("adds %d threads to %d, above max-parallelism %d: %s", newThreads, effective, p.MaxParallelism, d.Reason)
 		}
 		tasks := req.Snapshot.Demand.Tasks()
+		if tasks > 0 {
+			tasks += p.Headroom // spare threads while there is work
+		}
 		if effective >= p.MinParallelism && tasks <= effective && req.Snapshot.Demand.PendingTables == 0 {
-			t.Errorf("adds %d threads while %d effective threads cover %d tasks: %s", newThreads, effective, tasks, d.Reason)
+			t.Errorf("adds %d threads while %d effective threads cover %d tasks and headroom: %s", newThreads, effective, tasks, d.Reason)
 		}
 	}
 	// Drains: never a busy unit unless above the ceiling, never below the floor.

@@ -206,3 +206,44 @@ func TestProbeSizedToPendingTables(t *testing.T) {
 		t.Errorf("booting threads are not idle ones: %s", d.Reason)
 	}
 }
+
+// headroom keeps spare threads above the tasks while there is work: a cold
+// start on one task gets the task's thread and the spare ones, scale-down
+// keeps them while a task runs, and they go with the work.
+func TestHeadroom(t *testing.T) {
+	const policy = `{"executor-parallelism":4,"max-parallelism":64,"scheduler-backlog-timeout":"10s","sustained-backlog-timeout":"10s","scale-up-cooldown":"1s",
+		"cold-backlog-timeout":"0s","backlog-step":"shortfall","unit-size":"fit","headroom":2,"executor-idle-timeout":"30s","scale-down-cooldown":"1s","scale-down-step":"idle"}`
+	s := newSim(t, policy)
+	s.bootRounds = 1
+	s.autoBusy = true
+	s.demand = sdk.Demand{PlannedTasks: 1}
+	if d := s.step(0); !slices.Equal(newSizes(s), []int64{3}) {
+		t.Fatalf("one task, headroom 2: %v, want one unit of 3 threads (%s)", newSizes(s), d.Reason)
+	}
+	s.demand = sdk.Demand{RunningTasks: 1}
+	for range 6 {
+		if d := s.step(10 * time.Second); len(d.Add)+len(d.Drain) > 0 {
+			t.Fatalf("one task running on 3 threads with headroom 2: nothing to do, got %s", d.Reason)
+		}
+	}
+	// Spare threads are no backlog: nothing waits, so they come after
+	// scheduler-backlog-timeout.
+	s.demand = sdk.Demand{RunningTasks: 3}
+	s.step(10 * time.Second)
+	if d := s.step(10 * time.Second); !slices.Equal(newSizes(s), []int64{2}) {
+		t.Errorf("3 tasks on 3 threads: %v, want 2 spare threads more (%s)", newSizes(s), d.Reason)
+	}
+	s.demand = sdk.Demand{}
+	drained := 0
+	for range 8 {
+		d := s.step(10 * time.Second)
+		drained += len(d.Drain)
+	}
+	if drained != 2 || s.threads() != 0 {
+		t.Errorf("the work is gone: drained %d units, %d threads left; want both units drained and none left", drained, s.threads())
+	}
+	idle := newSim(t, policy)
+	if d := idle.step(0); len(d.Add) != 0 {
+		t.Errorf("no work: headroom adds nothing, got %s", d.Reason)
+	}
+}
