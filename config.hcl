@@ -278,7 +278,8 @@ chain "amoro-optimizers" {
   # a ramp of 1, 2, 4... units, one drain per round, whole units) behave as
   # in Amoro. This example is ebb's lean policy instead: no floor, a first
   # step at once when running tasks cannot absorb the backlog, the whole
-  # backlog at once, units sized to it, idle units gone after two minutes.
+  # backlog at once, units sized to it with two spare threads while work
+  # runs, idle units gone after two minutes.
   # BENCHMARKS.md (control quality) measures it on eight traces against
   # Spark's, HPA's and Amoro's allocation and the oracle; the step
   # attributes are explained in plugins/evaluator-dra/README.md.
@@ -296,6 +297,7 @@ chain "amoro-optimizers" {
     scale-down-cooldown       = "30s"
     scale-down-step           = "idle" # drain every idle unit not needed ("one": one per round)
     unit-size                 = "fit"  # the last unit only as big as the backlog ("whole": all executor-parallelism)
+    headroom                  = 2      # spare threads while there is work, for what arrives during a boot
     drain-timeout             = "15m"  # force removal after draining this long
     boot-timeout              = "3m"   # a requested unit must register within this
 

@@ -13,7 +13,7 @@ func render(o options, runs []traceRun) string {
 	fmt.Fprintln(&b)
 	fmt.Fprintln(&b, "```sh\ngo run ./bench\n```")
 	fmt.Fprintln(&b)
-	fmt.Fprintf(&b, "config.hcl's example chain (evaluator-dra as a plugin process every 2 s: 0–32 threads in units of at most 4 (unit-size fit), "+
+	fmt.Fprintf(&b, "config.hcl's example chain (evaluator-dra as a plugin process every 2 s: 0–32 threads in units of at most 4 (unit-size fit) with 2 spare threads while there is work (headroom), "+
 		"backlog 10s (at once when the running tasks could not absorb it), sustained 2s, backlog-step shortfall, idle 2m, scale-down-step idle, drain 15m) against the baselines on the same world: units boot in %s, "+
 		"drain until their optimizer has finished its tasks, no boot failures. Thread-hours provisioned include booting "+
 		"and draining units; \"vs oracle\" is provisioned thread-hours over the oracle's (exactly the busy threads, "+
@@ -51,6 +51,9 @@ func render(o options, runs []traceRun) string {
 	fmt.Fprintln(&b, "The same policy with whole units (`unit-size = \"whole\"`, every unit 4 threads, as Amoro and Spark size them), in the same run:")
 	fmt.Fprintln(&b)
 	variantTable(&b, runs, "whole", false)
+	fmt.Fprintln(&b, "The same policy without spare threads (`headroom = 0`), in the same run:")
+	fmt.Fprintln(&b)
+	variantTable(&b, runs, "no-headroom", false)
 	fmt.Fprintln(&b, "Before issue 15, in the same run: the example as it was (interval 30s, `min-parallelism = 4`, Amoro's defaults: "+
 		"backlog 1m, sustained 30s, idle 5m, the ramp and one drain per round, whole units; the baselines taking those bounds and timers). "+
 		"\"floor share\" is the part of dra's thread-hours that the floor of 4 threads costs by itself.")

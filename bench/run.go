@@ -86,10 +86,15 @@ var variants = []variant{
 		{`backlog-step              = "shortfall"`, `backlog-step              = "ramp"`},
 		{`scale-down-step           = "idle"`, `scale-down-step           = "one"`},
 		{`unit-size                 = "fit"`, `unit-size                 = "whole"`},
+		{`headroom                  = 2`, `# headroom unset`},
 	}},
 	// The example with whole units: what unit-size "fit" saves and costs.
 	{"whole", [][2]string{
 		{`unit-size                 = "fit"`, `unit-size                 = "whole"`},
+	}},
+	// The example without spare threads: what headroom costs and buys.
+	{"no-headroom", [][2]string{
+		{`headroom                  = 2`, `headroom                  = 0`},
 	}},
 }
 
