@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -68,6 +69,13 @@ func TestCompareOracleLowerBoundAndDeterminism(t *testing.T) {
 		}
 		if r.Unfinished != 0 {
 			t.Errorf("%s left %d tasks unfinished", r.Policy, r.Unfinished)
+		}
+	}
+	var table strings.Builder
+	sim.WriteTable(&table, a)
+	for _, want := range []string{"least any policy of booting units", "the oracle held to max-parallelism waits"} {
+		if !strings.Contains(table.String(), want) {
+			t.Errorf("the table does not say %q:\n%s", want, table.String())
 		}
 	}
 	b := compare(t, rows)

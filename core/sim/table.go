@@ -17,4 +17,16 @@ func WriteTable(w io.Writer, results []*Result) {
 			r.UnderAccuracyPct, r.OverAccuracyPct, r.UnderTimesharePct, r.OverTimesharePct, r.InstabilityPct, r.Unfinished)
 	}
 	tw.Flush()
+	for _, r := range results {
+		if r.Policy != "oracle" || r.ProvisionedThreadSec <= 0 {
+			continue
+		}
+		if r.BootBoundThreadSec > 0 {
+			fmt.Fprintf(w, "least any policy of booting units can pay to start every task when the oracle does: %.2fx (units of 1 thread), %.2fx (units of executor-parallelism)\n",
+				r.BootBoundThreadSec/r.ProvisionedThreadSec, r.BootBoundUnitThreadSec/r.ProvisionedThreadSec)
+		}
+		if r.CappedWait != nil {
+			fmt.Fprintf(w, "the oracle held to max-parallelism waits p50 %.0f s, p99 %.0f s: the least wait under that ceiling\n", r.CappedWait.P50, r.CappedWait.P99)
+		}
+	}
 }
