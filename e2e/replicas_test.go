@@ -338,8 +338,44 @@ func TestReplicasShareChains(t *testing.T) {
 		t.Errorf("r2 handed no shard back when r1 returned (ebb_shard_ownership_changes_total{change=released} = %v)", v)
 	}
 
-	// The realize logs: holdings never overlap, every commit inside its
-	// replica's holding.
+	// Which units run, from the starts file (the units write one line each
+	// to it when they start). evaluator-dra restarts every unit each grace
+	// period, and a restart kills the old process before it starts the new
+	// one, so a scan may find a unit between the two: scan until every unit
+	// runs. Two processes of one unit at once, in any scan, is a unit
+	// created twice.
+	var starts map[string]int
+	var running map[string][]string // unit -> pids of its processes still running
+	twice := map[string]bool{}
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		starts, running = map[string]int{}, map[string][]string{}
+		if b, err := os.ReadFile(startsFile); err == nil {
+			for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+				u, pid, _ := strings.Cut(line, " ")
+				starts[u]++
+				// The shell execs sleep, so the pid it wrote is the unit's.
+				if cmd, err := os.ReadFile("/proc/" + pid + "/cmdline"); err == nil && strings.Contains(string(cmd), "sleep") {
+					running[u] = append(running[u], pid)
+				}
+			}
+		}
+		for u, pids := range running {
+			if len(pids) > 1 && !twice[u] {
+				twice[u] = true
+				t.Errorf("unit %s runs as %d processes at once (pids %v): created twice", u, len(pids), pids)
+			}
+		}
+		if len(running) >= haChains || time.Now().After(deadline) {
+			break
+		}
+	}
+	if len(running) < haChains {
+		t.Errorf("%d units run at the end, want one per chain (%d)", len(running), haChains)
+	}
+
+	// The realize logs, read after the starts (a start's round is logged
+	// before it is realized): holdings never overlap, every commit inside
+	// its replica's holding.
 	logs := map[string][]logEvent{}
 	for _, id := range ids {
 		logs[id] = readLog(t, reps[id].logPath)
@@ -368,26 +404,6 @@ func TestReplicasShareChains(t *testing.T) {
 					decided[u]++
 				}
 			}
-		}
-	}
-	starts := map[string]int{}
-	running := map[string][]string{} // unit -> pids of its processes still running
-	if b, err := os.ReadFile(startsFile); err == nil {
-		for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
-			u, pid, _ := strings.Cut(line, " ")
-			starts[u]++
-			// The shell execs sleep, so the pid it wrote is the unit's.
-			if cmd, err := os.ReadFile("/proc/" + pid + "/cmdline"); err == nil && strings.Contains(string(cmd), "sleep") {
-				running[u] = append(running[u], pid)
-			}
-		}
-	}
-	if len(running) < haChains {
-		t.Errorf("%d units run at the end, want one per chain (%d)", len(running), haChains)
-	}
-	for u, pids := range running {
-		if len(pids) > 1 {
-			t.Errorf("unit %s runs as %d processes at once (pids %v): created twice", u, len(pids), pids)
 		}
 	}
 	if len(starts) < haChains {
