@@ -90,9 +90,6 @@ type round struct {
 	// units; tasks adds the serviceable planned ones: the threads the work
 	// needs now (Amoro's busy + serviceablePlanned).
 	busyTasks, tasks int64
-	// need is the threads this round's backlog is short: the shortfall, or
-	// the pending tables' probe (scaleUp).
-	need int64
 	// contradiction says why the snapshot contradicts the inventory; such
 	// a snapshot counts as degraded.
 	contradiction string

@@ -131,11 +131,7 @@ func (r *round) roundUp(n int64) int64 {
 // scaleUp applies both demand layers and reports whether there was demand.
 func (r *round) scaleUp() bool {
 	d := r.req.Snapshot.Demand
-	// Headroom counts only while there is work: an idle group keeps none.
-	spare := int64(0)
-	if r.tasks > 0 || d.PendingTables > 0 {
-		spare = r.p.Headroom
-	}
+	spare := r.spare()
 	shortfall := max(0, r.tasks+spare-r.effective)
 	// Future demand: pending tables while every thread is busy (with no
 	// units at all nothing plans, so pending tables are the only signal).
@@ -177,9 +173,9 @@ func (r *round) scaleUp() bool {
 		r.resetBacklog()
 		return false
 	}
-	r.need = shortfall
+	need := shortfall
 	if shortfall == 0 {
-		r.need = probe
+		need = probe
 	}
 	first := r.st.LastScaleUp.Before(r.st.BacklogSince) || r.st.BacklogSince.IsZero()
 	if r.st.BacklogSince.IsZero() {
@@ -189,7 +185,7 @@ func (r *round) scaleUp() bool {
 	if first {
 		// Judged each round: a backlog that grows past what the running
 		// tasks could free is no longer worth confirming.
-		r.st.NextAddAt = r.st.BacklogSince.Add(r.firstTimeout())
+		r.st.NextAddAt = r.st.BacklogSince.Add(r.firstTimeout(need))
 	}
 	lasted := r.now.Sub(r.st.BacklogSince)
 	var what string
@@ -217,7 +213,7 @@ func (r *round) scaleUp() bool {
 	}
 	if r.now.Before(r.st.NextAddAt) {
 		timer := "scheduler-backlog-timeout " + fmtDur(r.p.SchedulerBacklogTimeout.D())
-		if r.cold() {
+		if r.cold(need) {
 			timer = "cold-backlog-timeout " + fmtDur(r.p.ColdBacklogTimeout.D())
 		}
 		if !first {
@@ -230,7 +226,7 @@ func (r *round) scaleUp() bool {
 		r.note("%s for %s, waiting for scale-up-cooldown %s (next add in %s)", what, fmtDur(lasted), fmtDur(cd), fmtDur(r.st.LastScaleUp.Add(cd).Sub(r.now)))
 		return true
 	}
-	when := fmt.Sprintf("for %s > %s", fmtDur(lasted), fmtDur(r.firstTimeout()))
+	when := fmt.Sprintf("for %s > %s", fmtDur(lasted), fmtDur(r.firstTimeout(need)))
 	if !first {
 		when = fmt.Sprintf("for %s, sustained %s", fmtDur(lasted), fmtDur(r.p.SustainedBacklogTimeout.D()))
 	}
@@ -284,13 +280,24 @@ func (r *round) scaleUp() bool {
 // counted against the backlog, and however soon the running tasks end,
 // some of it waits for a unit still to be requested, so waiting longer to
 // confirm it only adds to every wait.
-func (r *round) cold() bool {
-	return r.p.ColdBacklogTimeout != nil && r.need > r.busyTasks
+func (r *round) cold(need int64) bool {
+	return r.p.ColdBacklogTimeout != nil && need > r.busyTasks
 }
 
-// firstTimeout is how long a new backlog waits for its first scale-up.
-func (r *round) firstTimeout() time.Duration {
-	if r.cold() {
+// spare is the headroom the group keeps: only while there is work (tasks,
+// or pending tables), so an idle group keeps none. Scale-up aims at it and
+// scale-down keeps it, so the two never undo each other.
+func (r *round) spare() int64 {
+	if r.tasks > 0 || r.req.Snapshot.Demand.PendingTables > 0 {
+		return r.p.Headroom
+	}
+	return 0
+}
+
+// firstTimeout is how long a new backlog, short of need threads, waits
+// for its first scale-up.
+func (r *round) firstTimeout(need int64) time.Duration {
+	if r.cold(need) {
 		return r.p.ColdBacklogTimeout.D()
 	}
 	return r.p.SchedulerBacklogTimeout.D()
@@ -303,10 +310,7 @@ func (r *round) scaleDown() {
 		return
 	}
 	idleTimeout := r.p.ExecutorIdleTimeout.D()
-	keep := max(r.p.MinParallelism, r.tasks)
-	if r.tasks > 0 {
-		keep = max(keep, r.tasks+r.p.Headroom)
-	}
+	keep := max(r.p.MinParallelism, r.tasks+r.spare())
 	var candidates []*unit
 	heldByFloor := ""
 	for _, u := range r.units {
@@ -325,8 +329,8 @@ func (r *round) scaleDown() {
 	if len(candidates) == 0 {
 		if heldByFloor != "" {
 			spare := ""
-			if r.p.Headroom > 0 && r.tasks > 0 {
-				spare = fmt.Sprintf(", headroom %d", r.p.Headroom)
+			if n := r.spare(); n > 0 {
+				spare = fmt.Sprintf(", headroom %d", n)
 			}
 			r.note("%s is idle but draining it would leave fewer than %d threads (min-parallelism %d, %d tasks%s)", heldByFloor, keep, r.p.MinParallelism, r.tasks, spare)
 		}

@@ -246,4 +246,15 @@ func TestHeadroom(t *testing.T) {
 	if d := idle.step(0); len(d.Add) != 0 {
 		t.Errorf("no work: headroom adds nothing, got %s", d.Reason)
 	}
+	// A pending table is work too (nothing planned yet, threads idle): the
+	// spare threads scale-up would ask for are not drained meanwhile, or
+	// the two would undo each other every idle timeout.
+	pending := newSim(t, policy)
+	pending.running(1, 2)
+	pending.demand = sdk.Demand{PendingTables: 1}
+	for range 6 {
+		if d := pending.step(10 * time.Second); len(d.Add)+len(d.Drain) > 0 {
+			t.Fatalf("2 idle threads, a pending table, headroom 2: nothing to do, got %s", d.Reason)
+		}
+	}
 }
